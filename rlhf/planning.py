@@ -1,0 +1,136 @@
+"""Finite-horizon soft value iteration and exact policy evaluation.
+
+Shapes: rewards ``r[..., s]`` (a state reward) or ``r[..., s, a]``; ``Q[..., s, a]``;
+policies ``pi[s, a]``. Leading dimensions are a batch of rewards planned in
+one call.
+"""
+
+from __future__ import annotations
+
+import torch
+
+from .mdp import TabularMDP
+
+
+def _as_action_major(mdp: TabularMDP, reward: torch.Tensor) -> torch.Tensor:
+    """Reward as ``[..., A or 1, S]`` (action-major, so gathers are contiguous)."""
+    reward = torch.as_tensor(reward, dtype=torch.float32)
+    S, A = mdp.num_states, mdp.num_actions
+    if reward.dim() == 1:
+        reward = reward.unsqueeze(-1)
+    if reward.dim() < 2 or reward.shape[-2] != S or reward.shape[-1] not in (1, A):
+        raise ValueError(
+            f"reward must be [S], [S, A] or [B, S, A] with S={S}, A={A} "
+            f"(a last dimension of 1 means a state reward), got {tuple(reward.shape)}"
+        )
+    return reward.transpose(-1, -2)
+
+
+def _soft_max_over_actions(q: torch.Tensor, temperature: float) -> torch.Tensor:
+    """``logsumexp(τ·q, dim=-2) / τ`` for action-major ``q[..., A, S]``.
+
+    Written out (max, one in-place exp, sum) because it is ~20% faster than
+    ``torch.logsumexp`` on [5, 10⁶] and this is the planner's hot loop.
+    """
+    x = q if temperature == 1.0 else q * temperature
+    m = x.amax(dim=-2, keepdim=True)
+    total = (x - m).exp_().sum(dim=-2)
+    v = total.log_().add_(m.squeeze(-2))
+    return v if temperature == 1.0 else v.div_(temperature)
+
+
+def expected_next_value(mdp: TabularMDP, v: torch.Tensor) -> torch.Tensor:
+    """``E[V(s') | s, a]`` as ``[..., A, S]`` for ``v[..., S]``."""
+    S = mdp.num_states
+    if mdp.is_factored:
+        M = mdp.moves.shape[0]
+        v_moves = v.index_select(-1, mdp.moves.reshape(-1)).unflatten(-1, (M, S))
+        if M == mdp.num_actions and torch.equal(mdp.move_probs, torch.eye(M)):
+            return v_moves                                  # deterministic: no mixing
+        return torch.matmul(mdp.move_probs, v_moves)        # [A, M] @ [..., M, S]
+    next_states, probs = mdp.next_states, mdp.probs         # [A, S, K]
+    v_next = v.index_select(-1, next_states.reshape(-1)).unflatten(-1, next_states.shape)
+    return (v_next * probs).sum(-1)
+
+
+def _mix_executed_actions(mdp: TabularMDP, q: torch.Tensor) -> torch.Tensor:
+    """Q of the chosen action when the executed one is uniform w.p. ``action_noise``."""
+    eta = mdp.action_noise
+    if not eta:
+        return q
+    return q.mul(1 - eta).add_(q.mean(dim=-2, keepdim=True), alpha=eta)
+
+
+def soft_value_iteration(
+    mdp: TabularMDP,
+    reward: torch.Tensor,
+    horizon: int,
+    discount: float = 1.0,
+    temperature: float = 1.0,
+) -> torch.Tensor:
+    """Finite-horizon soft value iteration; returns ``Q[..., s, a]`` after H backups.
+
+    The recurrence (the gridworld seed's), with τ = temperature, γ = discount::
+
+        Q_0(s, a) = 0
+        V_i(s)    = logsumexp_a(τ · Q_i(s, a)) / τ
+        Q_{i+1}(s, a) = r(s, a) + γ · Σ_k P[a, s, k] · V_i(next[a, s, k])
+
+    O(H·S·M) time on factored transitions (O(H·S·A·K) on sparse ones) and
+    O(S·A) memory per reward in the batch.
+    """
+    if horizon < 1:
+        raise ValueError(f"horizon must be >= 1, got {horizon}")
+    if not temperature > 0:
+        raise ValueError(f"temperature must be > 0, got {temperature}")
+    if not 0.0 <= discount <= 1.0:
+        raise ValueError(f"discount must be in [0, 1], got {discount}")
+    r = _as_action_major(mdp, reward)
+    batch = r.shape[:-2]
+    q = torch.zeros(*batch, mdp.num_actions, mdp.num_states)
+    for _ in range(horizon):
+        v = _soft_max_over_actions(q, temperature)
+        ev = expected_next_value(mdp, v)                    # a fresh tensor: safe in place
+        if discount != 1.0:
+            ev.mul_(discount)
+        q = _mix_executed_actions(mdp, ev.add_(r))
+    return q.transpose(-1, -2)
+
+
+def soft_policy(q: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
+    """The soft-optimal policy ``pi[..., s, a] = softmax(τ · Q[..., s, a])``."""
+    return torch.softmax(temperature * q, dim=-1)
+
+
+def uniform_policy(mdp: TabularMDP) -> torch.Tensor:
+    """``pi[s, a] = 1 / A``."""
+    return torch.full((mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions)
+
+
+def policy_return(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor, length: int) -> float:
+    """Exact expected undiscounted return of a stationary policy over ``length`` steps.
+
+    Propagates the state distribution ``d_t`` forward (no sampling):
+    ``J = Σ_t Σ_s d_t(s) Σ_a π_exec(a|s) r(s, a)`` with ``d_0`` = start.
+    ``reward`` is ``[S]`` or ``[S, A]``; actions are executed with the MDP's noise.
+    """
+    executed = policy @ mdp.executed_action_probs() if mdp.action_noise else policy
+    r = torch.as_tensor(reward, dtype=torch.float32)
+    step_reward = r if r.dim() == 1 else (executed * r).sum(-1)       # [S]
+    d = mdp.start.clone()
+    total = torch.zeros((), dtype=torch.float64)
+    for t in range(length):
+        total += (d * step_reward).sum(dtype=torch.float64)
+        if t + 1 < length:
+            d = next_state_distribution(mdp, d, executed)
+    return float(total)
+
+
+def next_state_distribution(mdp: TabularMDP, d: torch.Tensor, executed: torch.Tensor) -> torch.Tensor:
+    """``d'(s') = Σ_{s,a} d(s) π(a|s) P(s'|s, a)`` for executed-action probabilities ``π[s, a]``."""
+    out = torch.zeros_like(d)
+    if mdp.is_factored:
+        move_mass = d.unsqueeze(-1) * (executed @ mdp.move_probs)      # [S, M]
+        return out.index_add_(0, mdp.moves.reshape(-1), move_mass.T.reshape(-1))
+    mass = (d.unsqueeze(-1) * executed).T.unsqueeze(-1) * mdp.probs   # [A, S, K]
+    return out.index_add_(0, mdp.next_states.reshape(-1), mass.reshape(-1))

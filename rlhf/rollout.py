@@ -1,0 +1,78 @@
+"""Batched rollouts: every trajectory of a batch advances in one tensor step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .mdp import TabularMDP
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """A batch of fixed-length trajectories."""
+
+    states: torch.Tensor
+    """[B, T] int64, the state at step t (before acting)."""
+    actions: torch.Tensor
+    """[B, T] int64, the action executed at step t (after action noise)."""
+
+    def __len__(self) -> int:
+        return self.states.shape[0]
+
+    def split(self) -> tuple["Trajectories", "Trajectories"]:
+        """First and second half of the batch (the two sides of each pair)."""
+        n = len(self) // 2
+        return (Trajectories(self.states[:n], self.actions[:n]),
+                Trajectories(self.states[n:], self.actions[n:]))
+
+
+def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One index per row of ``probs[B, K]`` by inverse CDF (one uniform per row)."""
+    u = torch.rand(probs.shape[0], 1, generator=generator)
+    index = (probs.cumsum(-1) < u).sum(-1)
+    return index.clamp_(max=probs.shape[-1] - 1)
+
+
+def step_rewards(reward: torch.Tensor, traj: Trajectories) -> torch.Tensor:
+    """``[B, T]`` reward of each step: ``r[s_t]`` for a state reward, else ``r[s_t, a_t]``."""
+    if reward.dim() == 1:
+        return reward[traj.states]
+    return reward[traj.states, traj.actions]
+
+
+def rollout(
+    mdp: TabularMDP,
+    policy: torch.Tensor,
+    num: int,
+    length: int,
+    generator: torch.Generator,
+) -> Trajectories:
+    """Roll out ``num`` trajectories of ``length`` steps from the start distribution.
+
+    ``policy[s, a]`` is a stationary stochastic policy. Each step draws the
+    chosen action, the action noise, and the successor for the whole batch.
+    """
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    A = mdp.num_actions
+    s = torch.multinomial(mdp.start, num, replacement=True, generator=generator)
+    states = torch.empty(num, length, dtype=torch.int64)
+    actions = torch.empty(num, length, dtype=torch.int64)
+    for t in range(length):
+        a = sample_categorical(policy[s], generator)
+        if mdp.action_noise:
+            replaced = torch.rand(num, generator=generator) < mdp.action_noise
+            a = torch.where(replaced, torch.randint(A, (num,), generator=generator), a)
+        states[:, t], actions[:, t] = s, a
+        s = _successor(mdp, s, a, generator)
+    return Trajectories(states, actions)
+
+
+def _successor(mdp: TabularMDP, s: torch.Tensor, a: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+    if mdp.is_factored:
+        move = sample_categorical(mdp.move_probs[a], g)
+        return mdp.moves[move, s]
+    k = sample_categorical(mdp.probs[a, s], g)
+    return mdp.next_states[a, s, k]

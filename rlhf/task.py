@@ -1,0 +1,90 @@
+"""The task protocol and the training configuration every task supplies defaults for."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Protocol
+
+import torch
+
+from .learner import LearnerConfig, RewardModel
+from .mdp import TabularMDP
+from .teachers import Teacher
+
+SAMPLERS = ("on-policy", "uniform")
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything :func:`rlhf.train` needs besides the task and the seed."""
+
+    budget: int
+    """Preference pairs the teacher is asked (skipped ones count), >= 1."""
+    teacher: str = "boltzmann:1"
+    """Teacher spec, see :class:`rlhf.Teacher` (canonicalised on construction)."""
+    pairs_per_round: int = 0
+    """Pairs asked per round, re-planning between rounds; 0 = all in one round."""
+    segment_length: int = 0
+    """Steps per trajectory; 0 = the task's horizon."""
+    sampler: str = "on-policy"
+    """``"on-policy"``: pairs rolled out from the soft-optimal policy for the
+    current learned reward (gridworld seed); ``"uniform"``: uniformly random
+    actions (string seed)."""
+    learner: LearnerConfig = LearnerConfig()
+    """How the reward model is fitted each round."""
+    discount: float = 1.0
+    """γ in [0, 1] for planning."""
+    temperature: float = 1.0
+    """Soft-max temperature τ > 0 for planning and the policy softmax(τQ)."""
+    heldout_pairs: int = 1000
+    """Pairs drawn (from a separate stream) to measure ``pref_accuracy``."""
+
+    def __post_init__(self) -> None:
+        _check_int("budget", self.budget, 1)
+        _check_int("pairs_per_round", self.pairs_per_round, 0)
+        _check_int("segment_length", self.segment_length, 0)
+        _check_int("heldout_pairs", self.heldout_pairs, 1)
+        if self.sampler not in SAMPLERS:
+            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"discount must be in [0, 1], got {self.discount}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        object.__setattr__(self, "teacher", str(Teacher.parse(self.teacher)))
+
+    @property
+    def rounds(self) -> int:
+        per = self.pairs_per_round or self.budget
+        return -(-self.budget // per)
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+class Task(Protocol):
+    """A finite-horizon tabular preference-learning task.
+
+    Shapes: S states, A actions; rewards ``[S]`` (state) or ``[S, A]``.
+    """
+
+    name: str
+    mdp: TabularMDP
+    horizon: int
+    true_reward: torch.Tensor
+    """[S] or [S, A], what the teacher scores segments with."""
+    defaults: TrainConfig
+    """The task's seed configuration."""
+
+    def new_reward_model(self, generator: torch.Generator) -> RewardModel:
+        """A fresh learned reward (the seed's parametrisation and initialisation)."""
+        ...
+
+    def reward_range(self) -> tuple[float, float]:
+        """(worst, best) true step reward, for normalising returns."""
+        ...
+
+    def convergence_metrics(self, model: RewardModel, config: TrainConfig) -> dict[str, float]:
+        """Task-specific metrics of the learned reward, including ``converged`` (0/1)."""
+        ...

@@ -1,0 +1,156 @@
+"""Simulated teachers: the B-Pref family (Lee et al., 2021) on any task.
+
+A teacher sees the true step rewards of the two segments of each pair and
+answers with a *soft label* ``y = P(first segment preferred)``. Its parts are
+applied in B-Pref's order:
+
+1. **skip f**: drop the pair when max(R̂₁, R̂₂) < f (it asks, but gets no answer);
+2. **equal f**: when |R̂₁ − R̂₂| < f the label is 0.5;
+3. **myopic γ**: step k of a length-T segment is weighted γ^(T−1−k) for step 4;
+4. **Boltzmann β**: the label is drawn from softmax(β·[R₁, R₂]); β = ∞ is the
+   oracle (ties give 0.5, or the second segment with ``ties="second"``);
+5. **mistake ε**: the label is flipped with probability ε.
+
+R̂ is a *normalised* undiscounted return: ``(R − T·r_min) / (T·(r_max − r_min))``,
+0 when every step earns the task's worst true reward and 1 when every step earns
+its best. Thresholds are fractions of that scale, so they mean the same on
+every task and need no running statistics (B-Pref's are data-dependent).
+
+Specs (the sweep axis ``teacher``): ``boltzmann:1``, ``oracle``,
+``deterministic`` (oracle, ties to the second: the string lab's human),
+``mistake:0.1``, ``myopic:0.9``, ``skip:0.1``, ``equal:0.1``, joined with ``+``,
+for example ``oracle+mistake:0.1``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+import torch
+
+_RATIONAL = {"oracle", "deterministic", "boltzmann"}
+
+
+@dataclass(frozen=True)
+class Labels:
+    """A teacher's answers to a batch of B pairs."""
+
+    prefer_first: torch.Tensor
+    """[B] float in [0, 1], soft label P(first preferred)."""
+    answered: torch.Tensor
+    """[B] bool, False where the teacher skipped the pair."""
+    entropy: float
+    """Mean entropy (nats) of the teacher's preference distribution over answered pairs."""
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """A simulated human; see the module docstring for the order of the parts."""
+
+    beta: float = 1.0
+    """Boltzmann rationality β > 0; ``math.inf`` is the noiseless oracle."""
+    ties: str = "half"
+    """Oracle ties: ``"half"`` (label 0.5) or ``"second"`` (the second wins)."""
+    mistake: float = 0.0
+    """ε in [0, 1]: probability that the label is flipped."""
+    myopic: float = 1.0
+    """γ in (0, 1]: step k of T weighted γ^(T−1−k); 1 is not myopic."""
+    skip: float = 0.0
+    """Skip the pair when both normalised returns are below this (0: never)."""
+    equal: float = 0.0
+    """Label 0.5 when normalised returns differ by less than this (0: never)."""
+
+    def __post_init__(self) -> None:
+        if not self.beta > 0:
+            raise ValueError(f"teacher beta must be > 0, got {self.beta}")
+        if self.ties not in ("half", "second"):
+            raise ValueError(f"teacher ties must be 'half' or 'second', got {self.ties!r}")
+        for name, low, high, low_open in (("mistake", 0, 1, False), ("myopic", 0, 1, True),
+                                          ("skip", 0, 1, False), ("equal", 0, 1, False)):
+            value = getattr(self, name)
+            if not (low < value <= high if low_open else low <= value <= high):
+                bracket = "(" if low_open else "["
+                raise ValueError(f"teacher {name} must be in {bracket}{low}, {high}], got {value}")
+
+    # ------------------------------------------------------------- spec I/O
+    @classmethod
+    def parse(cls, spec: "str | Teacher") -> "Teacher":
+        """A teacher from a spec such as ``"boltzmann:1+mistake:0.1"``."""
+        if isinstance(spec, Teacher):
+            return spec
+        kwargs: dict[str, object] = {}
+        for term in str(spec).split("+"):
+            name, _, arg = term.strip().partition(":")
+            if name in _RATIONAL and ({"beta", "ties"} & kwargs.keys()):
+                raise ValueError(f"teacher {spec!r} names two rational parts")
+            try:
+                if name == "oracle" and not arg:
+                    kwargs["beta"] = math.inf
+                elif name == "deterministic" and not arg:
+                    kwargs.update(beta=math.inf, ties="second")
+                elif name in ("boltzmann", "mistake", "myopic", "skip", "equal") and arg:
+                    kwargs["beta" if name == "boltzmann" else name] = float(arg)
+                else:
+                    raise ValueError
+            except ValueError:
+                raise ValueError(
+                    f"teacher {spec!r}: cannot read {term.strip()!r} (expected oracle, deterministic, "
+                    "boltzmann:B, mistake:E, myopic:G, skip:F or equal:F joined by '+')"
+                ) from None
+        return cls(**kwargs)
+
+    def __str__(self) -> str:
+        parts = [f"{f.name}:{_fmt(getattr(self, f.name))}" for f in fields(self)
+                 if f.name in ("skip", "equal", "myopic") and getattr(self, f.name) != f.default]
+        if math.isinf(self.beta):
+            parts.append("deterministic" if self.ties == "second" else "oracle")
+        else:
+            parts.append(f"boltzmann:{_fmt(self.beta)}")
+        if self.mistake:
+            parts.append(f"mistake:{_fmt(self.mistake)}")
+        return "+".join(parts)
+
+    # -------------------------------------------------------------- labels
+    def label(
+        self,
+        rewards_1: torch.Tensor,
+        rewards_2: torch.Tensor,
+        reward_range: tuple[float, float],
+        generator: torch.Generator,
+    ) -> Labels:
+        """Answer B pairs from true step rewards ``rewards_i[B, T]``.
+
+        ``reward_range`` is the task's (worst, best) true step reward, which
+        normalises returns for ``skip`` and ``equal``.
+        """
+        B, T = rewards_1.shape
+        low, high = reward_range
+        scale = T * (high - low) if high > low else 1.0
+        norm_1 = (rewards_1.sum(-1) - T * low) / scale
+        norm_2 = (rewards_2.sum(-1) - T * low) / scale
+        answered = torch.maximum(norm_1, norm_2) >= self.skip if self.skip else torch.ones(B, dtype=torch.bool)
+        equal = (norm_1 - norm_2).abs() < self.equal if self.equal else torch.zeros(B, dtype=torch.bool)
+
+        weights = self.myopic ** torch.arange(T - 1, -1, -1, dtype=torch.float32)
+        margin = ((rewards_1 - rewards_2) * weights).sum(-1)   # R₁ − R₂ (weighted)
+        if math.isinf(self.beta):
+            p_first = (margin > 0).float()
+            p_first[margin == 0] = 0.5 if self.ties == "half" else 0.0
+            y = p_first.clone()
+        else:
+            p_first = torch.sigmoid(self.beta * margin)
+            y = (torch.rand(B, generator=generator) < p_first).float()
+        y[equal] = 0.5
+        if self.mistake:
+            flip = torch.rand(B, generator=generator) < self.mistake
+            y = torch.where(flip, 1.0 - y, y)
+
+        p_first = torch.where(equal, torch.full_like(p_first, 0.5), p_first)
+        entropy = -(torch.xlogy(p_first, p_first) + torch.xlogy(1 - p_first, 1 - p_first))
+        mean_entropy = float(entropy[answered].mean()) if answered.any() else 0.0
+        return Labels(prefer_first=y, answered=answered, entropy=mean_entropy)
+
+
+def _fmt(x: float) -> str:
+    return f"{x:g}"
