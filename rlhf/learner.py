@@ -25,6 +25,7 @@ from .rollout import Trajectories, step_rewards
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
+_ALL_FEATURES_MAX = 4096
 
 
 @dataclass(frozen=True)
@@ -64,12 +65,21 @@ def preference_logits(reward: torch.Tensor, first: Trajectories, second: Traject
     return step_rewards(reward, first).sum(-1) - step_rewards(reward, second).sum(-1)
 
 
-def count_differences(features_1: torch.Tensor, features_2: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def count_differences(
+    features_1: torch.Tensor, features_2: torch.Tensor, num_features: int
+) -> tuple[torch.Tensor | None, torch.Tensor]:
     """``(support[U], C[B, U])``: the features used, and per pair their count in
-    segment 1 minus segment 2 (``features_i[B, T]`` index a flat parameter vector)."""
+    segment 1 minus segment 2 (``features_i[B, T]`` index a flat parameter vector
+    of ``num_features``). Small models get every feature (``support`` None): no
+    gather and scatter in the optimiser's inner loop."""
     B, T = features_1.shape
-    support, inverse = torch.unique(torch.cat([features_1, features_2], dim=1), return_inverse=True)
-    counts = torch.zeros(B, support.numel())
+    both = torch.cat([features_1, features_2], dim=1)
+    if num_features <= _ALL_FEATURES_MAX:
+        support, inverse, width = None, both, num_features
+    else:
+        support, inverse = torch.unique(both, return_inverse=True)
+        width = support.numel()
+    counts = torch.zeros(B, width)
     ones = torch.ones(B, T)
     counts.scatter_add_(1, inverse[:, :T], ones).scatter_add_(1, inverse[:, T:], -ones)
     return support, counts
@@ -91,7 +101,7 @@ class RewardLearner:
         f1, f2 = self.model.features(first), self.model.features(second)
         if f1.shape != f2.shape:
             raise ValueError(f"segments must have equal shapes, got {tuple(f1.shape)} and {tuple(f2.shape)}")
-        support, counts = count_differences(f1, f2)
+        support, counts = count_differences(f1, f2, self.model.theta.numel())
         n = counts.shape[0]
         size = self.config.batch_size or n
         batches = [(counts[lo:lo + size], prefer_first[lo:lo + size]) for lo in range(0, n, size)]
@@ -99,7 +109,7 @@ class RewardLearner:
         last_logits = []
         for epoch in range(self.config.epochs):
             for c, c_t_scaled, y in scaled:
-                z = c @ self.model.theta[support]
+                z = c @ (self.model.theta if support is None else self.model.theta[support])
                 if epoch == self.config.epochs - 1:
                     last_logits.append(z)
                 grad_support = c_t_scaled @ torch.sigmoid(z).sub_(y)
@@ -108,12 +118,15 @@ class RewardLearner:
         return float((F.softplus(z) - prefer_first * z).mean())
 
     # ------------------------------------------------------------ optimisers
-    def _apply(self, support: torch.Tensor, grad_support: torch.Tensor) -> None:
+    def _apply(self, support: torch.Tensor | None, grad_support: torch.Tensor) -> None:
         theta, lr = self.model.theta, self.config.lr
         if self.config.optimizer == "sgd":     # zero gradient off the support: touch it only
-            theta.index_add_(0, support, grad_support, alpha=-lr)
+            if support is None:
+                theta.add_(grad_support, alpha=-lr)
+            else:
+                theta.index_add_(0, support, grad_support, alpha=-lr)
             return
-        grad = self._grad.zero_().index_copy_(0, support, grad_support)
+        grad = grad_support if support is None else self._grad.zero_().index_copy_(0, support, grad_support)
         _adam_step(theta, grad, self._exp_avg, self._exp_avg_sq, self._step, lr)
 
 

@@ -128,6 +128,23 @@ class TabularMDP:
         return self.moves is not None
 
     @cached_property
+    def deterministic(self) -> bool:
+        """Factored with exactly one move per action (each ``move_probs`` row one-hot)."""
+        return self.move_probs is not None and bool(((self.move_probs == 1).sum(1) == 1).all())
+
+    @cached_property
+    def action_successors(self) -> torch.Tensor:
+        """[A, S] successor of each action, for a ``deterministic`` MDP."""
+        if not self.deterministic:
+            raise ValueError("action_successors exists only for deterministic factored MDPs")
+        return self.moves[self.move_probs.argmax(1)].contiguous()
+
+    @cached_property
+    def successors(self) -> torch.Tensor:
+        """[S, A] the same, state-major (for rollouts)."""
+        return self.action_successors.T.contiguous()
+
+    @cached_property
     def _sparse_form(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._sparse is not None:
             return self._sparse
@@ -156,17 +173,25 @@ class TabularMDP:
         A, eta = self.num_actions, self.action_noise
         return (1 - eta) * torch.eye(A) + eta / A
 
+    @cached_property
+    def executed_transitions(self) -> torch.Tensor:
+        """[A, S, S] dense transitions of the *executed* action (no action noise), cached: small MDPs only."""
+        return self._dense(with_noise=False)
+
     def dense_transitions(self) -> torch.Tensor:
         """[A, S, S] dense ``P[a, s, s']`` (rows sum to 1), action noise included.
 
         O(A·S²) memory: for checks and small MDPs only.
         """
+        return self._dense(with_noise=True)
+
+    def _dense(self, with_noise: bool) -> torch.Tensor:
         A, S = self.num_actions, self.num_states
         next_states, probs = self._sparse_form
         dense = torch.zeros(A, S, S)
         rows = torch.arange(S).view(1, S, 1).expand_as(next_states)
         acts = torch.arange(A).view(A, 1, 1).expand_as(next_states)
         dense.index_put_((acts, rows, next_states), probs, accumulate=True)
-        if self.action_noise:
+        if with_noise and self.action_noise:
             dense = torch.einsum("ab,bst->ast", self.executed_action_probs(), dense)
         return dense

@@ -26,13 +26,21 @@ def _as_action_major(mdp: TabularMDP, reward: torch.Tensor) -> torch.Tensor:
     return reward.transpose(-1, -2)
 
 
+_FUSED_LSE_BELOW = 1 << 16
+_DENSE_EVAL_MAX_STATES = 1024
+
+
 def _soft_max_over_actions(q: torch.Tensor, temperature: float) -> torch.Tensor:
     """``logsumexp(τ·q, dim=-2) / τ`` for action-major ``q[..., A, S]``.
 
-    Written out (max, one in-place exp, sum) because it is ~20% faster than
-    ``torch.logsumexp`` on [5, 10⁶] and this is the planner's hot loop.
+    Written out (max, one in-place exp, sum) for large inputs, where it is ~20%
+    faster than ``torch.logsumexp`` on [5, 10⁶]; small ones take the single call,
+    whose fixed cost is lower.
     """
     x = q if temperature == 1.0 else q * temperature
+    if x.numel() < _FUSED_LSE_BELOW:
+        v = torch.logsumexp(x, dim=-2)
+        return v if temperature == 1.0 else v.div_(temperature)
     m = x.amax(dim=-2, keepdim=True)
     total = (x - m).exp_().sum(dim=-2)
     v = total.log_().add_(m.squeeze(-2))
@@ -42,11 +50,11 @@ def _soft_max_over_actions(q: torch.Tensor, temperature: float) -> torch.Tensor:
 def expected_next_value(mdp: TabularMDP, v: torch.Tensor) -> torch.Tensor:
     """``E[V(s') | s, a]`` as ``[..., A, S]`` for ``v[..., S]``."""
     S = mdp.num_states
+    if mdp.deterministic:                                   # one move per action: no mixing
+        return v.index_select(-1, mdp.action_successors.reshape(-1)).unflatten(-1, (mdp.num_actions, S))
     if mdp.is_factored:
         M = mdp.moves.shape[0]
         v_moves = v.index_select(-1, mdp.moves.reshape(-1)).unflatten(-1, (M, S))
-        if M == mdp.num_actions and torch.equal(mdp.move_probs, torch.eye(M)):
-            return v_moves                                  # deterministic: no mixing
         return torch.matmul(mdp.move_probs, v_moves)        # [A, M] @ [..., M, S]
     next_states, probs = mdp.next_states, mdp.probs         # [A, S, K]
     v_next = v.index_select(-1, next_states.reshape(-1)).unflatten(-1, next_states.shape)
@@ -117,6 +125,13 @@ def policy_return(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor, l
     executed = policy @ mdp.executed_action_probs() if mdp.action_noise else policy
     r = torch.as_tensor(reward, dtype=torch.float32)
     step_reward = r if r.dim() == 1 else (executed * r).sum(-1)       # [S]
+    if mdp.num_states <= _DENSE_EVAL_MAX_STATES:         # one [S, S] matrix, one matmul a step
+        p_pi = torch.einsum("sa,ast->st", executed, mdp.executed_transitions)
+        d, visits = mdp.start, [mdp.start]
+        for _ in range(length - 1):
+            d = d @ p_pi
+            visits.append(d)
+        return float((torch.stack(visits) @ step_reward).sum(dtype=torch.float64))
     d = mdp.start.clone()
     total = torch.zeros((), dtype=torch.float64)
     for t in range(length):

@@ -31,8 +31,14 @@ class Trajectories:
 def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
     """One index per row of ``probs[B, K]`` by inverse CDF (one uniform per row)."""
     u = torch.rand(probs.shape[0], 1, generator=generator)
-    index = (probs.cumsum(-1) < u).sum(-1)
-    return index.clamp_(max=probs.shape[-1] - 1)
+    return torch.searchsorted(_cdf(probs), u).squeeze_(-1)
+
+
+def _cdf(probs: torch.Tensor) -> torch.Tensor:
+    """Row-wise CDF whose last entry is above 1, so rounding can never run past the end."""
+    cdf = probs.cumsum(-1)
+    cdf[..., -1] = 2.0
+    return cdf
 
 
 def step_rewards(reward: torch.Tensor, traj: Trajectories) -> torch.Tensor:
@@ -57,21 +63,25 @@ def rollout(
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
     A = mdp.num_actions
+    action_cdf = _cdf(policy)
     s = torch.multinomial(mdp.start, num, replacement=True, generator=generator)
-    states = torch.empty(num, length, dtype=torch.int64)
-    actions = torch.empty(num, length, dtype=torch.int64)
+    u = torch.rand(length, num, 1, generator=generator)       # one draw per step and trajectory
+    states, actions = [], []
     for t in range(length):
-        a = sample_categorical(policy[s], generator)
+        a = torch.searchsorted(action_cdf[s], u[t]).squeeze_(-1)
         if mdp.action_noise:
             replaced = torch.rand(num, generator=generator) < mdp.action_noise
             a = torch.where(replaced, torch.randint(A, (num,), generator=generator), a)
-        states[:, t], actions[:, t] = s, a
+        states.append(s)
+        actions.append(a)
         s = _successor(mdp, s, a, generator)
-    return Trajectories(states, actions)
+    return Trajectories(torch.stack(states, 1), torch.stack(actions, 1))
 
 
 def _successor(mdp: TabularMDP, s: torch.Tensor, a: torch.Tensor, g: torch.Generator) -> torch.Tensor:
     if mdp.is_factored:
+        if mdp.deterministic:
+            return mdp.successors[s, a]
         move = sample_categorical(mdp.move_probs[a], g)
         return mdp.moves[move, s]
     k = sample_categorical(mdp.probs[a, s], g)

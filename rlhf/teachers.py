@@ -101,8 +101,9 @@ class Teacher:
         return cls(**kwargs)
 
     def __str__(self) -> str:
-        parts = [f"{f.name}:{_fmt(getattr(self, f.name))}" for f in fields(self)
-                 if f.name in ("skip", "equal", "myopic") and getattr(self, f.name) != f.default]
+        defaults = {f.name: f.default for f in fields(self)}
+        parts = [f"{name}:{_fmt(getattr(self, name))}" for name in ("skip", "equal", "myopic")
+                 if getattr(self, name) != defaults[name]]
         if math.isinf(self.beta):
             parts.append("deterministic" if self.ties == "second" else "oracle")
         else:

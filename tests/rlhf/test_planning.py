@@ -1,0 +1,129 @@
+import math
+
+import pytest
+import torch
+
+import rlhf
+
+
+def brute_force_q(P, reward, horizon, discount, temperature, action_noise=0.0):
+    """Loop-by-loop float64 soft VI on dense ``P[a, s, s']`` (executed actions), ``reward[s, a]``."""
+    A, S, _ = P.shape
+    P, r = P.double(), reward.double()
+    q = torch.zeros(S, A, dtype=torch.float64)
+    for _ in range(horizon):
+        v = [math.log(sum(math.exp(temperature * float(q[s, a])) for a in range(A))) / temperature
+             for s in range(S)]
+        q_exec = torch.zeros(S, A, dtype=torch.float64)
+        for s in range(S):
+            for a in range(A):
+                q_exec[s, a] = r[s, a] + discount * sum(float(P[a, s, t]) * v[t] for t in range(S))
+        q = (1 - action_noise) * q_exec + action_noise * q_exec.mean(1, keepdim=True)
+    return q
+
+
+def random_sparse_mdp(rng, S=6, A=3, K=2):
+    next_states = torch.randint(S, (A, S, K), generator=rng)
+    probs = torch.rand(A, S, K, generator=rng) + 0.1
+    probs = probs / probs.sum(-1, keepdim=True)
+    return rlhf.TabularMDP.from_sparse(next_states, probs, torch.full((S,), 1.0 / S))
+
+
+CASES = [  # (name, mdp factory, horizon, discount, temperature)
+    ("grid-slip", lambda rng: rlhf.GridWorld(size=3, slip=0.3, goal=[(2, 1)]).mdp, 6, 0.9, 0.5),
+    ("grid-hot", lambda rng: rlhf.GridWorld(size=3, slip=0.0).mdp, 5, 1.0, 2.5),
+    ("sparse-random", random_sparse_mdp, 7, 0.8, 1.3),
+    ("strings-noise", lambda rng: rlhf.StringTask("ABC", "CAB", slip=0.25).mdp, 3, 1.0, 0.7),
+]
+
+
+@pytest.mark.parametrize("name,make,horizon,discount,temperature", CASES, ids=[c[0] for c in CASES])
+def test_soft_vi_matches_brute_force(name, make, horizon, discount, temperature, rng):
+    mdp = make(rng)
+    reward = torch.randn(mdp.num_states, mdp.num_actions, generator=rng)
+    q = rlhf.soft_value_iteration(mdp, reward, horizon, discount, temperature)
+    expected = brute_force_q(mdp.executed_transitions, reward, horizon, discount, temperature, mdp.action_noise)
+    torch.testing.assert_close(q.double(), expected, rtol=1e-5, atol=1e-4)
+
+
+def test_textbook_recurrence_on_dense_transitions(rng):
+    """Without action noise, Q ← r + γ·P·V on ``dense_transitions()`` (what outside tools do)."""
+    mdp = rlhf.GridWorld(size=4, slip=0.2).mdp
+    reward = torch.randn(16, 5, generator=rng)
+    P = mdp.dense_transitions()
+    q = torch.zeros(16, 5)
+    for _ in range(9):
+        v = torch.logsumexp(0.5 * q, dim=-1) / 0.5
+        q = reward + 0.95 * torch.einsum("ast,t->sa", P, v)
+    torch.testing.assert_close(rlhf.soft_value_iteration(mdp, reward, 9, 0.95, 0.5), q)
+
+
+def test_batched_equals_one_by_one(rng):
+    mdp = rlhf.GridWorld(size=4, slip=0.1).mdp
+    rewards = torch.randn(3, 16, 5, generator=rng)
+    batched = rlhf.soft_value_iteration(mdp, rewards, 8, 0.9, 1.5)
+    for b in range(3):
+        torch.testing.assert_close(batched[b], rlhf.soft_value_iteration(mdp, rewards[b], 8, 0.9, 1.5))
+
+
+def test_state_reward_broadcasts_over_actions(rng):
+    mdp = rlhf.GridWorld(size=4, slip=0.1).mdp
+    r = torch.randn(16, generator=rng)
+    q = rlhf.soft_value_iteration(mdp, r, 5)
+    torch.testing.assert_close(q, rlhf.soft_value_iteration(mdp, r.unsqueeze(-1).expand(16, 5), 5))
+    torch.testing.assert_close(q, rlhf.soft_value_iteration(mdp, r.view(1, 16, 1), 5)[0])
+
+
+def test_factored_and_sparse_paths_agree(rng):
+    factored = rlhf.GridWorld(size=5, slip=0.3, goal=[(0, 4)]).mdp
+    sparse = rlhf.TabularMDP.from_sparse(factored.next_states, factored.probs, factored.start)
+    assert factored.is_factored and not sparse.is_factored
+    reward = torch.randn(25, 5, generator=rng)
+    torch.testing.assert_close(rlhf.soft_value_iteration(factored, reward, 12, 0.97, 0.8),
+                               rlhf.soft_value_iteration(sparse, reward, 12, 0.97, 0.8))
+    torch.testing.assert_close(factored.dense_transitions(), sparse.dense_transitions())
+
+
+def test_policy_return_matches_dense_forward_propagation(rng):
+    for mdp in (rlhf.GridWorld(size=6, slip=0.2).mdp, rlhf.StringTask("ABCD", "BAD", slip=0.2).mdp):
+        S, A = mdp.num_states, mdp.num_actions
+        policy = torch.softmax(torch.randn(S, A, generator=rng), -1)
+        reward = torch.randn(S, A, generator=rng)
+        P = mdp.dense_transitions()                                  # noise included: chosen action
+        executed = policy @ mdp.executed_action_probs()
+        d, expected = mdp.start.double(), 0.0
+        for _ in range(7):
+            expected += float(d @ (executed.double() * reward.double()).sum(-1))
+            d = torch.einsum("s,sa,ast->t", d, policy.double(), P.double())
+        assert rlhf.policy_return(mdp, policy, reward, 7) == pytest.approx(expected, rel=1e-5)
+
+
+def test_large_sparse_evaluation_path_agrees_with_dense(rng):
+    """Above the dense-evaluation threshold the scatter path runs; both must agree."""
+    from rlhf import planning
+    mdp = rlhf.GridWorld(size=5, slip=0.2).mdp
+    policy = torch.softmax(torch.randn(25, 5, generator=rng), -1)
+    reward = torch.randn(25, generator=rng)
+    dense = rlhf.policy_return(mdp, policy, reward, 9)
+    old = planning._DENSE_EVAL_MAX_STATES
+    planning._DENSE_EVAL_MAX_STATES = 0
+    try:
+        assert rlhf.policy_return(mdp, policy, reward, 9) == pytest.approx(dense, rel=1e-5)
+    finally:
+        planning._DENSE_EVAL_MAX_STATES = old
+
+
+@pytest.mark.parametrize("kwargs,needle", [
+    ({"horizon": 0}, "horizon"), ({"temperature": 0.0}, "temperature"),
+    ({"temperature": -1.0}, "temperature"), ({"discount": 1.5}, "discount"),
+])
+def test_bad_planner_arguments_name_the_argument(kwargs, needle):
+    mdp = rlhf.GridWorld(size=3).mdp
+    args = {"horizon": 3, "discount": 1.0, "temperature": 1.0} | kwargs
+    with pytest.raises(ValueError, match=needle):
+        rlhf.soft_value_iteration(mdp, torch.zeros(9), **args)
+
+
+def test_wrong_reward_shape_is_rejected():
+    with pytest.raises(ValueError, match="reward must be"):
+        rlhf.soft_value_iteration(rlhf.GridWorld(size=3).mdp, torch.zeros(10), 3)

@@ -1,0 +1,70 @@
+import numpy as np
+import pytest
+import torch
+
+import rlhf
+
+
+def test_same_seed_is_bit_identical_and_seeds_differ():
+    a = rlhf.train_preset("seed-gridworld", seed=7, budget=600)
+    b = rlhf.train_preset("seed-gridworld", seed=7, budget=600)
+    c = rlhf.train_preset("seed-gridworld", seed=8, budget=600)
+    assert a.history == b.history and a.metrics == b.metrics and torch.equal(a.reward, b.reward)
+    assert a.history["loss"] != c.history["loss"]
+
+
+def test_global_rng_state_is_untouched():
+    torch_state, np_state = torch.get_rng_state(), np.random.get_state()
+    rlhf.train_preset("seed-gridworld", seed=0, budget=300)
+    rlhf.train_preset("seed-strings", seed=0)
+    assert torch.equal(torch.get_rng_state(), torch_state)
+    after = np.random.get_state()
+    assert after[0] == np_state[0] and np.array_equal(after[1], np_state[1]) and after[2:] == np_state[2:]
+
+
+def test_budget_counts_pairs_asked_in_rounds():
+    result = rlhf.train(rlhf.GridWorld(size=3, horizon=4), budget=250, pairs_per_round=100, seed=0,
+                        teacher="skip:0.5+oracle")
+    assert len(result.history["loss"]) == 3
+    assert all(a <= n for a, n in zip(result.history["answered"], [100, 100, 50]))
+    assert sum(result.history["answered"]) < 250                           # the skip teacher skips some
+
+
+def test_seed_gridworld_reaches_the_goal():
+    """Seeds 0–4 (measured TV 0.023–0.031 here; the seed's own code gave 0.023–0.030)."""
+    for seed in range(5):
+        m = rlhf.train_preset("seed-gridworld", seed=seed).metrics
+        assert m["goal_hit"] == 1.0 and m["converged"] == 1.0, (seed, m)
+        assert m["tv"] < 0.04, (seed, m)
+
+
+def test_seed_strings_defaults_mostly_fail_and_200_pairs_succeed():
+    """The lab's 10 pairs × 5 epochs recovers ABC rarely (seed: ~5%); 200 pairs × 5 epochs ≥ 95%."""
+    default = np.mean([rlhf.train_preset("seed-strings", seed=s).metrics["exact_match"] for s in range(100)])
+    enough = np.mean([rlhf.train_preset("seed-strings", seed=s, budget=200).metrics["exact_match"]
+                      for s in range(100)])
+    assert default <= 0.2
+    assert enough >= 0.95
+
+
+def test_corner_start_at_n10_with_slip_never_learns():
+    """A reproducible finding: no 30-step trajectory reaches the far goal, labels are coin flips."""
+    task = rlhf.GridWorld(size=10, slip=0.1, start=[(0, 0)], goal=[(9, 9)])
+    result = rlhf.train(task, budget=2000, seed=0)
+    assert all(e == pytest.approx(np.log(2), abs=1e-6) for e in result.history["entropy"])
+    assert result.metrics["goal_hit"] == 0.0 and result.metrics["tv"] > 0.9
+    escaped = rlhf.train(rlhf.GridWorld(size=10, slip=0.1, goal=[(9, 9)]), budget=2000, seed=0)
+    assert escaped.metrics["goal_hit"] == 1.0                  # the seed's uniform start escapes it
+
+
+@pytest.mark.parametrize("kwargs,needle", [({"budget": 0}, "budget"), ({"seed": -1}, "seed"),
+                                           ({"sampler": "greedy"}, "sampler"), ({"temperature": 0.0}, "temperature"),
+                                           ({"teacher": "rational"}, "cannot read")])
+def test_bad_train_arguments(kwargs, needle):
+    with pytest.raises(ValueError, match=needle):
+        rlhf.train(rlhf.GridWorld(size=3), **({"budget": 10} | kwargs))
+
+
+def test_unknown_preset():
+    with pytest.raises(ValueError, match="preset"):
+        rlhf.train_preset("seed-atari")
