@@ -1,0 +1,91 @@
+"""``python -m bench``: run sweeps, report, gate, time."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import BenchError
+
+EXIT_USAGE = 2
+
+
+def _parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m bench", description="rlhf-bench: sweeps, reports, gate, timings")
+    sub = p.add_subparsers(dest="command", required=True)
+
+    run = sub.add_parser("run", help="run every cell of a sweep not already stored in --out")
+    run.add_argument("--config", required=True, type=Path)
+    run.add_argument("--out", required=True, type=Path)
+    run.add_argument("--executor", choices=("serial", "process", "dask"), default="serial")
+    run.add_argument("--workers", type=int, default=None, help="worker processes (default: the cores)")
+    run.add_argument("--address", default=None, help="dask scheduler address, e.g. tcp://HOST:8786")
+    run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
+    run.add_argument("--no-progress", action="store_true")
+
+    rep = sub.add_parser("report", help="write tables, figures and reports/README.md from a run")
+    rep.add_argument("--run", required=True, type=Path, action="append",
+                     help="run directory (repeat to merge runs, e.g. default and teachers)")
+    rep.add_argument("--to", type=Path, default=Path("reports"))
+
+    chk = sub.add_parser("check", help="compare a run with a committed baseline (exit 1 on regression)")
+    chk.add_argument("--run", required=True, type=Path)
+    chk.add_argument("--baseline", required=True, type=Path)
+
+    base = sub.add_parser("baseline", help="write a baseline from a run (deliberate refresh)")
+    base.add_argument("--run", required=True, type=Path)
+    base.add_argument("--config", required=True, type=Path)
+    base.add_argument("--out", required=True, type=Path)
+
+    tim = sub.add_parser("timings", help="run the hot-path benchmarks and write reports/timings.*")
+    tim.add_argument("--to", type=Path, default=Path("reports"))
+    tim.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        return _dispatch(args)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("interrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
+        return 130
+
+
+def _dispatch(args) -> int:
+    if args.command == "run":
+        from . import config, sweep
+        if args.workers is not None and args.workers < 1:
+            raise BenchError(f"--workers must be >= 1, got {args.workers}")
+        cfg = config.load(args.config)          # validated before anything is written
+        if args.executor == "dask":
+            from .dask_executor import require_dask
+            require_dask()
+        summary = sweep.run_sweep(cfg, args.out, args.executor, args.workers, args.address,
+                                  args.retry_failed, progress=not args.no_progress)
+        print(summary.line())
+        print(f"results: {args.out / 'results.sqlite'}; table: {args.out / sweep.CSV_NAME}")
+        return 0
+    if args.command == "report":
+        from .report import write_report
+        for path in write_report(args.run, args.to):
+            print(path)
+        return 0
+    if args.command == "check":
+        from .check import run_check
+        return run_check(args.run, args.baseline)
+    if args.command == "baseline":
+        from .check import write_baseline
+        write_baseline(args.run, args.config, args.out)
+        print(f"baseline written: {args.out}")
+        return 0
+    if args.command == "timings":
+        from .timings import run_timings
+        for path in run_timings(args.to, quick=args.quick):
+            print(path)
+        return 0
+    raise AssertionError(args.command)

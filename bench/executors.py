@@ -1,0 +1,56 @@
+"""Executors: run cells and hand each result back as it finishes (the caller stores it)."""
+
+from __future__ import annotations
+
+import multiprocessing
+import os
+from collections.abc import Iterator, Sequence
+from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+
+from .cell import CellResult, run_cell
+from .config import CellConfig
+
+EXECUTORS = ("serial", "process", "dask")
+
+
+def default_workers() -> int:
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
+def run_serial(cells: Sequence[CellConfig]) -> Iterator[tuple[CellConfig, CellResult]]:
+    for cell in cells:
+        yield cell, run_cell(cell)
+
+
+def run_process(cells: Sequence[CellConfig], workers: int) -> Iterator[tuple[CellConfig, CellResult]]:
+    """A pool of ``workers`` spawned processes (each torch single-threaded, see run_cell).
+
+    At most ``2 × workers`` cells are in flight, so an interrupt wastes little work.
+    """
+    context = multiprocessing.get_context("spawn")     # no forked torch state
+    pending = iter(cells)
+    with ProcessPoolExecutor(max_workers=workers, mp_context=context) as pool:
+        in_flight = {}
+        try:
+            for cell in _take(pending, 2 * workers):
+                in_flight[pool.submit(run_cell, cell)] = cell
+            while in_flight:
+                done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
+                for future in done:
+                    cell = in_flight.pop(future)
+                    yield cell, future.result()
+                    for nxt in _take(pending, 1):
+                        in_flight[pool.submit(run_cell, nxt)] = nxt
+        finally:
+            for future in in_flight:
+                future.cancel()
+
+
+def _take(iterator: Iterator, n: int) -> list:
+    out = []
+    for _ in range(n):
+        try:
+            out.append(next(iterator))
+        except StopIteration:
+            break
+    return out
