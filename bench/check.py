@@ -1,0 +1,153 @@
+"""The convergence gate: compare a run with a committed baseline, configuration by configuration.
+
+Per configuration (every config field but the seed) the gate compares the
+success rate (mean ``converged``), the number of failed cells, and the mean
+of each metric over seeds. A value regresses when ``|now − baseline| >
+abs + rel·|baseline|``, with (abs, rel) per metric from the baseline's
+``tolerances`` (copied from the sweep config's ``[check]`` table when the
+baseline is written). The check is two-sided: a configuration known to fail
+that starts converging is flagged too.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pandas as pd
+from tabulate import tabulate
+
+from . import config as config_mod
+from .errors import BenchError
+from .sweep import CSV_NAME, KEY_COLUMNS
+
+GROUP_COLUMNS = [c for c in config_mod.CellConfig.__dataclass_fields__ if c != "seed"]
+_NOT_METRICS = set(config_mod.CellConfig.__dataclass_fields__) | {"status", "error"}
+EXACT = {"abs": 0.0, "rel": 0.0}
+
+
+def aggregate(frame: pd.DataFrame) -> dict[str, dict]:
+    """``{configuration id: {fields, seeds, success_rate, failed, <metric means>}}``."""
+    metrics = [c for c in frame.columns if c not in _NOT_METRICS and c != "converged"]
+    out = {}
+    for _, group in frame.groupby(GROUP_COLUMNS, sort=False, dropna=False):
+        fields = {c: _plain(group[c].iloc[0]) for c in GROUP_COLUMNS}
+        done = group[group["status"] == "done"]
+        entry = {"fields": fields, "seeds": sorted(int(s) for s in group["seed"]),
+                 "failed": int((group["status"] != "done").sum()),
+                 "success_rate": float(done["converged"].mean()) if len(done) else 0.0}
+        for m in metrics:
+            values = done[m].dropna()
+            if len(values):
+                entry[m] = float(values.mean())
+        out[config_id(fields)] = entry
+    return out
+
+
+def config_id(fields: dict) -> str:
+    return json.dumps(fields, sort_keys=True)
+
+
+def label(fields: dict) -> str:
+    """A short human name of a configuration."""
+    parts = [fields["task"], f"N={fields['size']}" if fields["task"] == "gridworld" else f"L={fields['size']}",
+             f"slip={fields['slip']:g}", f"budget={fields['budget']}", fields["teacher"]]
+    if fields.get("start"):
+        parts.append(f"start={fields['start']}")
+    return " ".join(str(p) for p in parts)
+
+
+def load_run(run_dir: Path) -> pd.DataFrame:
+    path = Path(run_dir) / CSV_NAME
+    if not path.is_file():
+        raise BenchError(f"{run_dir}: no {CSV_NAME} (run 'python -m bench run --out {run_dir}' first)")
+    frame = pd.read_csv(path)
+    for column in ("task", "teacher", "start", "sampler", "optimizer", "status", "error"):
+        frame[column] = frame[column].fillna("").astype(str)
+    return frame
+
+
+def write_baseline(run_dir: Path, config_path: Path, out: Path) -> None:
+    """Freeze a run's aggregates, with the config's tolerances, as the new baseline."""
+    sweep = config_mod.load(config_path)
+    frame = load_run(run_dir)
+    keys = {c.key for c in sweep.cells}
+    stored = {config_mod.CellConfig(**{k: _plain(v) for k, v in row.items() if k in config_mod.CellConfig.__dataclass_fields__}).key
+              for row in frame.to_dict("records")}
+    if keys - stored:
+        raise BenchError(f"{run_dir}: {len(keys - stored)} cells of {config_path} are not in the run; run it first")
+    tolerances = {"failed": EXACT, "success_rate": EXACT} | {
+        k: {"abs": float(v.get("abs", 0.0)), "rel": float(v.get("rel", 0.0))} for k, v in sweep.check.items()}
+    body = {"config": str(config_path), "tolerances": tolerances,
+            "configurations": list(aggregate(frame).values())}
+    tmp = out.with_suffix(".tmp")
+    tmp.write_text(json.dumps(body, indent=1, sort_keys=True) + "\n")
+    tmp.replace(out)
+
+
+def _load_baseline(path: Path) -> dict:
+    try:
+        body = json.loads(Path(path).read_text())
+    except FileNotFoundError:
+        raise BenchError(f"{path}: baseline not found") from None
+    except (OSError, ValueError) as exc:
+        raise BenchError(f"{path}: malformed baseline ({exc})") from None
+    if not isinstance(body, dict) or not isinstance(body.get("configurations"), list) \
+            or not isinstance(body.get("tolerances"), dict):
+        raise BenchError(f"{path}: malformed baseline (expected 'tolerances' and 'configurations')")
+    return body
+
+
+def compare(baseline: dict, run: dict[str, dict]) -> tuple[list[list], int]:
+    """Rows ``[configuration, metric, baseline, now, allowed]`` of every regression, and
+    the number of values compared."""
+    tolerances = baseline["tolerances"]
+    regressions, compared = [], 0
+    for entry in baseline["configurations"]:
+        now = run[config_id(entry["fields"])]
+        for metric, base in sorted(entry.items()):
+            if metric in ("fields", "seeds"):
+                continue
+            tol = tolerances.get(metric, EXACT)
+            allowed = tol["abs"] + tol["rel"] * abs(base)
+            value = now.get(metric, math.nan)
+            compared += 1
+            if not abs(value - base) <= allowed + 1e-12:      # NaN (metric gone) regresses too
+                regressions.append([label(entry["fields"]), metric, base, value, allowed])
+    return regressions, compared
+
+
+def run_check(run_dir: Path, baseline_path: Path) -> int:
+    baseline = _load_baseline(baseline_path)
+    run = aggregate(load_run(run_dir))
+    try:
+        wanted = {config_id(e["fields"]): e for e in baseline["configurations"]}
+    except (KeyError, TypeError):
+        raise BenchError(f"{baseline_path}: malformed baseline (a configuration has no 'fields')") from None
+    missing, extra = wanted.keys() - run.keys(), run.keys() - wanted.keys()
+    if missing or extra:
+        names = [f"missing from the run: {label(wanted[k]['fields'])}" for k in sorted(missing)[:3]]
+        names += [f"not in the baseline: {label(run[k]['fields'])}" for k in sorted(extra)[:3]]
+        raise BenchError(f"{baseline_path} and {run_dir} cover different configurations "
+                         f"({len(missing)} missing, {len(extra)} extra): " + "; ".join(names))
+    for k, e in wanted.items():
+        if e.get("seeds") != run[k]["seeds"]:
+            raise BenchError(f"{baseline_path}: seeds differ for {label(e['fields'])}: "
+                             f"baseline {e.get('seeds')}, run {run[k]['seeds']}")
+    regressions, compared = compare(baseline, run)
+    if regressions:
+        print(f"convergence gate: {len(regressions)} regression(s) against {baseline_path}")
+        print(tabulate(regressions, headers=["configuration", "metric", "baseline", "now", "allowed ±"],
+                       floatfmt=".4g", tablefmt="github"))
+        return 1
+    print(f"convergence gate: ok, {len(wanted)} configurations, {compared} values within tolerance of {baseline_path}")
+    return 0
+
+
+def _plain(value):
+    """numpy scalars to Python ones (for JSON and dataclass fields)."""
+    return value.item() if hasattr(value, "item") else value
+
+
+__all__ = ["aggregate", "compare", "run_check", "write_baseline", "KEY_COLUMNS"]

@@ -1,0 +1,141 @@
+"""Figures (matplotlib, Agg, PNG). Each function draws one figure and saves it to ``path``."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+import torch  # noqa: E402
+
+import rlhf  # noqa: E402
+
+_SAVE = {"dpi": 110, "metadata": {"Software": None}}   # no version string: identical bytes on reruns
+
+
+def _save(fig, path: Path) -> Path:
+    fig.tight_layout()
+    fig.savefig(path, **_SAVE)
+    plt.close(fig)
+    return path
+
+
+def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str, str]], path: Path,
+                      line_by: str = "slip") -> Path:
+    """Rows = metrics, columns = sizes; each line one value of ``line_by`` (and start mode), CI bands."""
+    rows = summary[summary["task"] == task]
+    sizes = sorted(rows["size"].unique())
+    fig, axes = plt.subplots(len(metrics), len(sizes), figsize=(3.6 * len(sizes), 2.9 * len(metrics)),
+                             squeeze=False, sharex=True)
+    size_name = "N" if task == "gridworld" else "L"
+    for col, size in enumerate(sizes):
+        panel = rows[rows["size"] == size]
+        for (value, start), line in panel.groupby([line_by, "start"], sort=True):
+            line = line.sort_values("budget")
+            tag = f"{line_by} {value}" + (f", {start} start" if start else "")
+            style = "--" if start == "corner" else "-"
+            for row, (metric, ylabel) in enumerate(metrics):
+                ax = axes[row, col]
+                if f"{metric}_mean" not in line:
+                    continue
+                (handle,) = ax.plot(line["budget"], line[f"{metric}_mean"], style, marker="o", ms=3, label=tag)
+                ax.fill_between(line["budget"], line[f"{metric}_ci_low"], line[f"{metric}_ci_high"],
+                                color=handle.get_color(), alpha=0.15)
+                ax.set_xscale("log")
+                ax.set_ylabel(ylabel)
+                ax.set_title(f"{task}, {size_name} = {size}", fontsize=9)
+                ax.grid(alpha=0.3)
+        for row in range(len(metrics)):
+            axes[-1, col].set_xlabel("preference pairs (budget)")
+    axes[0, 0].legend(fontsize=7, loc="best")
+    return _save(fig, path)
+
+
+def gridworld_paths(task: rlhf.GridWorld, paths_by_round: dict[int, torch.Tensor], path: Path) -> Path:
+    """The seed's 'sample paths by round': jittered state sequences, start green, end red."""
+    jitter = np.random.default_rng(0)
+    rounds = sorted(paths_by_round)
+    fig, axes = plt.subplots(2, (len(rounds) + 1) // 2, figsize=(2.4 * ((len(rounds) + 1) // 2), 5.2), squeeze=False)
+    for ax, r in zip(axes.flat, rounds):
+        xy = task.cell(paths_by_round[r]).numpy().astype(float)         # [B, T, 2]
+        xy += jitter.normal(scale=0.1, size=xy.shape)
+        ax.plot(xy[..., 0].T, xy[..., 1].T, "k-", lw=0.5, alpha=0.6)
+        ax.plot(xy[:, 0, 0], xy[:, 0, 1], "go", ms=3, label="start")
+        ax.plot(xy[:, -1, 0], xy[:, -1, 1], "ro", ms=3, label="end")
+        ax.set_xlim(-0.6, task.size - 0.4)
+        ax.set_ylim(-0.6, task.size - 0.4)
+        ax.set_aspect("equal")
+        ax.set_title(f"round {r}", fontsize=9)
+        ax.set_xticks([])
+        ax.set_yticks([])
+    axes.flat[0].legend(fontsize=6, loc="upper left")
+    for ax in list(axes.flat)[len(rounds):]:
+        ax.axis("off")
+    return _save(fig, path)
+
+
+def training_curves(history: dict[str, list[float]], path: Path) -> Path:
+    """The seed's training curves: true return, reward loss, teacher entropy per round."""
+    fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharex=True)
+    for ax, (key, title) in zip(axes, [("true_return", "true return of the policy"),
+                                       ("loss", "Bradley–Terry loss"), ("entropy", "teacher preference entropy")]):
+        ax.plot(np.arange(1, len(history[key]) + 1), history[key])
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("round")
+        ax.grid(alpha=0.3)
+    axes[2].axhline(np.log(2), color="grey", ls=":", lw=1)
+    return _save(fig, path)
+
+
+def reward_heatmaps(task: rlhf.GridWorld, learned_distribution: torch.Tensor, path: Path) -> Path:
+    """True vs learned target distribution over cells (y up, as in the seed)."""
+    fig, axes = plt.subplots(1, 2, figsize=(7.5, 3.8))
+    for ax, values, title in [(axes[0], task.target, "true target distribution"),
+                              (axes[1], learned_distribution, "learned target distribution")]:
+        grid = task.as_grid(values).numpy()
+        ax.imshow(grid, origin="lower", cmap="Greys", vmin=0, vmax=float(task.target.max()))
+        if task.size <= 10:
+            for y in range(task.size):
+                for x in range(task.size):
+                    ax.text(x, y, f"{grid[y, x]:.2f}", ha="center", va="center", fontsize=7,
+                            color="white" if grid[y, x] > 0.5 * float(task.target.max()) else "black")
+        ax.set_title(title, fontsize=10)
+        ax.set_xlabel("x")
+        ax.set_ylabel("y")
+    return _save(fig, path)
+
+
+def string_tables(task: rlhf.StringTask, tables: dict[str, torch.Tensor], path: Path) -> Path:
+    """Learned per-(position, token) reward tables, the greedy string in each title."""
+    fig, axes = plt.subplots(1, len(tables), figsize=(3.6 * len(tables), 3.2), squeeze=False)
+    for ax, (name, table) in zip(axes.flat, tables.items()):
+        t = table.numpy()
+        ax.imshow(t.T, cmap="RdBu_r", vmin=-abs(t).max(), vmax=abs(t).max())
+        for p in range(t.shape[0]):
+            for v in range(t.shape[1]):
+                ax.text(p, v, f"{t[p, v]:.2f}", ha="center", va="center", fontsize=8)
+        ax.set_xticks(range(t.shape[0]), [f"pos {p}" for p in range(t.shape[0])])
+        ax.set_yticks(range(t.shape[1]), list(task.vocab))
+        ok = "=" if task.decode(table) == task.target else "≠"
+        ax.set_title(f"{name}: greedy {task.decode(table)} {ok} {task.target}", fontsize=9)
+    return _save(fig, path)
+
+
+def scaling(frame: pd.DataFrame, path: Path) -> Path:
+    """Log-log time vs states, one line per (benchmark group, implementation)."""
+    fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    for (group, impl), rows in frame.groupby(["group", "implementation"], sort=True):
+        rows = rows.sort_values("states")
+        ax.plot(rows["states"], rows["median_s"], "--" if impl == "reference" else "-", marker="o", ms=3,
+                label=f"{group} ({impl})")
+    ax.set_xscale("log")
+    ax.set_yscale("log")
+    ax.set_xlabel("states S")
+    ax.set_ylabel("median time (s)")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=7)
+    return _save(fig, path)
