@@ -1,0 +1,46 @@
+"""Shared setup for the hot-path benchmarks: built once, never inside the timed region."""
+
+from functools import lru_cache
+
+import pytest
+import torch
+
+import rlhf
+from bench import reference
+
+HORIZON = 30
+GRID_SIZES = (5, 10, 20, 40, 70, 100, 300, 1000)
+REFERENCE_MAX_SIZE = 70           # dense [A, S, S] beyond this: gigabytes
+SEARCH_MAX_SIZE = 40              # O(S²) per-state search beyond this: minutes
+STRING_LENGTHS = (3, 10, 30)
+UPDATE_SIZES = (5, 20, 100, 1000)
+
+
+@pytest.fixture(autouse=True)
+def single_thread():
+    torch.set_num_threads(1)
+
+
+@lru_cache(maxsize=4)
+def grid(size: int, slip: float) -> rlhf.GridWorld:
+    return rlhf.GridWorld(size=size, slip=slip, start=[(0, 0)])
+
+
+@lru_cache(maxsize=2)
+def dense(size: int, slip: float) -> torch.Tensor:
+    return grid(size, slip).mdp.dense_transitions()
+
+
+def info(benchmark, group: str, implementation: str, states: int, **case) -> None:
+    benchmark.extra_info.update(group=group, implementation=implementation, states=states,
+                                case=",".join(f"{k}={v}" for k, v in sorted(case.items())), **case)
+
+
+def rounds_for(states: int, implementation: str) -> int:
+    """More rounds where a call is cheap; few where one call takes seconds."""
+    if implementation == "reference" and states >= 1600:
+        return 3
+    return 5 if states >= 10_000 else 20
+
+
+__all__ = ["reference"]

@@ -1,0 +1,65 @@
+"""Soft value iteration (H = 30): the package's sparse planner vs the seed's dense einsum."""
+
+import pytest
+import torch
+
+import rlhf
+from bench import reference
+
+from .conftest import (GRID_SIZES, HORIZON, REFERENCE_MAX_SIZE, STRING_LENGTHS, dense, grid, info,
+                       rounds_for)
+
+
+@pytest.mark.benchmark(group="soft_vi")
+@pytest.mark.parametrize("slip", [0.0, 0.1])
+@pytest.mark.parametrize("size", GRID_SIZES)
+def test_soft_vi_gridworld(benchmark, size, slip):
+    task = grid(size, slip)
+    info(benchmark, "soft_vi", "fast", size * size, task="gridworld", size=size, slip=slip)
+    q = benchmark.pedantic(rlhf.soft_value_iteration, args=(task.mdp, task.true_reward, HORIZON),
+                           rounds=rounds_for(size * size, "fast"), warmup_rounds=1)
+    assert q.shape == (size * size, 5) and torch.isfinite(q).all()
+
+
+@pytest.mark.benchmark(group="soft_vi")
+@pytest.mark.parametrize("slip", [0.0, 0.1])
+@pytest.mark.parametrize("size", [n for n in GRID_SIZES if n <= REFERENCE_MAX_SIZE])
+def test_soft_vi_gridworld_reference(benchmark, size, slip):
+    task = grid(size, slip)
+    P = dense(size, slip)
+    info(benchmark, "soft_vi", "reference", size * size, task="gridworld", size=size, slip=slip)
+    q = benchmark.pedantic(reference.dense_soft_value_iteration, args=(P, task.true_reward, HORIZON),
+                           rounds=rounds_for(size * size, "reference"), warmup_rounds=0 if size >= 40 else 1)
+    torch.testing.assert_close(q, rlhf.soft_value_iteration(task.mdp, task.true_reward, HORIZON),
+                               rtol=1e-4, atol=1e-3)
+
+
+@pytest.mark.benchmark(group="soft_vi_strings")
+@pytest.mark.parametrize("length", STRING_LENGTHS)
+def test_soft_vi_strings(benchmark, length):
+    task = rlhf.StringTask(vocab="ABCDEFGH", target="ABCDEFGH" * (length // 8) + "ABCDEFGH"[: length % 8])
+    info(benchmark, "soft_vi_strings", "fast", length, task="strings", size=length, slip=0.0)
+    q = benchmark.pedantic(rlhf.soft_value_iteration, args=(task.mdp, task.true_reward, task.horizon),
+                           rounds=20, warmup_rounds=1)
+    assert q.shape == (length, 8)
+
+
+@pytest.mark.benchmark(group="soft_vi_floor")
+@pytest.mark.parametrize("size", [100, 300, 1000])
+def test_soft_vi_floor(benchmark, size):
+    """The irreducible work of H backups: one exp over [A, S] and one gather of A·S values each.
+
+    The ratio soft VI / floor says how far the planner is from its memory-and-exp bound.
+    """
+    S = size * size
+    q = torch.randn(5, S)
+    index = grid(size, 0.0).mdp.action_successors.reshape(-1)
+    v = torch.randn(S)
+
+    def floor():
+        for _ in range(HORIZON):
+            torch.exp(q)
+            v.index_select(0, index)
+
+    info(benchmark, "soft_vi_floor", "floor", S, task="gridworld", size=size, slip=0.0)
+    benchmark.pedantic(floor, rounds=rounds_for(S, "fast"), warmup_rounds=1)

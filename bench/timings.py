@@ -1,0 +1,142 @@
+"""``python -m bench timings``: run the hot-path benchmarks, keep their JSON, write
+``reports/timings.csv``, ``reports/timings.md`` and a log-log scaling figure.
+
+Speed-ups are ratios of medians measured in the same run. Peak memory is
+measured in a fresh subprocess per case (``ru_maxrss`` growth over the process
+after imports), since torch allocations are invisible to tracemalloc.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import torch
+
+from . import figures
+from .errors import BenchError
+
+JSON_NAME = "timings.json"
+_MEMORY_PROBE = r"""
+import resource, sys, torch, rlhf
+torch.set_num_threads(1)
+what, size, slip = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
+before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+task = rlhf.GridWorld(size=size, slip=slip)
+if what == "soft_vi":
+    rlhf.soft_value_iteration(task.mdp, task.true_reward, 30)
+print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+"""
+MEMORY_CASES = [("soft_vi", n, s) for n in (100, 300, 1000) for s in (0.0, 0.1)] + \
+               [("transitions", n, 0.1) for n in (300, 1000)]
+
+
+def run_timings(to: Path, quick: bool = False, json_dir: Path = Path("runs")) -> list[Path]:
+    to.mkdir(parents=True, exist_ok=True)
+    json_dir.mkdir(parents=True, exist_ok=True)
+    raw = json_dir / JSON_NAME
+    cmd = [sys.executable, "-m", "pytest", "bench/hotpaths", "-q", "-p", "no:cacheprovider",
+           f"--benchmark-json={raw}", "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name"]
+    if quick:
+        cmd += ["-k", "not reference and not 1000 and not 300"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if subprocess.run(cmd, env=env).returncode != 0:
+        raise BenchError("the hot-path benchmarks failed (see the pytest output above)")
+    frame = timings_frame(json.loads(raw.read_text()))
+    frame = frame.merge(_memory(), how="left", on=["group", "implementation", "size", "slip"])
+    csv = to / "timings.csv"
+    frame.to_csv(csv, index=False, float_format="%.6g")
+    md = to / "timings.md"
+    md.write_text(_markdown(frame))
+    fig = figures.scaling(frame[frame["group"].isin(["soft_vi", "transitions", "reward_update"])
+                                & (frame["slip"] == 0.0)], to / "timings_scaling.png")
+    return [csv, md, fig]
+
+
+def timings_frame(report: dict) -> pd.DataFrame:
+    """One row per benchmark: group, implementation, size, slip, states, median, IQR, rounds,
+    and the speed-up of the fast implementation over the reference of the same case."""
+    rows = []
+    for b in report["benchmarks"]:
+        e, s = b["extra_info"], b["stats"]
+        rows.append({"group": e["group"], "implementation": e["implementation"], "task": e["task"],
+                     "size": e["size"], "slip": e["slip"], "states": e["states"], "median_s": s["median"],
+                     "iqr_s": s["iqr"], "rounds": s["rounds"]})
+    frame = pd.DataFrame(rows).sort_values(["group", "implementation", "slip", "size"], ignore_index=True)
+    ref = frame[frame["implementation"] == "reference"][["group", "size", "slip", "median_s"]]
+    frame = frame.merge(ref.rename(columns={"median_s": "reference_median_s"}), how="left",
+                        on=["group", "size", "slip"])
+    frame["speedup"] = frame["reference_median_s"] / frame["median_s"]
+    frame.loc[frame["implementation"] != "fast", "speedup"] = float("nan")
+    return frame.drop(columns="reference_median_s")
+
+
+def _memory() -> pd.DataFrame:
+    rows = []
+    for what, size, slip in MEMORY_CASES:
+        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, what, str(size), str(slip)],
+                             capture_output=True, text=True, check=True)
+        rows.append({"group": what, "implementation": "fast", "size": size, "slip": slip,
+                     "peak_mib": float(out.stdout.strip())})
+    return pd.DataFrame(rows)
+
+
+def _ratio(frame: pd.DataFrame, group: str, size: int, slip: float = 0.0) -> float:
+    row = frame[(frame["group"] == group) & (frame["size"] == size) & (frame["slip"] == slip)
+                & (frame["implementation"] == "fast")]
+    return float(row["speedup"].iloc[0]) if len(row) else float("nan")
+
+
+def _median(frame, group, size, implementation="fast", slip=0.0) -> float:
+    row = frame[(frame["group"] == group) & (frame["size"] == size) & (frame["slip"] == slip)
+                & (frame["implementation"] == implementation)]
+    return float(row["median_s"].iloc[0]) if len(row) else float("nan")
+
+
+def _markdown(frame: pd.DataFrame) -> str:
+    shown = frame.copy()
+    shown["median"] = shown["median_s"].map(lambda t: f"{t * 1e3:.3g} ms")
+    shown["IQR"] = shown["iqr_s"].map(lambda t: f"{t * 1e3:.2g} ms")
+    shown["speed-up"] = shown["speedup"].map(lambda x: "" if pd.isna(x) else f"{x:,.0f}×")
+    shown["peak memory"] = shown["peak_mib"].map(lambda x: "" if pd.isna(x) else f"{x:,.0f} MiB")
+    table = shown[["group", "implementation", "task", "size", "slip", "states", "median", "IQR", "rounds",
+                   "speed-up", "peak memory"]].to_markdown(index=False)
+    vi, floor = _median(frame, "soft_vi", 1000), _median(frame, "soft_vi_floor", 1000)
+    vi_slip = _median(frame, "soft_vi", 1000, slip=0.1)
+    S, H = 1000 * 1000, 30
+    lines = [
+        "# Hot-path timings", "",
+        f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores; python {platform.python_version()}, "
+        f"torch {torch.__version__}; torch single-threaded. Medians of pytest-benchmark rounds "
+        "(`python -m bench timings`; raw JSON in `runs/timings.json`). Speed-ups are ratios of medians "
+        "measured in the same run against the seed-style references in `bench/reference.py`.", "",
+        "## Targets", "",
+        f"- soft VI (H = 30) at N = 70: **{_ratio(frame, 'soft_vi', 70):,.0f}×** faster than the dense "
+        f"reference (slip 0.1: {_ratio(frame, 'soft_vi', 70, 0.1):,.0f}×); target ≥ 200×.",
+        f"- soft VI at N = 1000 (10⁶ states): median **{vi:.3f} s** (slip 0.1: {vi_slip:.3f} s); target ≤ 0.5 s.",
+        f"- transitions at N = 1000: median **{_median(frame, 'transitions', 1000):.3f} s** "
+        f"(slip 0.1: {_median(frame, 'transitions', 1000, slip=0.1):.3f} s); target ≤ 1 s.",
+        f"- whole `seed-gridworld` run: **{_ratio(frame, 'seed_run', 5):.1f}×** faster than the seed-style "
+        f"reference ({_median(frame, 'seed_run', 5, 'reference'):.1f} s → "
+        f"{_median(frame, 'seed_run', 5):.2f} s); target ≥ 20×.", "",
+        "## How far from the physical limit", "",
+        f"One backup at N = 1000 must evaluate {S * 5:,} exponentials (logsumexp over A = 5) and gather "
+        f"{S * 5:,} successor values; at float32 that is ≥ {S * 5 * 4 * 4 / 2**20:.0f} MiB of memory traffic "
+        f"(read Q, write exp, read V at the successors, write Q). `soft_vi_floor` times exactly that minimum — "
+        f"H × (one `exp` over [5, S] + one gather of 5·S values) — in the same run: {floor:.3f} s. The planner "
+        f"takes {vi / floor:.1f}× the floor; the rest is the max-subtraction pass, the sum over actions and the "
+        "reward add, each another pass over [5, S]. It is bound by single-core memory bandwidth and the "
+        "vectorised exp, not by Python: 30 iterations of a handful of large kernels. With slip the gather stays "
+        "5 values per state (factored transitions: the perpendicular moves are other actions' moves), plus one "
+        "[5, 5] × [5, S] mix.", "",
+        "The whole seed run is bound by per-call overhead instead: 200 rounds × (30 planner backups + 30 rollout "
+        "steps + 50 optimiser steps) of tiny tensors, each torch call costing microseconds regardless of size. "
+        "The learner's gradient is closed-form (no autograd) and the Adam step is torch's fused kernel.", "",
+        "## All benchmarks", "", table, "",
+        "![scaling](timings_scaling.png)", ""]
+    return "\n".join(lines)
