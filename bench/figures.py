@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 import matplotlib
+import matplotlib.ticker
 
 matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
@@ -45,7 +46,7 @@ def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str,
                 (handle,) = ax.plot(line["budget"], line[f"{metric}_mean"], style, marker="o", ms=3, label=tag)
                 ax.fill_between(line["budget"], line[f"{metric}_ci_low"], line[f"{metric}_ci_high"],
                                 color=handle.get_color(), alpha=0.15)
-                ax.set_xscale("log")
+                _budget_axis(ax, sorted(rows["budget"].unique()))
                 ax.set_ylabel(ylabel)
                 ax.set_title(f"{task}, {size_name} = {size}", fontsize=9)
                 ax.grid(alpha=0.3)
@@ -53,6 +54,14 @@ def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str,
             axes[-1, col].set_xlabel("preference pairs (budget)")
     axes[0, 0].legend(fontsize=7, loc="best")
     return _save(fig, path)
+
+
+def _budget_axis(ax, budgets) -> None:
+    """Log-scaled x axis labelled exactly at the swept budgets."""
+    ax.set_xscale("log")
+    ax.xaxis.set_major_locator(matplotlib.ticker.FixedLocator(budgets))
+    ax.xaxis.set_major_formatter(matplotlib.ticker.FixedFormatter([str(b) for b in budgets]))
+    ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
 def gridworld_paths(task: rlhf.GridWorld, paths_by_round: dict[int, torch.Tensor], path: Path) -> Path:
