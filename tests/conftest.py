@@ -1,5 +1,9 @@
+from pathlib import Path
+
 import pytest
 import torch
+
+from helpers import TINY_CONFIG
 
 # Deterministic single-threaded kernels: the suite compares results bit for bit.
 torch.set_num_threads(1)
@@ -9,3 +13,11 @@ torch.set_num_threads(1)
 def rng() -> torch.Generator:
     """A fixed torch Generator: tests never touch the global RNG."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def tiny_config(tmp_path: Path) -> Path:
+    """A two-task sweep of 22 cells that runs in about a second."""
+    path = tmp_path / "tiny.toml"
+    path.write_text(TINY_CONFIG)
+    return path

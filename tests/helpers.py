@@ -1,0 +1,57 @@
+"""Shared test helpers (importable: pytest's ``pythonpath`` includes tests/)."""
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+
+TINY_CONFIG = """
+name = "tiny"
+[gridworld]
+sizes = [3, 4]
+slips = [0.0, 0.1]
+budgets = [100]
+teachers = ["boltzmann:1"]
+starts = ["uniform"]
+seeds = 2
+horizon = 6
+[gridworld.train]
+pairs_per_round = 50
+epochs = 10
+heldout_pairs = 50
+[strings]
+sizes = [3]
+slips = [0.0]
+budgets = [20, 60]
+teachers = ["deterministic"]
+seeds = 3
+[strings.train]
+heldout_pairs = 50
+"""
+
+
+BAD_CONFIGS = [  # (case, TOML text, what the error must name)
+    ("unknown task", "[atari]\nsizes = [5]", "atari"),
+    ("unknown key", "[gridworld]\nsizes=[5]\nslips=[0.0]\nbudgets=[10]\nteachers=['oracle']\nseeds=1\ncolour='red'",
+     "gridworld.colour"),
+    ("wrong type", "[gridworld]\nsizes=['five']\nslips=[0.0]\nbudgets=[10]\nteachers=['oracle']\nseeds=1",
+     "gridworld.sizes = 'five'"),
+    ("size < 2", "[gridworld]\nsizes=[1]\nslips=[0.0]\nbudgets=[10]\nteachers=['oracle']\nseeds=1", "gridworld.sizes = 1"),
+    ("slip", "[strings]\nsizes=[3]\nslips=[1.0]\nbudgets=[10]\nteachers=['oracle']\nseeds=1", "strings.slips = 1.0"),
+    ("empty seeds", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[10]\nteachers=['oracle']\nseeds=[]",
+     "strings.seeds = []"),
+    ("budget", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[0]\nteachers=['oracle']\nseeds=1", "strings.budgets = 0"),
+    ("teacher", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['wise']\nseeds=1", "strings.teachers = 'wise'"),
+    ("train key", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n[strings.train]\nlr='fast'",
+     "strings.train.lr = 'fast'"),
+    ("malformed", "[gridworld\nsizes = [5]", "malformed TOML"),
+]
+
+
+def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
+    """``python -m bench ARGS`` in a subprocess, from the repository root."""
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True,
+                          text=True, check=check, timeout=600)
