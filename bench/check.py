@@ -62,9 +62,10 @@ def load_run(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / CSV_NAME
     if not path.is_file():
         raise BenchError(f"{run_dir}: no {CSV_NAME} (run 'python -m bench run --out {run_dir}' first)")
-    frame = pd.read_csv(path)
-    for column in ("task", "teacher", "start", "sampler", "optimizer", "status", "error"):
-        frame[column] = frame[column].fillna("").astype(str)
+    text_columns = ("task", "teacher", "start", "sampler", "optimizer", "status", "error")
+    frame = pd.read_csv(path, dtype={c: str for c in text_columns})
+    for column in text_columns:
+        frame[column] = frame[column].fillna("")
     return frame
 
 

@@ -17,7 +17,7 @@ def rng() -> torch.Generator:
 
 @pytest.fixture
 def tiny_config(tmp_path: Path) -> Path:
-    """A two-task sweep of 22 cells that runs in about a second."""
+    """A two-task sweep of 14 cells that runs in about a second."""
     path = tmp_path / "tiny.toml"
     path.write_text(TINY_CONFIG)
     return path

@@ -1,0 +1,107 @@
+import os
+import signal
+import sqlite3
+import subprocess
+import sys
+import time
+
+import pytest
+
+import rlhf
+from bench import cell as cell_mod
+from bench import config, sweep
+from bench.store import Store
+from helpers import ROOT, run_cli
+
+SLOW_CONFIG = """
+[gridworld]
+sizes = [5]
+slips = [0.0]
+budgets = [400]
+teachers = ["boltzmann:1"]
+seeds = 40
+[gridworld.train]
+heldout_pairs = 100
+"""
+
+
+def test_serial_equals_process_and_rerun_computes_nothing(tmp_path, tiny_config):
+    serial, process = tmp_path / "serial", tmp_path / "process"
+    first = run_cli("run", "--config", str(tiny_config), "--out", str(serial), "--no-progress")
+    assert first.returncode == 0 and "14 run, 0 skipped" in first.stdout
+    result = run_cli("run", "--config", str(tiny_config), "--out", str(process), "--executor", "process",
+                     "--workers", "2", "--no-progress")
+    assert result.returncode == 0
+    assert (serial / "cells.csv").read_bytes() == (process / "cells.csv").read_bytes()
+    again = run_cli("run", "--config", str(tiny_config), "--out", str(serial), "--no-progress")
+    assert "0 run, 14 skipped" in again.stdout
+    assert (serial / "cells.csv").read_bytes() == (process / "cells.csv").read_bytes()
+
+
+def _stored(db) -> int:
+    try:
+        with sqlite3.connect(db) as conn:
+            return conn.execute("SELECT COUNT(*) FROM cells").fetchone()[0]
+    except sqlite3.OperationalError:
+        return 0
+
+
+def test_kill_9_mid_sweep_then_resume_equals_uninterrupted(tmp_path):
+    cfg = tmp_path / "slow.toml"
+    cfg.write_text(SLOW_CONFIG)
+    killed, clean = tmp_path / "killed", tmp_path / "clean"
+    env = dict(os.environ, PYTHONPATH=str(ROOT))
+    proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(cfg), "--out", str(killed),
+                             "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    deadline = time.monotonic() + 120
+    while _stored(killed / "results.sqlite") < 5 and time.monotonic() < deadline and proc.poll() is None:
+        time.sleep(0.05)
+    proc.send_signal(signal.SIGKILL)
+    proc.wait()
+    done_before = _stored(killed / "results.sqlite")
+    assert 5 <= done_before < 40, "the sweep must be killed mid-way"
+    resumed = run_cli("run", "--config", str(cfg), "--out", str(killed), "--no-progress")
+    assert resumed.returncode == 0
+    assert f"{40 - done_before} run, {done_before} skipped" in resumed.stdout     # nothing lost, nothing redone
+    run_cli("run", "--config", str(cfg), "--out", str(clean), "--no-progress", check=True)
+    assert (killed / "cells.csv").read_bytes() == (clean / "cells.csv").read_bytes()
+
+
+def test_failing_and_nan_cells_are_recorded_and_the_sweep_goes_on(tmp_path, tiny_config, monkeypatch):
+    real_train = rlhf.train
+
+    def flaky(task, seed, config):
+        if task.name == "strings" and seed == 1:
+            raise RuntimeError("planted failure")
+        result = real_train(task, seed=seed, config=config)
+        if task.name == "strings" and seed == 2:
+            result.metrics["epic"] = float("nan")
+        return result
+
+    monkeypatch.setattr(cell_mod.rlhf, "train", flaky)
+    summary = sweep.run_sweep(config.load(tiny_config), tmp_path / "out", progress=False)
+    assert (summary.total, summary.run, summary.failed) == (14, 14, 4)
+    store = Store(tmp_path / "out")
+    failed = {r["config"]["seed"]: r["error"] for r in store.rows() if r["status"] == "failed"}
+    store.close()
+    assert set(failed) == {1, 2}
+    assert all("planted failure" in e or "NaN in metrics: epic" in e for e in failed.values())
+    frame = sweep.cells_frame(Store(tmp_path / "out"), config.load(tiny_config).cells)
+    assert (frame["status"] == "done").sum() == 10 and len(frame) == 14
+
+
+def test_retry_failed_runs_only_failed_cells(tmp_path, tiny_config, monkeypatch):
+    real_train = rlhf.train
+    monkeypatch.setattr(cell_mod.rlhf, "train", lambda task, seed, config: (_ for _ in ()).throw(ValueError("x"))
+                        if seed == 0 else real_train(task, seed=seed, config=config))
+    first = sweep.run_sweep(config.load(tiny_config), tmp_path / "o", progress=False)
+    monkeypatch.setattr(cell_mod.rlhf, "train", real_train)
+    again = sweep.run_sweep(config.load(tiny_config), tmp_path / "o", progress=False)
+    retried = sweep.run_sweep(config.load(tiny_config), tmp_path / "o", retry_failed=True, progress=False)
+    assert first.failed == 6 and again.run == 0 and (retried.run, retried.failed) == (6, 0)
+
+
+@pytest.mark.parametrize("workers", ["0", "-1"])
+def test_bad_workers(tmp_path, tiny_config, workers):
+    result = run_cli("run", "--config", str(tiny_config), "--out", str(tmp_path / "o"), "--workers", workers)
+    assert result.returncode == 2 and "--workers" in result.stderr and not (tmp_path / "o").exists()
