@@ -63,8 +63,10 @@ def _dispatch(args) -> int:
             raise BenchError(f"--workers must be >= 1, got {args.workers}")
         cfg = config.load(args.config)          # validated before anything is written
         if args.executor == "dask":
-            from .dask_executor import require_dask
+            from .dask_executor import check_scheduler, require_dask
             require_dask()
+            if args.address:
+                check_scheduler(args.address)
         summary = sweep.run_sweep(cfg, args.out, args.executor, args.workers, args.address,
                                   args.retry_failed, progress=not args.no_progress)
         print(summary.line())

@@ -55,3 +55,21 @@ def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True,
                           text=True, check=check, timeout=600)
+
+
+def kill_worker_once(cell, marker_dir):
+    """Dask fault injection: the first attempt at cell (strings, seed 0, budget 20) kills its worker."""
+    from bench.cell import run_cell
+    marker = Path(marker_dir) / f"{cell.key}.attempted"
+    if cell.task == "strings" and cell.seed == 0 and cell.budget == 20 and not marker.exists():
+        marker.touch()
+        os._exit(1)
+    return run_cell(cell)
+
+
+def kill_worker_always(cell):
+    """Dask fault injection: cell (strings, seed 0, budget 20) kills every worker that tries it."""
+    from bench.cell import run_cell
+    if cell.task == "strings" and cell.seed == 0 and cell.budget == 20:
+        os._exit(1)
+    return run_cell(cell)

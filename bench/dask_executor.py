@@ -1,0 +1,78 @@
+"""The Dask executor: cells as futures on a ``distributed`` cluster (optional extra ``[dask]``).
+
+The client is the only writer of the store: results are yielded as futures
+complete and stored by the caller. Fault handling is Dask's own: a task whose
+worker dies is rescheduled on another worker; after ``ALLOWED_FAILURES`` such
+deaths the scheduler gives up with ``KilledWorker``, and the cell is recorded
+as failed. Each cell's future key is its content hash, so a cell is never
+computed twice in one sweep.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator, Sequence
+
+from .cell import CellResult, run_cell
+from .config import CellConfig
+from .errors import BenchError
+from .executors import default_workers
+
+ALLOWED_FAILURES = 2
+"""Worker deaths tolerated per cell before it is recorded as failed (Dask's default is 3)."""
+
+
+def require_dask() -> None:
+    try:
+        import distributed  # noqa: F401
+    except ImportError:
+        raise BenchError("--executor dask needs the dask extra: "
+                         "python3 -m pip install -c constraints.txt '.[dask]'") from None
+
+
+def check_scheduler(address: str) -> None:
+    """Fail fast (before anything is written) when no scheduler answers at ``address``."""
+    from distributed import Client
+    try:
+        Client(address, timeout="20s").close()
+    except OSError as exc:
+        raise BenchError(f"--address {address}: cannot reach a Dask scheduler ({exc})") from None
+
+
+def run_dask(
+    cells: Sequence[CellConfig],
+    workers: int | None,
+    address: str | None,
+    task: Callable[[CellConfig], CellResult] = run_cell,
+) -> Iterator[tuple[CellConfig, CellResult]]:
+    """Run ``task(cell)`` for every cell on a LocalCluster (or the scheduler at ``address``)."""
+    require_dask()
+    import dask
+    from distributed import Client, LocalCluster, as_completed
+    from distributed.scheduler import KilledWorker
+
+    with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                          "distributed.worker.daemon": False}):
+        cluster = None
+        if address:
+            try:
+                client = Client(address, timeout="20s")
+            except OSError as exc:
+                raise BenchError(f"--address {address}: cannot reach a Dask scheduler ({exc})") from None
+        else:
+            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
+                                   processes=True, dashboard_address=None)
+            client = Client(cluster)
+        try:
+            futures = {client.submit(task, cell, key=f"cell-{cell.key}", pure=False): cell for cell in cells}
+            for future in as_completed(futures):
+                cell = futures.pop(future)
+                try:
+                    result = future.result()
+                except KilledWorker:
+                    result = CellResult(cell.key, "failed",
+                                        error=f"KilledWorker: the cell's worker died {ALLOWED_FAILURES + 1} times")
+                yield cell, result
+        finally:
+            client.close()
+            if cluster is not None:
+                cluster.close()
