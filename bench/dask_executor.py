@@ -33,7 +33,7 @@ def check_scheduler(address: str) -> None:
     """Fail fast (before anything is written) when no scheduler answers at ``address``."""
     from distributed import Client
     try:
-        Client(address, timeout="20s").close()
+        Client(address, timeout="5s").close()
     except OSError as exc:
         raise BenchError(f"--address {address}: cannot reach a Dask scheduler ({exc})") from None
 
@@ -55,7 +55,7 @@ def run_dask(
         cluster = None
         if address:
             try:
-                client = Client(address, timeout="20s")
+                client = Client(address, timeout="5s")
             except OSError as exc:
                 raise BenchError(f"--address {address}: cannot reach a Dask scheduler ({exc})") from None
         else:
