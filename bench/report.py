@@ -18,6 +18,7 @@ import rlhf
 
 from . import figures
 from .check import load_run
+from .config import CellConfig
 from .stats import CONFIDENCE, GROUP_KEYS, summarize
 from .store import Store
 
@@ -29,6 +30,8 @@ PATH_ROUNDS = (1, 2, 3, 5, 10, 20, 50, 100, 150, 200)
 def write_report(runs: list[Path], to: Path) -> list[Path]:
     to.mkdir(parents=True, exist_ok=True)
     cells = pd.concat([load_run(r) for r in runs], ignore_index=True)
+    # Runs may share cells (same config hash): count each once.
+    cells = cells.drop_duplicates(subset=list(CellConfig.__dataclass_fields__), ignore_index=True)
     metrics = [m for m in METRICS if m in cells]
     summary = summarize(cells, metrics)
     written = _tables(summary, to)
@@ -132,6 +135,62 @@ def _corner_finding(summary: pd.DataFrame) -> str | None:
     return text
 
 
+NOISE_FAMILIES = {   # teacher specs ordered from least to most noisy
+    "mistake ε (Boltzmann β = 1)": ["boltzmann:1", "boltzmann:1+mistake:0.1", "boltzmann:1+mistake:0.3"],
+    "mistake ε (oracle)": ["oracle", "oracle+mistake:0.1", "oracle+mistake:0.3"],
+    "Boltzmann β": ["oracle", "boltzmann:1", "boltzmann:0.3", "boltzmann:0.1"],
+}
+
+
+def _teacher_section(summary: pd.DataFrame) -> list[str]:
+    """Per task with several teachers: success by budget per teacher, EPIC at the largest budget,
+    and whether more noise means more pairs, read off the numbers."""
+    lines: list[str] = []
+    for task, rows in summary[summary["slip"] == 0].groupby("task"):
+        size = rows.groupby("size")["teacher"].nunique().idxmax()
+        rows = rows[rows["size"] == size]
+        starts = rows.groupby("start")["teacher"].nunique()
+        rows = rows[rows["start"] == starts.idxmax()]
+        if rows["teacher"].nunique() < 2:
+            continue
+        budgets = sorted(set.intersection(*[set(g["budget"]) for _, g in rows.groupby("teacher")]))
+        rows = rows[rows["budget"].isin(budgets)]
+        top = budgets[-1]
+        table = []
+        for teacher, g in rows.groupby("teacher", sort=False):
+            g = g.set_index("budget")
+            entry = {"teacher": teacher}
+            entry |= {f"success @ {b}": f"{g.loc[b, 'success_mean']:.0%}" for b in budgets}
+            entry[f"EPIC @ {top}"] = (f"{g.loc[top, 'epic_mean']:.3f} [{g.loc[top, 'epic_ci_low']:.3f}, "
+                                      f"{g.loc[top, 'epic_ci_high']:.3f}]")
+            entry[f"pref. acc. @ {top}"] = f"{g.loc[top, 'pref_accuracy_mean']:.3f}"
+            table.append(entry)
+        table.sort(key=lambda e: float(e[f"EPIC @ {top}"].split()[0]))
+        name = f"{task}, {'N' if task == 'gridworld' else 'L'} = {size}" + (
+            f", {starts.idxmax()} start" if starts.idxmax() else "")
+        lines += [f"### Teachers: {name}", "", "Ordered by EPIC distance at the largest budget (closest first).", "",
+                  pd.DataFrame(table).to_markdown(index=False), ""]
+        epic = {t: g.set_index("budget").loc[top, "epic_mean"] for t, g in rows.groupby("teacher")}
+        for family, order in NOISE_FAMILIES.items():
+            seen = [t for t in order if t in epic]
+            if len(seen) < 3:
+                continue
+            values = [epic[t] for t in seen]
+            monotone = all(a <= b + 1e-9 for a, b in zip(values, values[1:]))
+            chain = " → ".join(f"{t} {v:.3f}" for t, v in zip(seen, values))
+            lines.append(f"- {family}, EPIC at {top} pairs: {chain}: "
+                         + ("more noise, farther from the true reward (monotone)." if monotone
+                            else "not monotone in the noise level."))
+        lines.append("")
+    if lines:
+        lines = ["## Irrational teachers", "",
+                 "The B-Pref teacher family (`bench/configs/teachers.toml`, slip 0). A teacher's noise bounds how "
+                 "large a preference logit the data supports, so Bradley–Terry learns a *compressed* reward: its "
+                 "ranking of segments can stay good (preference accuracy) while planning on it at temperature 1 "
+                 "is close to random — the success rate falls much faster than the accuracy.", ""] + lines
+    return lines
+
+
 def _front_page(runs, cells: pd.DataFrame, summary: pd.DataFrame, to: Path, written: list[Path]) -> Path:
     meta = {}
     wall = 0.0
@@ -162,6 +221,7 @@ def _front_page(runs, cells: pd.DataFrame, summary: pd.DataFrame, to: Path, writ
               "most 10% of the truth's advantage over a random policy (normalised regret ≤ 0.1); strings — the "
               "greedy string equals the target. Full table with CIs: [convergence.md](convergence.md), "
               "numbers: [convergence.csv](convergence.csv).", ""]
+    lines += _teacher_section(summary)
     lines += ["## Figures", ""]
     for path in written:
         if path.suffix == ".png":

@@ -63,3 +63,19 @@ def test_soft_vi_floor(benchmark, size):
 
     info(benchmark, "soft_vi_floor", "floor", S, task="gridworld", size=size, slip=0.0)
     benchmark.pedantic(floor, rounds=rounds_for(S, "fast"), warmup_rounds=1)
+
+
+@pytest.mark.benchmark(group="soft_vi_threads")
+@pytest.mark.parametrize("slip", [0.0, 0.1])
+@pytest.mark.parametrize("size", [300, 1000])
+def test_soft_vi_two_threads(benchmark, size, slip):
+    """The one benchmark that measures threading: the same planner on both cores."""
+    task = grid(size, slip)
+    info(benchmark, "soft_vi_threads", "fast-2-threads", size * size, task="gridworld", size=size, slip=slip)
+    torch.set_num_threads(2)
+    try:
+        q = benchmark.pedantic(rlhf.soft_value_iteration, args=(task.mdp, task.true_reward, HORIZON),
+                               rounds=rounds_for(size * size, "fast"), warmup_rounds=1)
+    finally:
+        torch.set_num_threads(1)
+    torch.testing.assert_close(q, rlhf.soft_value_iteration(task.mdp, task.true_reward, HORIZON))

@@ -1,11 +1,11 @@
-"""Shared test helpers (importable: pytest's ``pythonpath`` includes tests/)."""
+"""Shared test helpers (importable: pytest's ``pythonpath`` includes tests/_support)."""
 
 import os
 import subprocess
 import sys
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 TINY_CONFIG = """
 name = "tiny"
