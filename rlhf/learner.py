@@ -105,15 +105,17 @@ class RewardLearner:
         n = counts.shape[0]
         size = self.config.batch_size or n
         batches = [(counts[lo:lo + size], prefer_first[lo:lo + size]) for lo in range(0, n, size)]
-        scaled = [(c, c.T / c.shape[0], y) for c, y in batches]     # ∇ = (Cᵀ / B)(σ(z) − y)
+        # ∇ = (Cᵀ/B)(σ(z) − y) = (Cᵀ/B)·σ(z) − (Cᵀ/B)·y: the second term is fixed per batch.
+        scaled = [(c, c.T / c.shape[0]) for c, _ in batches]
+        scaled = [(c, c_t, -(c_t @ y)) for (c, c_t), (_, y) in zip(scaled, batches)]
+        theta, apply, last = self.model.theta, self._apply, self.config.epochs - 1
         last_logits = []
         for epoch in range(self.config.epochs):
-            for c, c_t_scaled, y in scaled:
-                z = c @ (self.model.theta if support is None else self.model.theta[support])
-                if epoch == self.config.epochs - 1:
+            for c, c_t_scaled, offset in scaled:
+                z = c @ (theta if support is None else theta[support])
+                if epoch == last:
                     last_logits.append(z)
-                grad_support = c_t_scaled @ torch.sigmoid(z).sub_(y)
-                self._apply(support, grad_support)
+                apply(support, torch.addmv(offset, c_t_scaled, torch.sigmoid(z)))
         z = torch.cat(last_logits)
         return float((F.softplus(z) - prefer_first * z).mean())
 
@@ -130,11 +132,14 @@ class RewardLearner:
         _adam_step(theta, grad, self._exp_avg, self._exp_avg_sq, self._step, lr)
 
 
+_FUSED_ADAM = hasattr(torch, "_fused_adam_")     # the kernel behind torch.optim.Adam(fused=True)
+
+
 def _adam_step(theta, grad, exp_avg, exp_avg_sq, step, lr: float) -> None:
     """One step of torch's Adam (no weight decay, no amsgrad), in place."""
     beta1, beta2 = ADAM_BETAS
     step += 1                               # torch.optim counts the step before updating
-    if hasattr(torch, "_fused_adam_"):      # the kernel behind torch.optim.Adam(fused=True)
+    if _FUSED_ADAM:
         torch._fused_adam_([theta], [grad], [exp_avg], [exp_avg_sq], [], [step], amsgrad=False,
                            lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=ADAM_EPS,
                            maximize=False)

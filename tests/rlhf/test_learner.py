@@ -54,3 +54,18 @@ def test_bradley_terry_loss_is_stable_for_huge_logits():
 def test_bad_learner_config(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
         LearnerConfig(**kwargs)
+
+
+def test_written_out_adam_matches_torch_when_the_fused_kernel_is_missing(monkeypatch):
+    from rlhf import learner
+    monkeypatch.setattr(learner, "_FUSED_ADAM", False)
+    g = torch.Generator().manual_seed(0)
+    grads = [torch.randn(6, generator=g) for _ in range(5)]
+    theta, m, v, step = torch.zeros(6), torch.zeros(6), torch.zeros(6), torch.zeros(())
+    p = torch.zeros(6, requires_grad=True)
+    opt = torch.optim.Adam([p], lr=0.05)
+    for grad in grads:
+        learner._adam_step(theta, grad, m, v, step, 0.05)
+        p.grad = grad.clone()
+        opt.step()
+    torch.testing.assert_close(theta, p.detach())

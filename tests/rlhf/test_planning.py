@@ -127,3 +127,15 @@ def test_bad_planner_arguments_name_the_argument(kwargs, needle):
 def test_wrong_reward_shape_is_rejected():
     with pytest.raises(ValueError, match="reward must be"):
         rlhf.soft_value_iteration(rlhf.GridWorld(size=3).mdp, torch.zeros(10), 3)
+
+
+@pytest.mark.parametrize("name,make,horizon,discount,temperature", CASES, ids=[c[0] for c in CASES])
+def test_buffered_large_mdp_path_equals_small_path(name, make, horizon, discount, temperature, rng, monkeypatch):
+    """Large MDPs take the preallocated-buffer loop; force it on small ones and compare."""
+    from rlhf import planning
+    mdp = make(rng)
+    rewards = torch.randn(2, mdp.num_states, mdp.num_actions, generator=rng)
+    small = rlhf.soft_value_iteration(mdp, rewards, horizon, discount, temperature)
+    monkeypatch.setattr(planning, "_BUFFERED_FROM", 0)
+    torch.testing.assert_close(rlhf.soft_value_iteration(mdp, rewards, horizon, discount, temperature), small)
+    torch.testing.assert_close(rlhf.soft_value_iteration(mdp, rewards[0], horizon, discount, temperature), small[0])
