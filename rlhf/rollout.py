@@ -64,6 +64,7 @@ def rollout(
         raise ValueError(f"length must be >= 1, got {length}")
     A = mdp.num_actions
     action_cdf = _cdf(policy)
+    successor = _successor_sampler(mdp, generator)
     s = torch.multinomial(mdp.start, num, replacement=True, generator=generator)
     u = torch.rand(length, num, 1, generator=generator)       # one draw per step and trajectory
     states, actions = [], []
@@ -74,15 +75,17 @@ def rollout(
             a = torch.where(replaced, torch.randint(A, (num,), generator=generator), a)
         states.append(s)
         actions.append(a)
-        s = _successor(mdp, s, a, generator)
+        s = successor(s, a)
     return Trajectories(torch.stack(states, 1), torch.stack(actions, 1))
 
 
-def _successor(mdp: TabularMDP, s: torch.Tensor, a: torch.Tensor, g: torch.Generator) -> torch.Tensor:
+def _successor_sampler(mdp: TabularMDP, g: torch.Generator):
+    """``(s[B], a[B]) -> s'[B]``, chosen once per rollout (the loop body stays small)."""
+    if mdp.deterministic:
+        flat, A = mdp.successors.reshape(-1), mdp.num_actions
+        return lambda s, a: flat[s * A + a]
     if mdp.is_factored:
-        if mdp.deterministic:
-            return mdp.successors[s, a]
-        move = sample_categorical(mdp.move_probs[a], g)
-        return mdp.moves[move, s]
-    k = sample_categorical(mdp.probs[a, s], g)
-    return mdp.next_states[a, s, k]
+        move_probs, moves = mdp.move_probs, mdp.moves
+        return lambda s, a: moves[sample_categorical(move_probs[a], g), s]
+    probs, next_states = mdp.probs, mdp.next_states
+    return lambda s, a: next_states[a, s, sample_categorical(probs[a, s], g)]
