@@ -82,8 +82,8 @@ def rollout(
 def _successor_sampler(mdp: TabularMDP, g: torch.Generator):
     """``(s[B], a[B]) -> s'[B]``, chosen once per rollout (the loop body stays small)."""
     if mdp.deterministic:
-        flat, A = mdp.successors.reshape(-1), mdp.num_actions
-        return lambda s, a: flat[s * A + a]
+        successors = mdp.successors
+        return lambda s, a: successors[s, a]
     if mdp.is_factored:
         move_probs, moves = mdp.move_probs, mdp.moves
         return lambda s, a: moves[sample_categorical(move_probs[a], g), s]
