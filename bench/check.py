@@ -20,7 +20,7 @@ from tabulate import tabulate
 
 from . import config as config_mod
 from .errors import BenchError
-from .sweep import CSV_NAME, KEY_COLUMNS
+from .sweep import CSV_NAME
 
 GROUP_COLUMNS = [c for c in config_mod.CellConfig.__dataclass_fields__ if c != "seed"]
 _NOT_METRICS = set(config_mod.CellConfig.__dataclass_fields__) | {"status", "error"}
@@ -150,5 +150,3 @@ def _plain(value):
     """numpy scalars to Python ones (for JSON and dataclass fields)."""
     return value.item() if hasattr(value, "item") else value
 
-
-__all__ = ["aggregate", "compare", "run_check", "write_baseline", "KEY_COLUMNS"]

@@ -40,7 +40,9 @@ def _parser() -> argparse.ArgumentParser:
 
     tim = sub.add_parser("timings", help="run the hot-path benchmarks and write reports/timings.*")
     tim.add_argument("--to", type=Path, default=Path("reports"))
-    tim.add_argument("--quick", action="store_true", help="fewer rounds (a smoke run)")
+    tim.add_argument("--quick", action="store_true", help="skip the references and the largest sizes")
+    tim.add_argument("--from-json", type=Path, default=None,
+                     help="rebuild the report from a saved pytest-benchmark JSON instead of rerunning")
     return p
 
 
@@ -87,7 +89,7 @@ def _dispatch(args) -> int:
         return 0
     if args.command == "timings":
         from .timings import run_timings
-        for path in run_timings(args.to, quick=args.quick):
+        for path in run_timings(args.to, quick=args.quick, from_json=args.from_json):
             print(path)
         return 0
     raise AssertionError(args.command)

@@ -18,8 +18,9 @@ import rlhf  # noqa: E402
 _SAVE = {"dpi": 110, "metadata": {"Software": None}}   # no version string: identical bytes on reruns
 
 
-def _save(fig, path: Path) -> Path:
-    fig.tight_layout()
+def _save(fig, path: Path, tight: bool = True) -> Path:
+    if tight:
+        fig.tight_layout()
     fig.savefig(path, **_SAVE)
     plt.close(fig)
     return path
@@ -30,14 +31,15 @@ def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str,
     """Rows = metrics, columns = sizes; each line one value of ``line_by`` (and start mode), CI bands."""
     rows = summary[summary["task"] == task]
     sizes = sorted(rows["size"].unique())
-    fig, axes = plt.subplots(len(metrics), len(sizes), figsize=(3.6 * len(sizes), 2.9 * len(metrics)),
+    fig, axes = plt.subplots(len(metrics), len(sizes), figsize=(max(3.6 * len(sizes), 8.0), 2.9 * len(metrics)),
                              squeeze=False, sharex=True)
+    several_starts = rows["start"].nunique() > 1
     size_name = "N" if task == "gridworld" else "L"
     for col, size in enumerate(sizes):
         panel = rows[rows["size"] == size]
         for (value, start), line in panel.groupby([line_by, "start"], sort=True):
             line = line.sort_values("budget")
-            tag = f"{line_by} {value}" + (f", {start} start" if start else "")
+            tag = f"{line_by} {value}" + (f", {start} start" if several_starts else "")
             style = "--" if start == "corner" else "-"
             for row, (metric, ylabel) in enumerate(metrics):
                 ax = axes[row, col]
@@ -52,8 +54,11 @@ def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str,
                 ax.grid(alpha=0.3)
         for row in range(len(metrics)):
             axes[-1, col].set_xlabel("preference pairs (budget)")
-    axes[0, 0].legend(fontsize=7, loc="best")
-    return _save(fig, path)
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    ncol = 3 if len(sizes) > 1 else 2
+    fig.tight_layout(rect=(0, 0.03 + 0.025 * (-(-len(labels) // ncol)), 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=ncol, fontsize=7, frameon=False)
+    return _save(fig, path, tight=False)
 
 
 def _budget_axis(ax, budgets) -> None:
@@ -135,12 +140,13 @@ def string_tables(task: rlhf.StringTask, tables: dict[str, torch.Tensor], path: 
 
 
 def scaling(frame: pd.DataFrame, path: Path) -> Path:
-    """Log-log time vs states, one line per (benchmark group, implementation)."""
+    """Log-log time vs states: a colour per benchmark group, dashed for the seed-style reference."""
     fig, ax = plt.subplots(figsize=(6.4, 4.4))
+    colours = {g: f"C{i}" for i, g in enumerate(sorted(frame["group"].unique()))}
     for (group, impl), rows in frame.groupby(["group", "implementation"], sort=True):
         rows = rows.sort_values("states")
         ax.plot(rows["states"], rows["median_s"], "--" if impl == "reference" else "-", marker="o", ms=3,
-                label=f"{group} ({impl})")
+                color=colours[group], label=f"{group} ({impl})")
     ax.set_xscale("log")
     ax.set_yscale("log")
     ax.set_xlabel("states S")

@@ -36,16 +36,14 @@ def write_report(runs: list[Path], to: Path) -> list[Path]:
     metrics = [m for m in METRICS if m in cells]
     summary = summarize(cells, metrics)
     written = _tables(summary, to)
-    teacher_runs = summary.groupby(["task"])["teacher"].nunique()
+    panels = [("success", "success rate"), ("epic", "EPIC distance")]
     for task in sorted(summary["task"].unique()):
         main = summary[(summary["task"] == task) & (summary["teacher"] == _main_teacher(summary, task))]
-        written.append(figures.sample_efficiency(main, task, [("success", "success rate"), ("epic", "EPIC distance")],
-                                                 to / f"sample_efficiency_{task}.png"))
-        if teacher_runs.get(task, 0) > 1:
-            written.append(figures.sample_efficiency(
-                summary[(summary["task"] == task) & (summary["slip"] == 0)], task,
-                [("success", "success rate"), ("epic", "EPIC distance")], to / f"teachers_{task}.png",
-                line_by="teacher"))
+        written.append(figures.sample_efficiency(main, task, panels, to / f"sample_efficiency_{task}.png"))
+        teachers = _teacher_rows(summary, task)
+        if teachers is not None:
+            written.append(figures.sample_efficiency(teachers, task, panels, to / f"teachers_{task}.png",
+                                                     line_by="teacher"))
     written += _seed_figures(to)
     written.append(_front_page(runs, cells, summary, to, written))
     return written
@@ -155,17 +153,25 @@ NOISE_FAMILIES = {   # teacher specs ordered from least to most noisy
 }
 
 
+def _teacher_rows(summary: pd.DataFrame, task: str) -> pd.DataFrame | None:
+    """The teacher sweep's configurations of a task (slip 0, at the size and start mode with the
+    most teachers), or None when the task was run with one teacher only."""
+    rows = summary[(summary["task"] == task) & (summary["slip"] == 0)]
+    if rows["teacher"].nunique() < 2:
+        return None
+    rows = rows[rows["size"] == rows.groupby("size")["teacher"].nunique().idxmax()]
+    return rows[rows["start"] == rows.groupby("start")["teacher"].nunique().idxmax()]
+
+
 def _teacher_section(summary: pd.DataFrame) -> list[str]:
     """Per task with several teachers: success by budget per teacher, EPIC at the largest budget,
     and whether more noise means more pairs, read off the numbers."""
     lines: list[str] = []
-    for task, rows in summary[summary["slip"] == 0].groupby("task"):
-        size = rows.groupby("size")["teacher"].nunique().idxmax()
-        rows = rows[rows["size"] == size]
-        starts = rows.groupby("start")["teacher"].nunique()
-        rows = rows[rows["start"] == starts.idxmax()]
-        if rows["teacher"].nunique() < 2:
+    for task in sorted(summary["task"].unique()):
+        rows = _teacher_rows(summary, task)
+        if rows is None:
             continue
+        size, start = rows["size"].iloc[0], rows["start"].iloc[0]
         budgets = sorted(set.intersection(*[set(g["budget"]) for _, g in rows.groupby("teacher")]))
         rows = rows[rows["budget"].isin(budgets)]
         top = budgets[-1]
@@ -179,8 +185,7 @@ def _teacher_section(summary: pd.DataFrame) -> list[str]:
             entry[f"pref. acc. @ {top}"] = f"{g.loc[top, 'pref_accuracy_mean']:.3f}"
             table.append(entry)
         table.sort(key=lambda e: float(e[f"EPIC @ {top}"].split()[0]))
-        name = f"{task}, {'N' if task == 'gridworld' else 'L'} = {size}" + (
-            f", {starts.idxmax()} start" if starts.idxmax() else "")
+        name = f"{task}, {'N' if task == 'gridworld' else 'L'} = {size}" + (f", {start} start" if start else "")
         lines += [f"### Teachers: {name}", "", "Ordered by EPIC distance at the largest budget (closest first).", "",
                   pd.DataFrame(table).to_markdown(index=False), ""]
         epic = {t: g.set_index("budget").loc[top, "epic_mean"] for t, g in rows.groupby("teacher")}
@@ -207,10 +212,9 @@ def _teacher_section(summary: pd.DataFrame) -> list[str]:
 def _front_page(runs, cells: pd.DataFrame, summary: pd.DataFrame, to: Path, written: list[Path]) -> Path:
     meta, rows = {}, {}
     for run in runs:
-        store = Store.open_existing(run)
-        meta[str(run)] = store.meta()
-        rows |= {r["key"]: r for r in store.rows()}
-        store.close()
+        with Store.open_existing(run) as store:
+            meta[str(run)] = store.meta()
+            rows |= {r["key"]: r for r in store.rows()}
     wall = sum(r["wall_s"] for r in rows.values())
     failed = cells[cells["status"] != "done"]
     lines = ["# rlhf-bench report", "",
@@ -253,5 +257,3 @@ def _cores() -> int:
     import os
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
 
-
-__all__ = ["write_report"]

@@ -16,6 +16,7 @@ import rlhf
 
 from .cell import CellResult
 from .config import CellConfig
+from .errors import BenchError
 
 DB_NAME = "results.sqlite"
 _SCHEMA = """
@@ -44,13 +45,18 @@ class Store:
 
     @classmethod
     def open_existing(cls, directory: str | Path) -> "Store":
-        from .errors import BenchError
         if not (Path(directory) / DB_NAME).is_file():
             raise BenchError(f"{directory}: no {DB_NAME} here (run 'python -m bench run --out {directory}' first)")
         return cls(directory)
 
     def close(self) -> None:
         self._db.close()
+
+    def __enter__(self) -> "Store":
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.close()
 
     def finished_keys(self, include_failed: bool = True) -> set[str]:
         query = "SELECT key FROM cells" + ("" if include_failed else " WHERE status = 'done'")

@@ -37,8 +37,7 @@ class Summary:
 def run_sweep(config: SweepConfig, out: str | Path, executor: str = "serial", workers: int | None = None,
               address: str | None = None, retry_failed: bool = False, progress: bool = True) -> Summary:
     started = time.perf_counter()
-    store = Store(out)
-    try:
+    with Store(out) as store:
         store.set_meta(config=str(config.path), config_name=config.name, rlhf_version=rlhf.__version__,
                        python=platform.python_version(), machine=f"{platform.machine()} {platform.processor()}")
         done = store.finished_keys(include_failed=not retry_failed)
@@ -46,16 +45,16 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "serial", wo
         skipped = len(_unique(config.cells)) - len(todo)
         failed = 0
         results = _results(todo, executor, workers, address)
-        with tqdm(total=len(todo), desc=f"{config.name} [{executor}]", unit="cell", disable=not progress,
-                  dynamic_ncols=True) as bar:
-            for cell, result in results:
-                store.put(cell, result)
-                failed += result.status == "failed"
-                bar.update(1)
-                bar.set_postfix(failed=failed, refresh=False)
-        export_csv(store, config.cells, Path(out) / CSV_NAME)
-    finally:
-        store.close()
+        try:
+            with tqdm(total=len(todo), desc=f"{config.name} [{executor}]", unit="cell", disable=not progress,
+                      dynamic_ncols=True) as bar:
+                for cell, result in results:
+                    store.put(cell, result)
+                    failed += result.status == "failed"
+                    bar.update(1)
+                    bar.set_postfix(failed=failed, refresh=False)
+        finally:     # on Ctrl-C too: the CSV then lists the cells finished so far
+            export_csv(store, config.cells, Path(out) / CSV_NAME)
     return Summary(len(todo) + skipped, len(todo), skipped, failed, time.perf_counter() - started)
 
 

@@ -36,17 +36,16 @@ MEMORY_CASES = [("soft_vi", n, s) for n in (100, 300, 1000) for s in (0.0, 0.1)]
                [("transitions", n, s) for n in (300, 1000) for s in (0.0, 0.1)]
 
 
-def run_timings(to: Path, quick: bool = False, json_dir: Path = Path("runs")) -> list[Path]:
+def run_timings(to: Path, quick: bool = False, json_dir: Path = Path("runs"),
+                from_json: Path | None = None) -> list[Path]:
+    """Run the benchmarks (or reuse the pytest-benchmark JSON ``from_json``) and write the report."""
     to.mkdir(parents=True, exist_ok=True)
     json_dir.mkdir(parents=True, exist_ok=True)
-    raw = json_dir / JSON_NAME
-    cmd = [sys.executable, "-m", "pytest", "bench/hotpaths", "-q", "-p", "no:cacheprovider",
-           f"--benchmark-json={raw}", "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name"]
-    if quick:
-        cmd += ["-k", "not reference and not 1000 and not 300"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
-    if subprocess.run(cmd, env=env).returncode != 0:
-        raise BenchError("the hot-path benchmarks failed (see the pytest output above)")
+    raw = from_json or json_dir / JSON_NAME
+    if from_json is None:
+        _run_benchmarks(raw, quick)
+    elif not raw.is_file():
+        raise BenchError(f"{raw}: no such benchmark JSON")
     frame = timings_frame(json.loads(raw.read_text()))
     frame = frame.merge(_memory(), how="left", on=["group", "implementation", "size", "slip"])
     csv = to / "timings.csv"
@@ -56,6 +55,16 @@ def run_timings(to: Path, quick: bool = False, json_dir: Path = Path("runs")) ->
     fig = figures.scaling(frame[frame["group"].isin(["soft_vi", "transitions", "reward_update"])
                                 & (frame["slip"] == 0.0)], to / "timings_scaling.png")
     return [csv, md, fig]
+
+
+def _run_benchmarks(raw: Path, quick: bool) -> None:
+    cmd = [sys.executable, "-m", "pytest", "bench/hotpaths", "-q", "-p", "no:cacheprovider",
+           f"--benchmark-json={raw}", "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name"]
+    if quick:
+        cmd += ["-k", "not reference and not 1000 and not 300"]
+    env = dict(os.environ, OMP_NUM_THREADS="1")
+    if subprocess.run(cmd, env=env).returncode != 0:
+        raise BenchError("the hot-path benchmarks failed (see the pytest output above)")
 
 
 def timings_frame(report: dict) -> pd.DataFrame:
@@ -112,7 +121,7 @@ def _markdown(frame: pd.DataFrame) -> str:
     shown["peak memory"] = shown["peak_mib"].map(lambda x: "" if pd.isna(x) else f"{x:,.0f} MiB")
     table = shown[["group", "implementation", "task", "size", "slip", "states", "median", "IQR", "rounds",
                    "speed-up", "peak memory"]].to_markdown(index=False)
-    vi, floor = _median(frame, "soft_vi", 1000), _median(frame, "soft_vi_floor", 1000)
+    vi, floor = _median(frame, "soft_vi", 1000), _median(frame, "soft_vi_floor", 1000, "floor")
     vi_slip = _median(frame, "soft_vi", 1000, slip=0.1)
     S, H = 1000 * 1000, 30
     lines = [

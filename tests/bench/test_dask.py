@@ -30,11 +30,8 @@ def serial_csv(tmp_path_factory):
 
 
 def _store_rows(directory):
-    store = Store(directory)
-    try:
+    with Store(directory) as store:
         return {r["key"]: r for r in store.rows()}
-    finally:
-        store.close()
 
 
 def test_dask_equals_serial(serial_csv, tmp_path):

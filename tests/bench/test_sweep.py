@@ -46,20 +46,25 @@ def _stored(db) -> int:
         return 0
 
 
-def test_kill_9_mid_sweep_then_resume_equals_uninterrupted(tmp_path):
+@pytest.mark.parametrize("signum", [signal.SIGKILL, signal.SIGINT], ids=["kill-9", "ctrl-c"])
+def test_interrupt_mid_sweep_then_resume_equals_uninterrupted(tmp_path, signum):
     cfg = tmp_path / "slow.toml"
     cfg.write_text(SLOW_CONFIG)
     killed, clean = tmp_path / "killed", tmp_path / "clean"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(cfg), "--out", str(killed),
-                             "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+                             "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
+                            text=True)
     deadline = time.monotonic() + 120
     while _stored(killed / "results.sqlite") < 5 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
-    proc.send_signal(signal.SIGKILL)
-    proc.wait()
+    proc.send_signal(signum)
+    _, stderr = proc.communicate(timeout=60)
     done_before = _stored(killed / "results.sqlite")
-    assert 5 <= done_before < 40, "the sweep must be killed mid-way"
+    assert 5 <= done_before < 40, "the sweep must be interrupted mid-way"
+    if signum == signal.SIGINT:      # a clean stop: says how to resume, partial table written
+        assert proc.returncode == 130 and "resume" in stderr and "Traceback" not in stderr
+        assert len((killed / "cells.csv").read_text().splitlines()) == done_before + 1
     resumed = run_cli("run", "--config", str(cfg), "--out", str(killed), "--no-progress")
     assert resumed.returncode == 0
     assert f"{40 - done_before} run, {done_before} skipped" in resumed.stdout     # nothing lost, nothing redone
@@ -81,12 +86,11 @@ def test_failing_and_nan_cells_are_recorded_and_the_sweep_goes_on(tmp_path, tiny
     monkeypatch.setattr(cell_mod.rlhf, "train", flaky)
     summary = sweep.run_sweep(config.load(tiny_config), tmp_path / "out", progress=False)
     assert (summary.total, summary.run, summary.failed) == (14, 14, 4)
-    store = Store(tmp_path / "out")
-    failed = {r["config"]["seed"]: r["error"] for r in store.rows() if r["status"] == "failed"}
-    store.close()
+    with Store(tmp_path / "out") as store:
+        failed = {r["config"]["seed"]: r["error"] for r in store.rows() if r["status"] == "failed"}
+        frame = sweep.cells_frame(store, config.load(tiny_config).cells)
     assert set(failed) == {1, 2}
     assert all("planted failure" in e or "NaN in metrics: epic" in e for e in failed.values())
-    frame = sweep.cells_frame(Store(tmp_path / "out"), config.load(tiny_config).cells)
     assert (frame["status"] == "done").sum() == 10 and len(frame) == 14
 
 
