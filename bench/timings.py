@@ -1,5 +1,6 @@
 """``python -m bench timings``: run the hot-path benchmarks, keep their JSON, write
-``reports/timings.csv``, ``reports/timings.md`` and a log-log scaling figure.
+``reports/timings.csv``, ``reports/timings.md``, a log-log scaling figure, and
+pytest-benchmark's JSON (``reports/timings.json``).
 
 Speed-ups are ratios of medians measured in the same run. Peak memory is
 measured in a fresh subprocess per case (``ru_maxrss`` growth over the process
@@ -36,16 +37,17 @@ MEMORY_CASES = [("soft_vi", n, s) for n in (100, 300, 1000) for s in (0.0, 0.1)]
                [("transitions", n, s) for n in (300, 1000) for s in (0.0, 0.1)]
 
 
-def run_timings(to: Path, quick: bool = False, json_dir: Path = Path("runs"),
-                from_json: Path | None = None) -> list[Path]:
-    """Run the benchmarks (or reuse the pytest-benchmark JSON ``from_json``) and write the report."""
+def run_timings(to: Path, quick: bool = False, from_json: Path | None = None) -> list[Path]:
+    """Run the benchmarks (or reuse the pytest-benchmark JSON ``from_json``) and write the report;
+    the raw JSON is kept beside it as ``timings.json``."""
     to.mkdir(parents=True, exist_ok=True)
-    json_dir.mkdir(parents=True, exist_ok=True)
-    raw = from_json or json_dir / JSON_NAME
+    raw = to / JSON_NAME
+    if from_json is not None and from_json.resolve() != raw.resolve():
+        if not from_json.is_file():
+            raise BenchError(f"{from_json}: no such benchmark JSON")
+        raw.write_bytes(from_json.read_bytes())
     if from_json is None:
         _run_benchmarks(raw, quick)
-    elif not raw.is_file():
-        raise BenchError(f"{raw}: no such benchmark JSON")
     frame = timings_frame(json.loads(raw.read_text()))
     frame = frame.merge(_memory(), how="left", on=["group", "implementation", "size", "slip"])
     csv = to / "timings.csv"
@@ -54,7 +56,7 @@ def run_timings(to: Path, quick: bool = False, json_dir: Path = Path("runs"),
     md.write_text(_markdown(frame))
     fig = figures.scaling(frame[frame["group"].isin(["soft_vi", "transitions", "reward_update"])
                                 & (frame["slip"] == 0.0)], to / "timings_scaling.png")
-    return [csv, md, fig]
+    return [raw, csv, md, fig]
 
 
 def _run_benchmarks(raw: Path, quick: bool) -> None:
@@ -128,7 +130,7 @@ def _markdown(frame: pd.DataFrame) -> str:
         "# Hot-path timings", "",
         f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores; python {platform.python_version()}, "
         f"torch {torch.__version__}; torch single-threaded. Medians of pytest-benchmark rounds "
-        "(`python -m bench timings`; raw JSON in `runs/timings.json`). Speed-ups are ratios of medians "
+        "(`python -m bench timings`; pytest-benchmark's raw JSON beside this file, `timings.json`). Speed-ups are ratios of medians "
         "measured in the same run against the seed-style references in `bench/reference.py`.", "",
         "## Targets", "",
         f"- soft VI (H = 30) at N = 70: **{_ratio(frame, 'soft_vi', 70):,.0f}×** faster than the dense "
