@@ -7,6 +7,8 @@ one call.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from .mdp import TabularMDP
@@ -127,6 +129,16 @@ def soft_value_iteration(
         return q.transpose(-1, -2)
     scratch, ev = torch.empty_like(q), torch.empty_like(q)
     v, row_max = torch.empty(*batch, S), torch.empty(*batch, 1, S)
+    if r.shape[-2] == 1 and discount > 0:
+        # A state reward leaves the action max: V(s) = r(s) + γ·logsumexp_a(τγ·E[V(s')]) / (τγ),
+        # which saves a full pass over [A, S] per backup. The noise mix commutes with adding r(s).
+        v.fill_(math.log(A) / temperature)                 # V_0 = logsumexp(τ·0) / τ
+        for i in range(horizon):
+            _mix_executed_actions(eta, gather(v, ev))
+            if i + 1 < horizon:
+                _soft_max_over_actions(ev, temperature * discount, v, scratch, row_max)
+                v.mul_(discount).add_(r.squeeze(-2))
+        return torch.add(r, ev, alpha=discount, out=q).transpose(-1, -2)
     for _ in range(horizon):
         _soft_max_over_actions(q, temperature, v, scratch, row_max)
         torch.add(r, gather(v, ev), alpha=discount, out=q)   # Q = r + γ·E[V(s')]

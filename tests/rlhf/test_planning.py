@@ -135,7 +135,11 @@ def test_buffered_large_mdp_path_equals_small_path(name, make, horizon, discount
     from rlhf import planning
     mdp = make(rng)
     rewards = torch.randn(2, mdp.num_states, mdp.num_actions, generator=rng)
-    small = rlhf.soft_value_iteration(mdp, rewards, horizon, discount, temperature)
+    state_rewards = torch.randn(2, mdp.num_states, 1, generator=rng)     # the state-reward shortcut
+    expected = [rlhf.soft_value_iteration(mdp, x, horizon, discount, temperature)
+                for x in (rewards, state_rewards, state_rewards[0, :, 0])]
     monkeypatch.setattr(planning, "_BUFFERED_FROM", 0)
-    torch.testing.assert_close(rlhf.soft_value_iteration(mdp, rewards, horizon, discount, temperature), small)
-    torch.testing.assert_close(rlhf.soft_value_iteration(mdp, rewards[0], horizon, discount, temperature), small[0])
+    for x, small in zip((rewards, state_rewards, state_rewards[0, :, 0]), expected):
+        torch.testing.assert_close(rlhf.soft_value_iteration(mdp, x, horizon, discount, temperature), small)
+    torch.testing.assert_close(rlhf.soft_value_iteration(mdp, rewards[0], horizon, discount, temperature),
+                               expected[0][0])
