@@ -133,8 +133,10 @@ class Teacher:
         answered = torch.maximum(norm_1, norm_2) >= self.skip if self.skip else torch.ones(B, dtype=torch.bool)
         equal = (norm_1 - norm_2).abs() < self.equal if self.equal else torch.zeros(B, dtype=torch.bool)
 
-        weights = self.myopic ** torch.arange(T - 1, -1, -1, dtype=torch.float32)
-        margin = ((rewards_1 - rewards_2) * weights).sum(-1)   # R₁ − R₂ (weighted)
+        margin = rewards_1 - rewards_2                         # R₁ − R₂, step by step
+        if self.myopic != 1.0:
+            margin = margin * self.myopic ** torch.arange(T - 1, -1, -1, dtype=torch.float32)
+        margin = margin.sum(-1)
         if math.isinf(self.beta):
             p_first = (margin > 0).float()
             p_first[margin == 0] = 0.5 if self.ties == "half" else 0.0
@@ -142,14 +144,17 @@ class Teacher:
         else:
             p_first = torch.sigmoid(self.beta * margin)
             y = (torch.rand(B, generator=generator) < p_first).float()
-        y[equal] = 0.5
+        if self.equal:
+            y[equal] = 0.5
+            p_first = torch.where(equal, torch.full_like(p_first, 0.5), p_first)
         if self.mistake:
             flip = torch.rand(B, generator=generator) < self.mistake
             y = torch.where(flip, 1.0 - y, y)
 
-        p_first = torch.where(equal, torch.full_like(p_first, 0.5), p_first)
         entropy = -(torch.xlogy(p_first, p_first) + torch.xlogy(1 - p_first, 1 - p_first))
-        mean_entropy = float(entropy[answered].mean()) if answered.any() else 0.0
+        if self.skip:
+            entropy = entropy[answered]
+        mean_entropy = float(entropy.mean()) if entropy.numel() else 0.0
         return Labels(prefer_first=y, answered=answered, entropy=mean_entropy)
 
 

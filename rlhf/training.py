@@ -109,7 +109,9 @@ def train(
                              task.reward_range(), streams.teacher)
         keep = labels.answered
         loss = float("nan")
-        if keep.any():
+        if keep.all():
+            loss = learner.update(first, second, labels.prefer_first)
+        elif keep.any():
             loss = learner.update(_select(first, keep), _select(second, keep), labels.prefer_first[keep])
         policy = plan(task, model.reward(), cfg)
         history["true_return"].append(policy_return(task.mdp, policy, task.true_reward, length))
