@@ -120,7 +120,8 @@ def _markdown(frame: pd.DataFrame) -> str:
     shown["median"] = shown["median_s"].map(lambda t: f"{t * 1e3:.3g} ms")
     shown["IQR"] = shown["iqr_s"].map(lambda t: f"{t * 1e3:.2g} ms")
     shown["speed-up"] = shown["speedup"].map(lambda x: "" if pd.isna(x) else f"{x:,.0f}×")
-    shown["peak memory"] = shown["peak_mib"].map(lambda x: "" if pd.isna(x) else f"{x:,.0f} MiB")
+    shown["peak memory"] = shown["peak_mib"].map(
+        lambda x: "" if pd.isna(x) else ("< 1 MiB" if x < 1 else f"{x:,.0f} MiB"))
     table = shown[["group", "implementation", "task", "size", "slip", "states", "median", "IQR", "rounds",
                    "speed-up", "peak memory"]].to_markdown(index=False)
     vi, floor = _median(frame, "soft_vi", 1000), _median(frame, "soft_vi_floor", 1000, "floor")
@@ -151,11 +152,12 @@ def _markdown(frame: pd.DataFrame) -> str:
         f"{S * 5:,} successor values; at float32 that is ≥ {S * 5 * 4 * 4 / 2**20:.0f} MiB of memory traffic "
         f"(read Q, write exp, read V at the successors, write Q). `soft_vi_floor` times exactly that minimum — "
         f"H × (one `exp` over [5, S] + one gather of 5·S values) — in the same run: {floor:.3f} s. The planner "
-        f"takes {vi / floor:.1f}× the floor; the rest is the max-subtraction pass, the sum over actions and the "
-        "reward add, each another pass over [5, S]. It is bound by single-core memory bandwidth and the "
-        "vectorised exp, not by Python: 30 iterations of a handful of large kernels. With slip the gather stays "
-        "5 values per state (factored transitions: the perpendicular moves are other actions' moves), plus one "
-        "[5, 5] × [5, S] mix.", "",
+        f"takes {vi / floor:.1f}× the floor; the rest is the max pass, the subtraction and the sum over actions, "
+        "each another pass over [5, S] (a state reward is added per state, outside the action max, so it costs "
+        "no pass). It is bound by single-core memory bandwidth and the vectorised exp, not by Python: 30 "
+        "iterations of a handful of large kernels. With slip the gather stays 5 values per state (factored "
+        "transitions: the perpendicular moves are other actions' moves), plus one [5, 5] × [5, S] mix, "
+        "another pass.", "",
         "The whole seed run is bound by per-call overhead instead: 200 rounds × (30 planner backups + 30 rollout "
         "steps + 50 optimiser steps) of tiny tensors, each torch call costing microseconds regardless of size. "
         "The learner's gradient is closed-form (no autograd) and the Adam step is torch's fused kernel.", "",

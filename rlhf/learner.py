@@ -93,7 +93,7 @@ class RewardLearner:
         theta = model.theta
         self._exp_avg = torch.zeros_like(theta)
         self._exp_avg_sq = torch.zeros_like(theta)
-        self._step = torch.zeros((), dtype=torch.float32)
+        self._steps_taken = 0
         self._grad = torch.zeros_like(theta)
 
     def update(self, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor) -> float:
@@ -109,18 +109,23 @@ class RewardLearner:
         scaled = [(c, c.T / c.shape[0]) for c, _ in batches]
         scaled = [(c, c_t, -(c_t @ y)) for (c, c_t), (_, y) in zip(scaled, batches)]
         theta, apply, last = self.model.theta, self._apply, self.config.epochs - 1
+        # Adam's step counts for the whole update at once (torch.optim keeps one tensor and adds 1).
+        total = self.config.epochs * len(scaled)
+        steps = iter(torch.arange(self._steps_taken + 1, self._steps_taken + total + 1,
+                                  dtype=torch.float32).unbind(0))
+        self._steps_taken += total
         last_logits = []
         for epoch in range(self.config.epochs):
             for c, c_t_scaled, offset in scaled:
                 z = c @ (theta if support is None else theta[support])
                 if epoch == last:
                     last_logits.append(z)
-                apply(support, torch.addmv(offset, c_t_scaled, torch.sigmoid(z)))
+                apply(support, torch.addmv(offset, c_t_scaled, torch.sigmoid(z)), next(steps))
         z = torch.cat(last_logits)
         return float((F.softplus(z) - prefer_first * z).mean())
 
     # ------------------------------------------------------------ optimisers
-    def _apply(self, support: torch.Tensor | None, grad_support: torch.Tensor) -> None:
+    def _apply(self, support: torch.Tensor | None, grad_support: torch.Tensor, step: torch.Tensor) -> None:
         theta, lr = self.model.theta, self.config.lr
         if self.config.optimizer == "sgd":     # zero gradient off the support: touch it only
             if support is None:
@@ -129,16 +134,16 @@ class RewardLearner:
                 theta.index_add_(0, support, grad_support, alpha=-lr)
             return
         grad = grad_support if support is None else self._grad.zero_().index_copy_(0, support, grad_support)
-        _adam_step(theta, grad, self._exp_avg, self._exp_avg_sq, self._step, lr)
+        _adam_step(theta, grad, self._exp_avg, self._exp_avg_sq, step, lr)
 
 
 _FUSED_ADAM = hasattr(torch, "_fused_adam_")     # the kernel behind torch.optim.Adam(fused=True)
 
 
-def _adam_step(theta, grad, exp_avg, exp_avg_sq, step, lr: float) -> None:
-    """One step of torch's Adam (no weight decay, no amsgrad), in place."""
+def _adam_step(theta, grad, exp_avg, exp_avg_sq, step: torch.Tensor, lr: float) -> None:
+    """Adam step number ``step`` (1-based, a scalar tensor) of torch's Adam (no weight decay,
+    no amsgrad), in place."""
     beta1, beta2 = ADAM_BETAS
-    step += 1                               # torch.optim counts the step before updating
     if _FUSED_ADAM:
         torch._fused_adam_([theta], [grad], [exp_avg], [exp_avg_sq], [], [step], amsgrad=False,
                            lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=ADAM_EPS,

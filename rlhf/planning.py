@@ -175,10 +175,10 @@ def policy_return(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor, l
     r = torch.as_tensor(reward, dtype=torch.float32)
     step_reward = r if r.dim() == 1 else (executed * r).sum(-1)       # [S]
     if mdp.num_states <= _DENSE_EVAL_MAX_STATES:         # one [S, S] matrix, one matmul a step
-        p_pi = torch.einsum("sa,ast->st", executed, mdp.executed_transitions)
+        p_pi_t = torch.einsum("sa,ast->ts", executed, mdp.executed_transitions).contiguous()
         d, visits = mdp.start, [mdp.start]
         for _ in range(length - 1):
-            d = d @ p_pi
+            d = torch.mv(p_pi_t, d)                          # d'(t) = Σ_s d(s) P_π(s, t)
             visits.append(d)
         return float((torch.stack(visits) @ step_reward).sum(dtype=torch.float64))
     d = mdp.start.clone()

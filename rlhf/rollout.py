@@ -66,10 +66,10 @@ def rollout(
     action_cdf = _cdf(policy)
     successor = _successor_sampler(mdp, generator)
     s = torch.multinomial(mdp.start, num, replacement=True, generator=generator)
-    u = torch.rand(length, num, 1, generator=generator)       # one draw per step and trajectory
+    draws = torch.rand(length, num, 1, generator=generator).unbind(0)   # one per step and trajectory
     states, actions = [], []
-    for t in range(length):
-        a = torch.searchsorted(action_cdf[s], u[t]).squeeze_(-1)
+    for u in draws:
+        a = torch.searchsorted(action_cdf[s], u).squeeze_(-1)
         if mdp.action_noise:
             replaced = torch.rand(num, generator=generator) < mdp.action_noise
             a = torch.where(replaced, torch.randint(A, (num,), generator=generator), a)

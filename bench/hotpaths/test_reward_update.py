@@ -64,7 +64,7 @@ def test_reward_update_strings(benchmark):
 @pytest.mark.benchmark(group="seed_run")
 def test_seed_gridworld_run(benchmark):
     info(benchmark, "seed_run", "fast", 25, task="gridworld", size=5, slip=0.0)
-    result = benchmark.pedantic(rlhf.train_preset, args=("seed-gridworld",), rounds=5, warmup_rounds=1)
+    result = benchmark.pedantic(rlhf.train_preset, args=("seed-gridworld",), rounds=10, warmup_rounds=1)
     assert result.metrics["goal_hit"] == 1.0
 
 

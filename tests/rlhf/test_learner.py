@@ -22,15 +22,17 @@ def test_closed_form_update_equals_autograd_with_torch_optim(make, rng):
         opt = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)([theta], lr=cfg.lr)
         to_reward = (lambda t: torch.log_softmax(t, -1)) if task.true_reward.dim() == 1 else (
             lambda t: t.view(task.mdp.num_states, -1))
-        for _ in range(cfg.epochs):
-            for lo in range(0, len(first), cfg.batch_size or len(first)):
-                sl = slice(lo, lo + (cfg.batch_size or len(first)))
-                sub = lambda tr: rlhf.Trajectories(tr.states[sl], tr.actions[sl])
-                loss = bradley_terry_loss(preference_logits(to_reward(theta), sub(first), sub(second)), y[sl])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
-        RewardLearner(model, cfg).update(first, second, y)
+        learner = RewardLearner(model, cfg)
+        for _ in range(2):            # two rounds: the optimiser state carries over
+            for _ in range(cfg.epochs):
+                for lo in range(0, len(first), cfg.batch_size or len(first)):
+                    sl = slice(lo, lo + (cfg.batch_size or len(first)))
+                    sub = lambda tr: rlhf.Trajectories(tr.states[sl], tr.actions[sl])
+                    loss = bradley_terry_loss(preference_logits(to_reward(theta), sub(first), sub(second)), y[sl])
+                    opt.zero_grad()
+                    loss.backward()
+                    opt.step()
+            learner.update(first, second, y)
         torch.testing.assert_close(model.theta, theta.detach(), rtol=1e-4, atol=1e-5)
 
 
@@ -61,11 +63,11 @@ def test_written_out_adam_matches_torch_when_the_fused_kernel_is_missing(monkeyp
     monkeypatch.setattr(learner, "_FUSED_ADAM", False)
     g = torch.Generator().manual_seed(0)
     grads = [torch.randn(6, generator=g) for _ in range(5)]
-    theta, m, v, step = torch.zeros(6), torch.zeros(6), torch.zeros(6), torch.zeros(())
+    theta, m, v = torch.zeros(6), torch.zeros(6), torch.zeros(6)
     p = torch.zeros(6, requires_grad=True)
     opt = torch.optim.Adam([p], lr=0.05)
-    for grad in grads:
-        learner._adam_step(theta, grad, m, v, step, 0.05)
+    for step, grad in enumerate(grads, start=1):
+        learner._adam_step(theta, grad, m, v, torch.tensor(float(step)), 0.05)
         p.grad = grad.clone()
         opt.step()
     torch.testing.assert_close(theta, p.detach())
