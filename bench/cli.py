@@ -50,7 +50,7 @@ def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         return _dispatch(args)
-    except BenchError as exc:
+    except (BenchError, OSError) as exc:     # bad input or an unusable path: one line, no traceback
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:

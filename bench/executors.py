@@ -6,9 +6,11 @@ import multiprocessing
 import os
 from collections.abc import Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
+from concurrent.futures.process import BrokenProcessPool
 
 from .cell import CellResult, run_cell
 from .config import CellConfig
+from .errors import BenchError
 
 EXECUTORS = ("serial", "process", "dask")
 
@@ -38,7 +40,12 @@ def run_process(cells: Sequence[CellConfig], workers: int) -> Iterator[tuple[Cel
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
                     cell = in_flight.pop(future)
-                    yield cell, future.result()
+                    try:
+                        result = future.result()
+                    except BrokenProcessPool:
+                        raise BenchError("a worker process died (out of memory or killed?); finished cells are "
+                                         "stored: rerun to resume, or use --executor dask, which retries") from None
+                    yield cell, result
                     for nxt in _take(pending, 1):
                         in_flight[pool.submit(run_cell, nxt)] = nxt
         finally:

@@ -23,3 +23,11 @@ def test_missing_config_and_missing_run(tmp_path):
     assert result.returncode == 2 and "no such file" in result.stderr and not (tmp_path / "o").exists()
     result = run_cli("report", "--run", str(tmp_path / "empty"), "--to", str(tmp_path / "rep"))
     assert result.returncode == 2 and "cells.csv" in result.stderr and "Traceback" not in result.stderr
+
+
+def test_out_path_that_is_a_file(tmp_path, tiny_config):
+    blocker = tmp_path / "taken"
+    blocker.write_text("not a directory")
+    result = run_cli("run", "--config", str(tiny_config), "--out", str(blocker))
+    assert result.returncode == 2 and "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+    assert blocker.read_text() == "not a directory"
