@@ -12,9 +12,6 @@ from .cell import CellResult, run_cell
 from .config import CellConfig
 from .errors import BenchError
 
-EXECUTORS = ("serial", "process", "dask")
-
-
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
 

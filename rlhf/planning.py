@@ -83,11 +83,6 @@ class _Gather:
         return torch.sum(self.moves.mul_(self.mdp.probs), dim=-1, out=out)
 
 
-def expected_next_value(mdp: TabularMDP, v: torch.Tensor) -> torch.Tensor:
-    """``E[V(s') | s, a]`` as ``[..., A, S]`` for ``v[..., S]``."""
-    return _Gather(mdp, v.shape[:-1])(v)
-
-
 def soft_value_iteration(
     mdp: TabularMDP,
     reward: torch.Tensor,
