@@ -97,22 +97,24 @@ def _memory() -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def _ratio(frame: pd.DataFrame, group: str, size: int, slip: float = 0.0) -> float:
+def _value(frame: pd.DataFrame, column: str, group: str, size: int, implementation: str = "fast",
+           slip: float = 0.0) -> float:
+    """One cell of the timings table (NaN when that benchmark or column is absent)."""
     row = frame[(frame["group"] == group) & (frame["size"] == size) & (frame["slip"] == slip)
-                & (frame["implementation"] == "fast")]
-    return float(row["speedup"].iloc[0]) if len(row) else float("nan")
+                & (frame["implementation"] == implementation)]
+    return float(row[column].iloc[0]) if len(row) and column in row else float("nan")
+
+
+def _ratio(frame, group, size, slip=0.0) -> float:
+    return _value(frame, "speedup", group, size, slip=slip)
 
 
 def _median(frame, group, size, implementation="fast", slip=0.0) -> float:
-    row = frame[(frame["group"] == group) & (frame["size"] == size) & (frame["slip"] == slip)
-                & (frame["implementation"] == implementation)]
-    return float(row["median_s"].iloc[0]) if len(row) else float("nan")
+    return _value(frame, "median_s", group, size, implementation, slip)
 
 
 def _peak(frame, group, size, slip=0.0) -> float:
-    row = frame[(frame["group"] == group) & (frame["size"] == size) & (frame["slip"] == slip)
-                & (frame["implementation"] == "fast")]
-    return float(row["peak_mib"].iloc[0]) if len(row) and "peak_mib" in row else float("nan")
+    return _value(frame, "peak_mib", group, size, slip=slip)
 
 
 def _markdown(frame: pd.DataFrame) -> str:

@@ -106,8 +106,10 @@ class RewardLearner:
         size = self.config.batch_size or n
         batches = [(counts[lo:lo + size], prefer_first[lo:lo + size]) for lo in range(0, n, size)]
         # ∇ = (Cᵀ/B)(σ(z) − y) = (Cᵀ/B)·σ(z) − (Cᵀ/B)·y: the second term is fixed per batch.
-        scaled = [(c, c.T / c.shape[0]) for c, _ in batches]
-        scaled = [(c, c_t, -(c_t @ y)) for (c, c_t), (_, y) in zip(scaled, batches)]
+        scaled = []
+        for c, y in batches:
+            c_t = c.T / c.shape[0]
+            scaled.append((c, c_t, -(c_t @ y)))
         theta, apply, last = self.model.theta, self._apply, self.config.epochs - 1
         # Adam's step counts for the whole update at once (torch.optim keeps one tensor and adds 1).
         total = self.config.epochs * len(scaled)

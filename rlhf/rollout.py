@@ -28,10 +28,10 @@ class Trajectories:
                 Trajectories(self.states[n:], self.actions[n:]))
 
 
-def sample_categorical(probs: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One index per row of ``probs[B, K]`` by inverse CDF (one uniform per row)."""
-    u = torch.rand(probs.shape[0], 1, generator=generator)
-    return torch.searchsorted(_cdf(probs), u).squeeze_(-1)
+def _draw(cdf: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """One index per row of a CDF ``[B, K]`` (one uniform per row)."""
+    u = torch.rand(cdf.shape[0], 1, generator=generator)
+    return torch.searchsorted(cdf, u).squeeze_(-1)
 
 
 def _cdf(probs: torch.Tensor) -> torch.Tensor:
@@ -80,12 +80,14 @@ def rollout(
 
 
 def _successor_sampler(mdp: TabularMDP, g: torch.Generator):
-    """``(s[B], a[B]) -> s'[B]``, chosen once per rollout (the loop body stays small)."""
+    """``(s[B], a[B]) -> s'[B]``, chosen once per rollout (the loop body stays small).
+
+    Successor CDFs are built here, once, not at every step."""
     if mdp.deterministic:
         successors = mdp.successors
         return lambda s, a: successors[s, a]
     if mdp.is_factored:
-        move_probs, moves = mdp.move_probs, mdp.moves
-        return lambda s, a: moves[sample_categorical(move_probs[a], g), s]
-    probs, next_states = mdp.probs, mdp.next_states
-    return lambda s, a: next_states[a, s, sample_categorical(probs[a, s], g)]
+        move_cdf, moves = _cdf(mdp.move_probs), mdp.moves
+        return lambda s, a: moves[_draw(move_cdf[a], g), s]
+    next_cdf, next_states = _cdf(mdp.probs), mdp.next_states
+    return lambda s, a: next_states[a, s, _draw(next_cdf[a, s], g)]
