@@ -110,49 +110,62 @@ class RewardLearner:
         for c, y in batches:
             c_t = c.T / c.shape[0]
             scaled.append((c, c_t, -(c_t @ y)))
-        theta, apply, last = self.model.theta, self._apply, self.config.epochs - 1
+        theta, last = self.model.theta, self.config.epochs - 1
+        grad = self._grad if support is None else torch.empty(support.numel())
+        step = self._optimizer_step(support, grad)
         # Adam's step counts for the whole update at once (torch.optim keeps one tensor and adds 1).
         total = self.config.epochs * len(scaled)
-        steps = iter(torch.arange(self._steps_taken + 1, self._steps_taken + total + 1,
-                                  dtype=torch.float32).unbind(0))
+        counts = torch.arange(self._steps_taken + 1, self._steps_taken + total + 1, dtype=torch.float32)
+        steps = iter(counts.unbind(0))
         self._steps_taken += total
         last_logits = []
         for epoch in range(self.config.epochs):
             for c, c_t_scaled, offset in scaled:
-                z = c @ (theta if support is None else theta[support])
+                z = torch.mv(c, theta if support is None else theta[support])
                 if epoch == last:
                     last_logits.append(z)
-                apply(support, torch.addmv(offset, c_t_scaled, torch.sigmoid(z)), next(steps))
+                torch.addmv(offset, c_t_scaled, torch.sigmoid(z), out=grad)
+                step(next(steps))
         z = torch.cat(last_logits)
         return float((F.softplus(z) - prefer_first * z).mean())
 
     # ------------------------------------------------------------ optimisers
-    def _apply(self, support: torch.Tensor | None, grad_support: torch.Tensor, step: torch.Tensor) -> None:
+    def _optimizer_step(self, support: torch.Tensor | None, grad: torch.Tensor):
+        """``step(number)``: one step (Adam's step ``number``) on the gradient the loop
+        writes into ``grad`` (over the support). Bound once per update: the inner loop
+        is dispatch-bound, so it makes no call it can avoid."""
         theta, lr = self.model.theta, self.config.lr
         if self.config.optimizer == "sgd":     # zero gradient off the support: touch it only
             if support is None:
-                theta.add_(grad_support, alpha=-lr)
-            else:
-                theta.index_add_(0, support, grad_support, alpha=-lr)
-            return
-        grad = grad_support if support is None else self._grad.zero_().index_copy_(0, support, grad_support)
-        _adam_step(theta, grad, self._exp_avg, self._exp_avg_sq, step, lr)
+                return lambda _: theta.add_(grad, alpha=-lr)
+            return lambda _: theta.index_add_(0, support, grad, alpha=-lr)
+        adam = _adam(theta, self._grad, self._exp_avg, self._exp_avg_sq, lr)
+        if support is None:                   # grad is self._grad
+            return adam
+
+        def scatter_then_adam(number: torch.Tensor) -> None:
+            self._grad.zero_().index_copy_(0, support, grad)
+            adam(number)
+        return scatter_then_adam
 
 
 _FUSED_ADAM = hasattr(torch, "_fused_adam_")     # the kernel behind torch.optim.Adam(fused=True)
 
 
-def _adam_step(theta, grad, exp_avg, exp_avg_sq, step: torch.Tensor, lr: float) -> None:
-    """Adam step number ``step`` (1-based, a scalar tensor) of torch's Adam (no weight decay,
-    no amsgrad), in place."""
+def _adam(theta, grad, exp_avg, exp_avg_sq, lr: float):
+    """``step(number)``: Adam step ``number`` (1-based, a scalar tensor) of torch's Adam
+    (no weight decay, no amsgrad) on whatever ``grad`` holds, in place."""
     beta1, beta2 = ADAM_BETAS
     if _FUSED_ADAM:
-        torch._fused_adam_([theta], [grad], [exp_avg], [exp_avg_sq], [], [step], amsgrad=False,
-                           lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0, eps=ADAM_EPS,
-                           maximize=False)
-        return
-    t = float(step)
-    exp_avg.lerp_(grad, 1 - beta1)
-    exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
-    denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** t)).add_(ADAM_EPS)
-    theta.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1 ** t))
+        params, grads, avgs, avgs_sq = [theta], [grad], [exp_avg], [exp_avg_sq]
+        return lambda number: torch._fused_adam_(
+            params, grads, avgs, avgs_sq, [], [number], amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
+            weight_decay=0.0, eps=ADAM_EPS, maximize=False)
+
+    def step(number: torch.Tensor) -> None:
+        t = float(number)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** t)).add_(ADAM_EPS)
+        theta.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1 ** t))
+    return step

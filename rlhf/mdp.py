@@ -140,11 +140,6 @@ class TabularMDP:
         return self.moves[self.move_probs.argmax(1)].contiguous()
 
     @cached_property
-    def successors(self) -> torch.Tensor:
-        """[S, A] the same, state-major (for rollouts)."""
-        return self.action_successors.T.contiguous()
-
-    @cached_property
     def _sparse_form(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._sparse is not None:
             return self._sparse

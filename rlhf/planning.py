@@ -110,6 +110,10 @@ def soft_value_iteration(
     if not 0.0 <= discount <= 1.0:
         raise ValueError(f"discount must be in [0, 1], got {discount}")
     r = _as_action_major(mdp, reward)
+    if discount == 1.0 and mdp.deterministic and not mdp.action_noise:
+        q = _exp_space_backups(mdp, r, horizon, temperature)
+        if q is not None:
+            return q.transpose(-1, -2)
     batch = r.shape[:-2]
     A, S, eta = mdp.num_actions, mdp.num_states, mdp.action_noise
     gather = _Gather(mdp, batch)
@@ -139,6 +143,48 @@ def soft_value_iteration(
             ev = expected(soft_max(q, temperature))
             q = _mix_executed_actions(eta, torch.add(r, ev, alpha=discount, out=q if buffers else None))
     return q.transpose(-1, -2)
+
+
+_EXP_SPACE_MAX_LOG_RANGE = 650.0
+"""Largest spread of log W the exp-space planner allows: float64 stays normal to ±708."""
+_EXP_SPACE_DENSE_MAX_STATES = 144
+"""Up to here an exp-space backup is one dense [S, S] matrix-vector product."""
+
+
+def _exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperature: float) -> torch.Tensor | None:
+    """The same recurrence in exp space, for deterministic, undiscounted, noiseless MDPs:
+    action-major ``Q[..., A, S]``, or None when the reward's range could under- or overflow.
+
+    With W = exp(τ·V) the soft backup is linear (Ziebart's backward pass, Todorov's
+    desirability): ``W'(s) = Σ_a exp(τ·r(s, a)) · W(next(s, a))``. A backup is one
+    gather, one multiply and one sum, and no exp or log at all. Rewards are shifted
+    by their maximum so W never grows faster than A per backup; the range check
+    keeps the smallest W a normal float64.
+    """
+    A = mdp.num_actions
+    low, high = torch.aminmax(r)
+    low, high = float(low), float(high)
+    spread = (horizon - 1) * temperature * (high - low) + horizon * math.log(A)
+    if not spread <= _EXP_SPACE_MAX_LOG_RANGE:       # also False for inf and NaN rewards
+        return None
+    batch, S = r.shape[:-2], mdp.num_states
+    weight = torch.exp((r.double() - high) * temperature).expand(*batch, A, S)   # in (0, 1]
+    index = mdp.action_successors.reshape(-1)
+    w = torch.full((*batch, S), float(A), dtype=torch.float64)    # W_0 = Σ_a exp(τ·0)
+    if S <= _EXP_SPACE_DENSE_MAX_STATES:     # one [S, S] matrix-vector product a backup
+        backup = torch.zeros(*batch, S * S, dtype=torch.float64)
+        rows = torch.arange(S).repeat(A)                            # action-major, like index
+        backup.index_add_(-1, rows * S + index, weight.reshape(*batch, A * S))
+        backup = backup.view(*batch, S, S)
+        step = torch.mv if not batch else lambda m, x: torch.matmul(m, x.unsqueeze(-1)).squeeze(-1)
+        for _ in range(horizon - 1):
+            w = step(backup, w)
+    else:
+        for _ in range(horizon - 1):
+            w = w.index_select(-1, index).view(*batch, A, S).mul_(weight).sum(-2)
+    # Q = r + V_{H-1}(next): undo the per-backup shift, (H − 1)·max r.
+    v = w.log_().div_(temperature).add_((horizon - 1) * high)
+    return (r + v.index_select(-1, index).view(*batch, A, S)).float()
 
 
 class _Buffers:

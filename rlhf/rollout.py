@@ -28,19 +28,6 @@ class Trajectories:
                 Trajectories(self.states[n:], self.actions[n:]))
 
 
-def _draw(cdf: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """One index per row of a CDF ``[B, K]`` (one uniform per row)."""
-    u = torch.rand(cdf.shape[0], 1, generator=generator)
-    return torch.searchsorted(cdf, u).squeeze_(-1)
-
-
-def _cdf(probs: torch.Tensor) -> torch.Tensor:
-    """Row-wise CDF whose last entry is above 1, so rounding can never run past the end."""
-    cdf = probs.cumsum(-1)
-    cdf[..., -1] = 2.0
-    return cdf
-
-
 def step_rewards(reward: torch.Tensor, traj: Trajectories) -> torch.Tensor:
     """``[B, T]`` reward of each step: ``r[s_t]`` for a state reward, else ``r[s_t, a_t]``."""
     if reward.dim() == 1:
@@ -58,36 +45,54 @@ def rollout(
     """Roll out ``num`` trajectories of ``length`` steps from the start distribution.
 
     ``policy[s, a]`` is a stationary stochastic policy. Each step draws the
-    chosen action, the action noise, and the successor for the whole batch.
+    executed action and the successor together for the whole batch: one
+    uniform per trajectory and step, one search in a :class:`_StepTable`.
     """
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
-    A = mdp.num_actions
-    action_cdf = _cdf(policy)
-    successor = _successor_sampler(mdp, generator)
-    s = torch.multinomial(mdp.start, num, replacement=True, generator=generator)
-    draws = torch.rand(length, num, 1, generator=generator).unbind(0)   # one per step and trajectory
-    states, actions = [], []
-    for u in draws:
-        a = torch.searchsorted(action_cdf[s], u).squeeze_(-1)
-        if mdp.action_noise:
-            replaced = torch.rand(num, generator=generator) < mdp.action_noise
-            a = torch.where(replaced, torch.randint(A, (num,), generator=generator), a)
-        states.append(s)
-        actions.append(a)
-        s = successor(s, a)
-    return Trajectories(torch.stack(states, 1), torch.stack(actions, 1))
+    table = _StepTable(mdp, policy)
+    state = torch.multinomial(mdp.start, num, replacement=True, generator=generator)
+    draws = torch.randint(_RESOLUTION, (length, num), generator=generator).unbind(0)
+    states, outcomes = [state], []
+    for t, draw in enumerate(draws):
+        outcomes.append(table.draw(state, draw))
+        if t + 1 < length:
+            state = table.successor.index_select(0, outcomes[-1])
+            states.append(state)
+    return Trajectories(torch.stack(states, 1), table.action(torch.stack(outcomes, 1)))
 
 
-def _successor_sampler(mdp: TabularMDP, g: torch.Generator):
-    """``(s[B], a[B]) -> s'[B]``, chosen once per rollout (the loop body stays small).
+_RESOLUTION = 1 << 32
+"""Probabilities are sampled in steps of 2⁻³² (integer arithmetic: no rounding at row ends)."""
 
-    Successor CDFs are built here, once, not at every step."""
-    if mdp.deterministic:
-        successors = mdp.successors
-        return lambda s, a: successors[s, a]
-    if mdp.is_factored:
-        move_cdf, moves = _cdf(mdp.move_probs), mdp.moves
-        return lambda s, a: moves[_draw(move_cdf[a], g), s]
-    next_cdf, next_states = _cdf(mdp.probs), mdp.next_states
-    return lambda s, a: next_states[a, s, _draw(next_cdf[a, s], g)]
+
+class _StepTable:
+    """Every state's outcomes (executed action a, successor slot k) laid end to end.
+
+    Row ``s`` of the flat, sorted integer CDF spans ``[s·2³², (s+1)·2³²]``, so
+    one ``searchsorted`` of ``s·2³² + u`` (u uniform in ``[0, 2³²)``) samples
+    from the row of each trajectory's own state. Zero-probability outcomes are
+    never drawn: their CDF entry equals the one before, and the search takes
+    the first entry above the draw.
+    """
+
+    def __init__(self, mdp: TabularMDP, policy: torch.Tensor) -> None:
+        executed = policy @ mdp.executed_action_probs() if mdp.action_noise else policy   # [S, A]
+        next_states, probs = mdp.next_states, mdp.probs                                    # [A, S, K]
+        A, S, K = next_states.shape
+        joint = (executed.double().T.unsqueeze(-1) * probs).transpose(0, 1).reshape(S, A * K)
+        cdf = joint.cumsum(-1)
+        cdf = torch.floor(cdf / cdf[:, -1:] * _RESOLUTION).to(torch.int64)      # last entry 2³² exactly
+        self.cdf = cdf.add_(torch.arange(S).unsqueeze(-1) * _RESOLUTION).reshape(-1)
+        self.successor = next_states.transpose(0, 1).reshape(-1)                     # [S·A·K]
+        self._per_action = K
+        self._num_actions = A
+
+    def draw(self, states: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
+        """Flat outcome indices for trajectories in ``states``, given integer draws
+        ``uniform`` in ``[0, 2³²)`` (overwritten)."""
+        return torch.searchsorted(self.cdf, uniform.add_(states, alpha=_RESOLUTION), right=True)
+
+    def action(self, outcomes: torch.Tensor) -> torch.Tensor:
+        """The executed action of each flat outcome index."""
+        return outcomes.div(self._per_action, rounding_mode="floor").remainder_(self._num_actions)

@@ -92,7 +92,15 @@ def train(
     if budget is not None:
         overrides["budget"] = budget
     cfg = dataclasses.replace(config or task.defaults, **overrides)
-    streams = _streams(seed)
+    # No autograd anywhere in the loop (the learner's gradient is closed-form); inference
+    # mode skips autograd's bookkeeping on every op, about 15% of a small run's time.
+    with torch.inference_mode():
+        history, metrics, reward = _train(task, cfg, _streams(seed), on_round)
+    return RunResult(cfg, seed, history, metrics, reward.clone())   # a clone outside is a normal tensor
+
+
+def _train(task: Task, cfg: TrainConfig, streams: _Streams,
+           on_round: Callable[[RoundRecord], None] | None) -> tuple[dict[str, list[float]], dict[str, float], torch.Tensor]:
     judge = Teacher.parse(cfg.teacher)
     model = task.new_reward_model(streams.init)
     learner = RewardLearner(model, cfg.learner)
@@ -123,7 +131,7 @@ def train(
 
     metrics = task.convergence_metrics(model, cfg)
     metrics["pref_accuracy"] = _heldout_accuracy(task, model, cfg, length, streams.heldout)
-    return RunResult(cfg, seed, history, metrics, model.reward().detach().clone())
+    return history, metrics, model.reward()
 
 
 def _select(traj: Trajectories, mask: torch.Tensor) -> Trajectories:

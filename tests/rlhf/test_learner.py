@@ -63,11 +63,13 @@ def test_written_out_adam_matches_torch_when_the_fused_kernel_is_missing(monkeyp
     monkeypatch.setattr(learner, "_FUSED_ADAM", False)
     g = torch.Generator().manual_seed(0)
     grads = [torch.randn(6, generator=g) for _ in range(5)]
-    theta, m, v = torch.zeros(6), torch.zeros(6), torch.zeros(6)
+    theta, buffer, m, v = torch.zeros(6), torch.zeros(6), torch.zeros(6), torch.zeros(6)
+    adam = learner._adam(theta, buffer, m, v, 0.05)
     p = torch.zeros(6, requires_grad=True)
     opt = torch.optim.Adam([p], lr=0.05)
     for step, grad in enumerate(grads, start=1):
-        learner._adam_step(theta, grad, m, v, torch.tensor(float(step)), 0.05)
+        buffer.copy_(grad)
+        adam(torch.tensor(float(step)))
         p.grad = grad.clone()
         opt.step()
     torch.testing.assert_close(theta, p.detach())

@@ -143,3 +143,37 @@ def test_buffered_large_mdp_path_equals_small_path(name, make, horizon, discount
         torch.testing.assert_close(rlhf.soft_value_iteration(mdp, x, horizon, discount, temperature), small)
     torch.testing.assert_close(rlhf.soft_value_iteration(mdp, rewards[0], horizon, discount, temperature),
                                expected[0][0])
+
+
+EXP_SPACE_CASES = [  # deterministic, undiscounted, noiseless: the exp-space planner applies
+    ("grid", lambda: rlhf.GridWorld(size=4, slip=0.0, goal=[(1, 2)]).mdp, 11, 1.7),
+    ("strings", lambda: rlhf.StringTask("ABCD", "DAB").mdp, 3, 0.6),
+]
+
+
+@pytest.mark.parametrize("dense_max", [0, 10**6], ids=["gather", "dense"])
+@pytest.mark.parametrize("name,make,horizon,temperature", EXP_SPACE_CASES, ids=[c[0] for c in EXP_SPACE_CASES])
+def test_exp_space_planner_equals_log_space(name, make, horizon, temperature, dense_max, rng, monkeypatch):
+    from rlhf import planning
+    mdp = make()
+    rewards = [torch.randn(2, mdp.num_states, mdp.num_actions, generator=rng),
+               torch.randn(mdp.num_states, mdp.num_actions, generator=rng),
+               torch.randn(mdp.num_states, generator=rng)]
+    monkeypatch.setattr(planning, "_EXP_SPACE_DENSE_MAX_STATES", dense_max)
+    fast = [rlhf.soft_value_iteration(mdp, r, horizon, 1.0, temperature) for r in rewards]
+    monkeypatch.setattr(planning, "_EXP_SPACE_MAX_LOG_RANGE", -1.0)     # always the log-space loop
+    for r, q in zip(rewards, fast):
+        torch.testing.assert_close(q, rlhf.soft_value_iteration(mdp, r, horizon, 1.0, temperature),
+                                   rtol=1e-5, atol=1e-4)
+
+
+def test_rewards_too_spread_for_exp_space_fall_back_to_log_space(rng):
+    """A spread of 10³ per step would underflow exp(τ·V) in float64: the log-space loop answers."""
+    mdp = rlhf.GridWorld(size=3, slip=0.0).mdp
+    reward = torch.randn(9, 5, generator=rng) * 1000
+    q = rlhf.soft_value_iteration(mdp, reward, 4, 1.0, 1.0)
+    P, expected = mdp.dense_transitions().double(), torch.zeros(9, 5, dtype=torch.float64)
+    for _ in range(4):                                # the textbook recurrence, stable logsumexp
+        expected = reward.double() + torch.einsum("ast,t->sa", P, torch.logsumexp(expected, dim=-1))
+    assert torch.isfinite(q).all()
+    torch.testing.assert_close(q.double(), expected, rtol=1e-5, atol=1e-2)
