@@ -20,11 +20,21 @@ An MDP built from moves derives its sparse form on first use, so building a
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+import functools
 
 import torch
 
 _PROB_TOL = 1e-5
+
+
+def _cached_tensors(build):
+    """A cached property built outside inference mode: the cache outlives the call that
+    filled it (``rlhf.train`` runs under inference mode) and must stay usable by autograd."""
+    @functools.wraps(build)
+    def normal(self):
+        with torch.inference_mode(False):
+            return build(self)
+    return functools.cached_property(normal)
 
 
 @dataclass(frozen=True, eq=False)
@@ -127,19 +137,19 @@ class TabularMDP:
     def is_factored(self) -> bool:
         return self.moves is not None
 
-    @cached_property
+    @_cached_tensors
     def deterministic(self) -> bool:
         """Factored with exactly one move per action (each ``move_probs`` row one-hot)."""
         return self.move_probs is not None and bool(((self.move_probs == 1).sum(1) == 1).all())
 
-    @cached_property
+    @_cached_tensors
     def action_successors(self) -> torch.Tensor:
         """[A, S] successor of each action, for a ``deterministic`` MDP."""
         if not self.deterministic:
             raise ValueError("action_successors exists only for deterministic factored MDPs")
         return self.moves[self.move_probs.argmax(1)].contiguous()
 
-    @cached_property
+    @_cached_tensors
     def _sparse_form(self) -> tuple[torch.Tensor, torch.Tensor]:
         if self._sparse is not None:
             return self._sparse
@@ -168,7 +178,7 @@ class TabularMDP:
         A, eta = self.num_actions, self.action_noise
         return (1 - eta) * torch.eye(A) + eta / A
 
-    @cached_property
+    @_cached_tensors
     def executed_transitions(self) -> torch.Tensor:
         """[A, S, S] dense transitions of the *executed* action (no action noise), cached: small MDPs only."""
         return self._dense(with_noise=False)

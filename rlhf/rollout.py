@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -78,15 +79,12 @@ class _StepTable:
 
     def __init__(self, mdp: TabularMDP, policy: torch.Tensor) -> None:
         executed = policy @ mdp.executed_action_probs() if mdp.action_noise else policy   # [S, A]
-        next_states, probs = mdp.next_states, mdp.probs                                    # [A, S, K]
-        A, S, K = next_states.shape
-        joint = (executed.double().T.unsqueeze(-1) * probs).transpose(0, 1).reshape(S, A * K)
-        cdf = joint.cumsum(-1)
+        layout = _layout(mdp)
+        joint = executed.double().unsqueeze(-1).mul(layout.probs).view(mdp.num_states, -1)
+        cdf = joint.cumsum_(-1)
         cdf = torch.floor(cdf / cdf[:, -1:] * _RESOLUTION).to(torch.int64)      # last entry 2³² exactly
-        self.cdf = cdf.add_(torch.arange(S).unsqueeze(-1) * _RESOLUTION).reshape(-1)
-        self.successor = next_states.transpose(0, 1).reshape(-1)                     # [S·A·K]
-        self._per_action = K
-        self._num_actions = A
+        self.cdf = cdf.add_(layout.row_start).view(-1)
+        self.successor, self._action = layout.successor, layout.action
 
     def draw(self, states: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
         """Flat outcome indices for trajectories in ``states``, given integer draws
@@ -95,4 +93,37 @@ class _StepTable:
 
     def action(self, outcomes: torch.Tensor) -> torch.Tensor:
         """The executed action of each flat outcome index."""
-        return outcomes.div(self._per_action, rounding_mode="floor").remainder_(self._num_actions)
+        return self._action[outcomes]
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """An MDP's outcomes ``o = (s·A + a)·K + k`` in one flat, state-major order."""
+
+    probs: torch.Tensor        # [S, A, K] float64 P(slot k | s, a)
+    successor: torch.Tensor    # [S·A·K] successor state of each outcome
+    action: torch.Tensor       # [S·A·K] action of each outcome
+    row_start: torch.Tensor    # [S, 1] s·2³², where state s's row starts in the CDF
+
+
+_LAYOUTS: "weakref.WeakKeyDictionary[TabularMDP, _Layout]" = weakref.WeakKeyDictionary()
+
+
+def _layout(mdp: TabularMDP) -> _Layout:
+    """The MDP's layout, built on its first rollout (a loop calls rollout every round)."""
+    layout = _LAYOUTS.get(mdp)
+    if layout is None:
+        with torch.inference_mode(False):     # outlives this call: keep it usable by autograd
+            layout = _LAYOUTS[mdp] = _build_layout(mdp)
+    return layout
+
+
+def _build_layout(mdp: TabularMDP) -> _Layout:
+    next_states, probs = mdp.next_states, mdp.probs                        # [A, S, K]
+    A, S, K = next_states.shape
+    return _Layout(
+        probs=probs.transpose(0, 1).double(),
+        successor=next_states.transpose(0, 1).reshape(-1),
+        action=torch.arange(A).repeat_interleave(K).repeat(S),
+        row_start=torch.arange(S).unsqueeze(-1) * _RESOLUTION,
+    )

@@ -22,7 +22,10 @@ HISTORY_KEYS = ("true_return", "loss", "entropy", "answered")
 
 @dataclass(frozen=True)
 class RoundRecord:
-    """What one round saw; passed to ``on_round`` callbacks (e.g. for figures)."""
+    """What one round saw; passed to ``on_round`` callbacks (e.g. for figures).
+
+    Its tensors are inference-mode tensors (the loop runs under
+    ``torch.inference_mode``): read them freely, ``clone()`` to keep and modify."""
 
     index: int
     first: Trajectories

@@ -68,3 +68,19 @@ def test_bad_train_arguments(kwargs, needle):
 def test_unknown_preset():
     with pytest.raises(ValueError, match="preset"):
         rlhf.train_preset("seed-atari")
+
+
+def test_what_a_run_leaves_behind_is_not_inference_mode_tensors():
+    """``train`` runs under inference mode; the caches it fills on the task's MDP and the
+    reward it returns outlive it, so they must stay ordinary (autograd-usable) tensors."""
+    from rlhf.rollout import _layout
+    task = rlhf.GridWorld(size=3, slip=0.0, horizon=5)
+    result = rlhf.train(task, budget=20, pairs_per_round=10, heldout_pairs=10)
+    mdp = task.mdp
+    layout = _layout(mdp)
+    left = [result.reward, mdp.next_states, mdp.probs, mdp.action_successors, mdp.executed_transitions,
+            layout.probs, layout.successor, layout.action, layout.row_start]
+    assert [t.is_inference() for t in left] == [False] * len(left)
+    logits = torch.zeros(9, 5, requires_grad=True)
+    torch.einsum("sa,ast->st", torch.softmax(logits, -1), mdp.executed_transitions).sum().backward()
+    assert logits.grad is not None
