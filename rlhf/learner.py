@@ -115,8 +115,8 @@ class RewardLearner:
         step = self._optimizer_step(support, grad)
         # Adam's step counts for the whole update at once (torch.optim keeps one tensor and adds 1).
         total = self.config.epochs * len(scaled)
-        counts = torch.arange(self._steps_taken + 1, self._steps_taken + total + 1, dtype=torch.float32)
-        steps = iter(counts.unbind(0))
+        numbers = torch.arange(self._steps_taken + 1, self._steps_taken + total + 1, dtype=torch.float32)
+        steps = iter(numbers.unbind(0))
         self._steps_taken += total
         last_logits = []
         for epoch in range(self.config.epochs):

@@ -193,7 +193,8 @@ def _exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperatu
             else:
                 torch.sum(successor_w.mul_(weight), dim=-2, out=w)
     # Q = r + V_{H-1}(next): undo the per-backup shift, (H − 1)·max r.
-    v = w.log_().div_(temperature).add_((horizon - 1) * high)
+    v = w.log_() if temperature == 1.0 else w.log_().div_(temperature)
+    v = v.add_((horizon - 1) * high)
     return (r + v.index_select(-1, index).view(*batch, A, S)).float()
 
 
@@ -216,7 +217,7 @@ def _mix_executed_actions(eta: float, q: torch.Tensor) -> torch.Tensor:
 
 def soft_policy(q: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     """The soft-optimal policy ``pi[..., s, a] = softmax(τ · Q[..., s, a])``."""
-    return torch.softmax(temperature * q, dim=-1)
+    return torch.softmax(q if temperature == 1.0 else temperature * q, dim=-1)
 
 
 def uniform_policy(mdp: TabularMDP) -> torch.Tensor:

@@ -126,12 +126,16 @@ class Teacher:
         normalises returns for ``skip`` and ``equal``.
         """
         B, T = rewards_1.shape
-        low, high = reward_range
-        scale = T * (high - low) if high > low else 1.0
-        norm_1 = (rewards_1.sum(-1) - T * low) / scale
-        norm_2 = (rewards_2.sum(-1) - T * low) / scale
-        answered = torch.maximum(norm_1, norm_2) >= self.skip if self.skip else torch.ones(B, dtype=torch.bool)
-        equal = (norm_1 - norm_2).abs() < self.equal if self.equal else torch.zeros(B, dtype=torch.bool)
+        answered = torch.ones(B, dtype=torch.bool)
+        if self.skip or self.equal:             # both compare returns normalised to [0, 1]
+            low, high = reward_range
+            scale = T * (high - low) if high > low else 1.0
+            norm_1 = (rewards_1.sum(-1) - T * low) / scale
+            norm_2 = (rewards_2.sum(-1) - T * low) / scale
+            if self.skip:
+                answered = torch.maximum(norm_1, norm_2) >= self.skip
+            if self.equal:
+                equal = (norm_1 - norm_2).abs() < self.equal
 
         margin = rewards_1 - rewards_2                         # R₁ − R₂, step by step
         if self.myopic != 1.0:
