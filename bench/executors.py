@@ -4,13 +4,14 @@ from __future__ import annotations
 
 import multiprocessing
 import os
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
 
 from .cell import CellResult, run_cell
 from .config import CellConfig
 from .errors import BenchError
+
 
 def default_workers() -> int:
     return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
@@ -21,10 +22,12 @@ def run_serial(cells: Sequence[CellConfig]) -> Iterator[tuple[CellConfig, CellRe
         yield cell, run_cell(cell)
 
 
-def run_process(cells: Sequence[CellConfig], workers: int) -> Iterator[tuple[CellConfig, CellResult]]:
+def run_process(cells: Sequence[CellConfig], workers: int,
+                task: Callable[[CellConfig], CellResult] = run_cell) -> Iterator[tuple[CellConfig, CellResult]]:
     """A pool of ``workers`` spawned processes (each torch single-threaded, see run_cell).
 
     At most ``2 × workers`` cells are in flight, so an interrupt wastes little work.
+    ``task`` (importable, for spawned workers) is a fault-injection point for tests.
     """
     context = multiprocessing.get_context("spawn")     # no forked torch state
     pending = iter(cells)
@@ -32,7 +35,7 @@ def run_process(cells: Sequence[CellConfig], workers: int) -> Iterator[tuple[Cel
         in_flight = {}
         try:
             for cell in _take(pending, 2 * workers):
-                in_flight[pool.submit(run_cell, cell)] = cell
+                in_flight[pool.submit(task, cell)] = cell
             while in_flight:
                 done, _ = wait(in_flight, return_when=FIRST_COMPLETED)
                 for future in done:
@@ -44,7 +47,7 @@ def run_process(cells: Sequence[CellConfig], workers: int) -> Iterator[tuple[Cel
                                          "stored: rerun to resume, or use --executor dask, which retries") from None
                     yield cell, result
                     for nxt in _take(pending, 1):
-                        in_flight[pool.submit(run_cell, nxt)] = nxt
+                        in_flight[pool.submit(task, nxt)] = nxt
         finally:
             for future in in_flight:
                 future.cancel()

@@ -8,6 +8,7 @@ one call.
 from __future__ import annotations
 
 import math
+import weakref
 
 import torch
 
@@ -47,6 +48,26 @@ def _log2_sum_exp2(q: torch.Tensor, buffers: "_Buffers") -> torch.Tensor:
     return out.log2_().add_(row_max.squeeze(-2))
 
 
+_GATHER_INDEX: "weakref.WeakKeyDictionary[TabularMDP, torch.Tensor]" = weakref.WeakKeyDictionary()
+
+
+def _gather_index(mdp: TabularMDP) -> torch.Tensor:
+    """The flat successor index a backup gathers with, built once per MDP: action
+    successors [A·S] (deterministic), moves [M·S] (factored) or next states [A·S·K].
+
+    int32 when S allows: the index is the largest stream a backup reads (5·10⁶
+    entries at N = 1000), and int32 makes the gather ~25% faster than int64.
+    """
+    index = _GATHER_INDEX.get(mdp)
+    if index is None:
+        with torch.inference_mode(False):     # outlives this call: keep it usable by autograd
+            source = (mdp.action_successors if mdp.deterministic
+                      else mdp.moves if mdp.is_factored else mdp.next_states)
+            dtype = torch.int32 if mdp.num_states < 2**31 else torch.int64
+            index = _GATHER_INDEX[mdp] = source.reshape(-1).to(dtype)
+    return index
+
+
 class _Gather:
     """``E[V(s') | s, a]`` into a preallocated ``[..., A, S]`` buffer.
 
@@ -58,14 +79,12 @@ class _Gather:
         self.mdp = mdp
         A, S = mdp.num_actions, mdp.num_states
         self.shape = (*batch, A, S)
+        self.index = _gather_index(mdp)
         if mdp.deterministic:
-            self.index = mdp.action_successors.reshape(-1)
             self.moves = None
         elif mdp.is_factored:
-            self.index = mdp.moves.reshape(-1)
             self.moves = torch.empty(*batch, mdp.moves.shape[0], S)
         else:
-            self.index = mdp.next_states.reshape(-1)
             self.moves = torch.empty(*batch, *mdp.next_states.shape)
 
     def __call__(self, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
@@ -172,7 +191,7 @@ def _exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperatu
         return None
     batch, S = r.shape[:-2], mdp.num_states
     weight = torch.exp((r.double() - high) * temperature)          # [..., A or 1, S], in (0, 1]
-    index = mdp.action_successors.reshape(-1)
+    index = _gather_index(mdp)
     w = torch.full((*batch, S), float(A), dtype=torch.float64)    # W_0 = Σ_a exp(τ·0)
     if S <= _EXP_SPACE_DENSE_MAX_STATES:     # one [S, S] matrix-vector product a backup
         backup = torch.zeros(*batch, S * S, dtype=torch.float64)

@@ -38,6 +38,28 @@ def test_serial_equals_process_and_rerun_computes_nothing(tmp_path, tiny_config)
     assert (serial / "cells.csv").read_bytes() == (process / "cells.csv").read_bytes()
 
 
+def test_a_dead_process_worker_is_one_line_and_a_rerun_finishes_the_rest(tmp_path, tiny_config, monkeypatch):
+    """A cell that kills its worker breaks the pool: one clear error, the cells finished
+    before it stay stored, and a plain rerun computes only what is missing."""
+    from bench import executors
+    from bench.errors import BenchError
+    from helpers import kill_worker_always
+    serial, process = tmp_path / "serial", tmp_path / "process"
+    assert run_cli("run", "--config", str(tiny_config), "--out", str(serial), "--no-progress").returncode == 0
+    real = executors.run_process
+    monkeypatch.setattr(executors, "run_process",
+                        lambda cells, workers: real(cells, workers, task=kill_worker_always))
+    cfg = config.load(tiny_config)
+    with pytest.raises(BenchError, match="worker process died"):
+        sweep.run_sweep(cfg, process, executor="process", workers=1, progress=False)
+    stored = _stored(process / "results.sqlite")
+    assert stored < len(cfg.cells)
+    monkeypatch.undo()
+    summary = sweep.run_sweep(cfg, process, executor="process", workers=2, progress=False)
+    assert (summary.run, summary.skipped, summary.failed) == (len(cfg.cells) - stored, stored, 0)
+    assert (serial / "cells.csv").read_bytes() == (process / "cells.csv").read_bytes()
+
+
 def _stored(db) -> int:
     try:
         with sqlite3.connect(db) as conn:
