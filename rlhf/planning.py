@@ -7,12 +7,10 @@ one call.
 
 from __future__ import annotations
 
-import math
-import weakref
-
 import torch
 
 from .mdp import TabularMDP
+from .soft_backups import exp_space_backups, log_space_backups
 
 
 def _as_action_major(mdp: TabularMDP, reward: torch.Tensor) -> torch.Tensor:
@@ -29,76 +27,7 @@ def _as_action_major(mdp: TabularMDP, reward: torch.Tensor) -> torch.Tensor:
     return reward.transpose(-1, -2)
 
 
-_BUFFERED_FROM = 1 << 16
-"""Q sizes (elements) from which backups reuse preallocated buffers."""
 _DENSE_EVAL_MAX_STATES = 1024
-
-
-def _log2_sum_exp2(q: torch.Tensor, buffers: "_Buffers") -> torch.Tensor:
-    """``log2 Σ_a 2^q`` over actions of ``q[..., A, S]``, into ``buffers.v``.
-
-    Base 2 because ``exp2`` is about twice as fast as ``exp`` on CPU (both are
-    SLEEF kernels; ``exp`` does an extra range reduction); written out into
-    preallocated buffers, it is ~20% faster than ``torch.logsumexp`` even in base e.
-    """
-    out, scratch, row_max = buffers.v, buffers.scratch, buffers.row_max
-    torch.amax(q, dim=-2, keepdim=True, out=row_max)
-    torch.sub(q, row_max, out=scratch).exp2_()
-    torch.sum(scratch, dim=-2, out=out)
-    return out.log2_().add_(row_max.squeeze(-2))
-
-
-_GATHER_INDEX: "weakref.WeakKeyDictionary[TabularMDP, torch.Tensor]" = weakref.WeakKeyDictionary()
-
-
-def _gather_index(mdp: TabularMDP) -> torch.Tensor:
-    """The flat successor index a backup gathers with, built once per MDP: action
-    successors [A·S] (deterministic), moves [M·S] (factored) or next states [A·S·K].
-
-    int32 when S allows: the index is the largest stream a backup reads (5·10⁶
-    entries at N = 1000), and int32 makes the gather ~25% faster than int64.
-    """
-    index = _GATHER_INDEX.get(mdp)
-    if index is None:
-        with torch.inference_mode(False):     # outlives this call: keep it usable by autograd
-            source = (mdp.action_successors if mdp.deterministic
-                      else mdp.moves if mdp.is_factored else mdp.next_states)
-            dtype = torch.int32 if mdp.num_states < 2**31 else torch.int64
-            index = _GATHER_INDEX[mdp] = source.reshape(-1).to(dtype)
-    return index
-
-
-class _Gather:
-    """``E[V(s') | s, a]`` into a preallocated ``[..., A, S]`` buffer.
-
-    Buffers are reused across backups: at 10⁶ states a fresh 20 MB tensor per
-    step costs more in page faults than the arithmetic.
-    """
-
-    def __init__(self, mdp: TabularMDP, batch: torch.Size) -> None:
-        self.mdp = mdp
-        A, S = mdp.num_actions, mdp.num_states
-        self.shape = (*batch, A, S)
-        self.index = _gather_index(mdp)
-        if mdp.deterministic:
-            self.moves = None
-        elif mdp.is_factored:
-            self.moves = torch.empty(*batch, mdp.moves.shape[0], S)
-        else:
-            self.moves = torch.empty(*batch, *mdp.next_states.shape)
-
-    def __call__(self, v: torch.Tensor, out: torch.Tensor | None = None) -> torch.Tensor:
-        """Into ``out`` when given (large MDPs); freshly allocated otherwise (cheaper when tiny)."""
-        if self.moves is None:                              # one move per action: no mixing
-            if out is None:
-                return v.index_select(-1, self.index).view(self.shape)
-            torch.index_select(v, -1, self.index, out=out.view(*out.shape[:-2], -1))
-            return out
-        if self.mdp.is_factored:
-            torch.index_select(v, -1, self.index, out=self.moves.view(*self.moves.shape[:-2], -1))
-            return torch.matmul(self.mdp.move_probs, self.moves, out=out)   # [A, M] @ [..., M, S]
-        torch.index_select(v, -1, self.index, out=self.moves.view(*self.moves.shape[:-3], -1))
-        return torch.sum(self.moves.mul_(self.mdp.probs), dim=-1, out=out)
 
 
 def soft_value_iteration(
@@ -129,109 +58,10 @@ def soft_value_iteration(
         raise ValueError(f"discount must be in [0, 1], got {discount}")
     r = _as_action_major(mdp, reward)
     if discount == 1.0 and mdp.deterministic and not mdp.action_noise:
-        q = _exp_space_backups(mdp, r, horizon, temperature)
+        q = exp_space_backups(mdp, r, horizon, temperature)
         if q is not None:
             return q.transpose(-1, -2)
-    batch = r.shape[:-2]
-    A, S, eta = mdp.num_actions, mdp.num_states, mdp.action_noise
-    gather = _Gather(mdp, batch)
-    # The loop runs in units u = τ·Q / ln(base), where V is a plain log-sum-exp in that base
-    # and τ drops out: base e (one torch.logsumexp call) while per-call overhead dominates,
-    # base 2 (exp2 is twice as fast as exp) once the arithmetic does.
-    if batch.numel() * A * S < _BUFFERED_FROM:      # tiny: allocate freely
-        unit, log_base = temperature, 1.0
-        soft_max, expected = lambda x: torch.logsumexp(x, dim=-2), gather                 # noqa: E731
-    else:                                            # large: reuse buffers (no page faults per backup)
-        buffers = _Buffers(batch, A, S)
-        unit, log_base = temperature / math.log(2), math.log(2)
-        soft_max = lambda x: _log2_sum_exp2(x, buffers)                                   # noqa: E731
-        expected = lambda v: gather(v, buffers.ev)                                        # noqa: E731
-    r = r if unit == 1.0 else r * unit
-    if r.shape[-2] == 1 and discount > 0:
-        # A state reward leaves the action max: V(s) = r(s) + LSE_a(γ·E[V(s')]), one pass
-        # fewer over [A, S] per backup. The noise mix commutes with adding r(s).
-        v = torch.full((*batch, S), math.log(A) / log_base)             # V_0 = LSE(0, …, 0)
-        state_reward = r.squeeze(-2)
-        for i in range(horizon):
-            ev = expected(v)
-            if eta:
-                _mix_executed_actions(eta, ev)
-            if i + 1 < horizon:
-                v = soft_max(ev if discount == 1.0 else ev.mul_(discount)).add_(state_reward)
-        q = torch.add(r, ev, alpha=discount)
-    else:
-        q = torch.zeros(*batch, A, S)
-        for _ in range(horizon):                     # Q = r + γ·E[V(s')], V = LSE(Q)
-            q = _mix_executed_actions(eta, torch.add(r, expected(soft_max(q)), alpha=discount, out=q))
-    q = q if unit == 1.0 else q.div_(unit)
-    return q.transpose(-1, -2)
-
-
-_EXP_SPACE_MAX_LOG_RANGE = 650.0
-"""Largest spread of log W the exp-space planner allows: float64 stays normal to ±708."""
-_EXP_SPACE_DENSE_MAX_STATES = 144
-"""Up to here an exp-space backup is one dense [S, S] matrix-vector product."""
-
-
-def _exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperature: float) -> torch.Tensor | None:
-    """The same recurrence in exp space, for deterministic, undiscounted, noiseless MDPs:
-    action-major ``Q[..., A, S]``, or None when the reward's range could under- or overflow.
-
-    With W = exp(τ·V) the soft backup is linear (Ziebart's backward pass, Todorov's
-    desirability): ``W'(s) = Σ_a exp(τ·r(s, a)) · W(next(s, a))``. A backup is one
-    gather, one multiply and one sum, and no exp or log at all. Rewards are shifted
-    by their maximum so W never grows faster than A per backup; the range check
-    keeps the smallest W a normal float64.
-    """
-    A = mdp.num_actions
-    low, high = torch.aminmax(r)
-    low, high = float(low), float(high)
-    spread = (horizon - 1) * temperature * (high - low) + horizon * math.log(A)
-    if not spread <= _EXP_SPACE_MAX_LOG_RANGE:       # also False for inf and NaN rewards
-        return None
-    batch, S = r.shape[:-2], mdp.num_states
-    weight = torch.exp((r.double() - high) * temperature)          # [..., A or 1, S], in (0, 1]
-    index = _gather_index(mdp)
-    w = torch.full((*batch, S), float(A), dtype=torch.float64)    # W_0 = Σ_a exp(τ·0)
-    if S <= _EXP_SPACE_DENSE_MAX_STATES:     # one [S, S] matrix-vector product a backup
-        backup = torch.zeros(*batch, S * S, dtype=torch.float64)
-        rows = torch.arange(S).repeat(A)                            # action-major, like index
-        backup.index_add_(-1, rows * S + index, weight.expand(*batch, A, S).reshape(*batch, A * S))
-        backup = backup.view(*batch, S, S)
-        step = torch.mv if not batch else lambda m, x: torch.matmul(m, x.unsqueeze(-1)).squeeze(-1)
-        for _ in range(horizon - 1):
-            w = step(backup, w)
-    else:                                    # gather, (weight,) sum, in place: no page faults per backup
-        successor_w = torch.empty(*batch, A, S, dtype=torch.float64)
-        flat = successor_w.view(*batch, A * S)
-        state_reward = weight.shape[-2] == 1
-        for _ in range(horizon - 1):
-            torch.index_select(w, -1, index, out=flat)
-            if state_reward:                 # W'(s) = exp(τ·r(s)) · Σ_a W(next(s, a))
-                torch.sum(successor_w, dim=-2, out=w).mul_(weight.squeeze(-2))
-            else:
-                torch.sum(successor_w.mul_(weight), dim=-2, out=w)
-    # Q = r + V_{H-1}(next): undo the per-backup shift, (H − 1)·max r.
-    v = w.log_() if temperature == 1.0 else w.log_().div_(temperature)
-    v = v.add_((horizon - 1) * high)
-    return (r + v.index_select(-1, index).view(*batch, A, S)).float()
-
-
-class _Buffers:
-    """Preallocated work tensors for large backups: at 10⁶ states a fresh 20 MB
-    tensor per step costs more in page faults than the arithmetic."""
-
-    def __init__(self, batch: torch.Size, A: int, S: int) -> None:
-        self.ev, self.scratch = torch.empty(*batch, A, S), torch.empty(*batch, A, S)
-        self.v, self.row_max = torch.empty(*batch, S), torch.empty(*batch, 1, S)
-
-
-def _mix_executed_actions(eta: float, q: torch.Tensor) -> torch.Tensor:
-    """In place: Q of the chosen action when the executed one is uniform w.p. ``eta``."""
-    if eta:
-        mean = q.mean(dim=-2, keepdim=True)
-        q.mul_(1 - eta).add_(mean, alpha=eta)
-    return q
+    return log_space_backups(mdp, r, horizon, discount, temperature).transpose(-1, -2)
 
 
 def soft_policy(q: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:

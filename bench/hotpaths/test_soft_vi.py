@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import rlhf
+from rlhf import soft_backups
 from bench import reference
 
 from .conftest import (GRID_SIZES, HORIZON, REFERENCE_MAX_SIZE, STRING_LENGTHS, dense, grid, info,
@@ -48,19 +49,23 @@ def test_soft_vi_strings(benchmark, length):
 @pytest.mark.parametrize("size", [100, 300, 1000])
 def test_soft_vi_floor(benchmark, size):
     """The irreducible work of H log-space backups: one exponential over [A, S] (``exp2``,
-    the fastest torch has) and one gather of A·S values each.
+    the fastest torch has) and one gather of A·S values each, chunk by chunk over states
+    as the planner runs them (so intermediates stay in cache).
 
-    The ratio soft VI (slip 0.1) / floor says how far the planner is from its memory-and-exp bound.
+    The ratio soft VI (slip 0.1) / floor says how far the planner is from its exp-and-gather bound.
     """
     S = size * size
-    q, exp_out, gathered = torch.randn(5, S), torch.empty(5, S), torch.empty(5 * S)
-    index = grid(size, 0.0).mdp.action_successors.reshape(-1)
+    n = min(S, soft_backups._CHUNK_STATES)
+    index = grid(size, 0.0).mdp.action_successors.to(torch.int32)
+    chunks = [index[:, lo:lo + n].reshape(-1) for lo in range(0, S, n)]
+    q, exp_out, gathered = torch.randn(5, n), torch.empty(5, n), torch.empty(5 * n)
     v = torch.randn(S)
 
     def floor():          # into preallocated buffers, as the planner does
         for _ in range(HORIZON):
-            torch.exp2(q, out=exp_out)
-            torch.index_select(v, 0, index, out=gathered)
+            for chunk in chunks:
+                torch.exp2(q[:, :chunk.numel() // 5], out=exp_out[:, :chunk.numel() // 5])
+                torch.index_select(v, 0, chunk, out=gathered[:chunk.numel()])
 
     info(benchmark, "soft_vi_floor", "floor", S, task="gridworld", size=size, slip=0.0)
     benchmark.pedantic(floor, rounds=rounds_for(S, "fast"), warmup_rounds=1)
@@ -79,4 +84,18 @@ def test_soft_vi_two_threads(benchmark, size, slip):
                                rounds=rounds_for(size * size, "fast"), warmup_rounds=1)
     finally:
         torch.set_num_threads(1)
+    torch.testing.assert_close(q, rlhf.soft_value_iteration(task.mdp, task.true_reward, HORIZON))
+
+
+@pytest.mark.benchmark(group="soft_vi_chunks")
+@pytest.mark.parametrize("slip", [0.0, 0.1])
+def test_soft_vi_whole_array_passes(benchmark, slip, monkeypatch):
+    """The planner with chunking off (every pass over the whole [5, S]), to measure what
+    chunking buys against ``soft_vi`` at N = 1000 in the same run."""
+    task = grid(1000, slip)
+    info(benchmark, "soft_vi_chunks", "whole-array", 1000 * 1000, task="gridworld", size=1000, slip=slip)
+    monkeypatch.setattr(soft_backups, "_CHUNK_STATES", 1 << 40)
+    q = benchmark.pedantic(rlhf.soft_value_iteration, args=(task.mdp, task.true_reward, HORIZON),
+                           rounds=rounds_for(1000 * 1000, "fast"), warmup_rounds=1)
+    monkeypatch.undo()
     torch.testing.assert_close(q, rlhf.soft_value_iteration(task.mdp, task.true_reward, HORIZON))

@@ -129,16 +129,21 @@ def test_wrong_reward_shape_is_rejected():
         rlhf.soft_value_iteration(rlhf.GridWorld(size=3).mdp, torch.zeros(10), 3)
 
 
+@pytest.mark.parametrize("chunk", [10**9, 4], ids=["whole", "chunks-of-4"])
 @pytest.mark.parametrize("name,make,horizon,discount,temperature", CASES, ids=[c[0] for c in CASES])
-def test_buffered_large_mdp_path_equals_small_path(name, make, horizon, discount, temperature, rng, monkeypatch):
-    """Large MDPs take the preallocated-buffer loop; force it on small ones and compare."""
-    from rlhf import planning
+def test_buffered_large_mdp_path_equals_small_path(name, make, horizon, discount, temperature, chunk, rng,
+                                                   monkeypatch):
+    """Large MDPs take the buffered base-2 loop, chunk by chunk over states (the last chunk
+    ragged here): force both on small MDPs and compare with the allocate-freely loop."""
+    from rlhf import soft_backups
     mdp = make(rng)
     rewards = torch.randn(2, mdp.num_states, mdp.num_actions, generator=rng)
     state_rewards = torch.randn(2, mdp.num_states, 1, generator=rng)     # the state-reward shortcut
     expected = [rlhf.soft_value_iteration(mdp, x, horizon, discount, temperature)
                 for x in (rewards, state_rewards, state_rewards[0, :, 0])]
-    monkeypatch.setattr(planning, "_BUFFERED_FROM", 0)
+    monkeypatch.setattr(soft_backups, "_BUFFERED_FROM", 0)
+    monkeypatch.setattr(soft_backups, "_CHUNK_STATES", chunk)
+    monkeypatch.setattr(soft_backups, "_EXP_SPACE_MAX_LOG_RANGE", -1.0)     # the log-space loop only
     for x, small in zip((rewards, state_rewards, state_rewards[0, :, 0]), expected):
         torch.testing.assert_close(rlhf.soft_value_iteration(mdp, x, horizon, discount, temperature), small)
     torch.testing.assert_close(rlhf.soft_value_iteration(mdp, rewards[0], horizon, discount, temperature),
@@ -151,17 +156,19 @@ EXP_SPACE_CASES = [  # deterministic, undiscounted, noiseless: the exp-space pla
 ]
 
 
-@pytest.mark.parametrize("dense_max", [0, 10**6], ids=["gather", "dense"])
+@pytest.mark.parametrize("dense_max,chunk", [(0, 10**9), (0, 4), (10**6, 10**9)],
+                         ids=["gather", "gather-chunks-of-4", "dense"])
 @pytest.mark.parametrize("name,make,horizon,temperature", EXP_SPACE_CASES, ids=[c[0] for c in EXP_SPACE_CASES])
-def test_exp_space_planner_equals_log_space(name, make, horizon, temperature, dense_max, rng, monkeypatch):
-    from rlhf import planning
+def test_exp_space_planner_equals_log_space(name, make, horizon, temperature, dense_max, chunk, rng, monkeypatch):
+    from rlhf import soft_backups
     mdp = make()
     rewards = [torch.randn(2, mdp.num_states, mdp.num_actions, generator=rng),
                torch.randn(mdp.num_states, mdp.num_actions, generator=rng),
                torch.randn(mdp.num_states, generator=rng)]
-    monkeypatch.setattr(planning, "_EXP_SPACE_DENSE_MAX_STATES", dense_max)
+    monkeypatch.setattr(soft_backups, "_EXP_SPACE_DENSE_MAX_STATES", dense_max)
+    monkeypatch.setattr(soft_backups, "_CHUNK_STATES", chunk)
     fast = [rlhf.soft_value_iteration(mdp, r, horizon, 1.0, temperature) for r in rewards]
-    monkeypatch.setattr(planning, "_EXP_SPACE_MAX_LOG_RANGE", -1.0)     # always the log-space loop
+    monkeypatch.setattr(soft_backups, "_EXP_SPACE_MAX_LOG_RANGE", -1.0)     # always the log-space loop
     for r, q in zip(rewards, fast):
         torch.testing.assert_close(q, rlhf.soft_value_iteration(mdp, r, horizon, 1.0, temperature),
                                    rtol=1e-5, atol=1e-4)
