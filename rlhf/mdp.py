@@ -19,8 +19,8 @@ An MDP built from moves derives its sparse form on first use, so building a
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
 import functools
+from dataclasses import dataclass, field
 
 import torch
 
@@ -137,7 +137,7 @@ class TabularMDP:
     def is_factored(self) -> bool:
         return self.moves is not None
 
-    @_cached_tensors
+    @functools.cached_property
     def deterministic(self) -> bool:
         """Factored with exactly one move per action (each ``move_probs`` row one-hot)."""
         return self.move_probs is not None and bool(((self.move_probs == 1).sum(1) == 1).all())
