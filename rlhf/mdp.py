@@ -20,21 +20,23 @@ An MDP built from moves derives its sparse form on first use, so building a
 from __future__ import annotations
 
 import functools
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import torch
 
 _PROB_TOL = 1e-5
+T = TypeVar("T")
 
 
 def _cached_tensors(build):
-    """A cached property built outside inference mode: the cache outlives the call that
-    filled it (``rlhf.train`` runs under inference mode) and must stay usable by autograd."""
+    """A read-only property computed once, through :meth:`TabularMDP.cached` (so it is
+    built outside inference mode: it outlives the call that filled it)."""
     @functools.wraps(build)
-    def normal(self):
-        with torch.inference_mode(False):
-            return build(self)
-    return functools.cached_property(normal)
+    def get(self):
+        return self.cached(build.__name__, lambda: build(self))
+    return property(get)
 
 
 @dataclass(frozen=True, eq=False)
@@ -177,6 +179,22 @@ class TabularMDP:
         """[A, A] P(executed b | chosen a) under ``action_noise``."""
         A, eta = self.num_actions, self.action_noise
         return (1 - eta) * torch.eye(A) + eta / A
+
+    def executed_policy(self, policy: torch.Tensor) -> torch.Tensor:
+        """``[S, A]`` P(executed b | s) of a policy ``pi[s, a]`` under ``action_noise``."""
+        return policy @ self.executed_action_probs() if self.action_noise else policy
+
+    def cached(self, key: Hashable, build: Callable[[], T]) -> T:
+        """``build()``, once per key: data other modules derive from this MDP and reuse
+        call after call (a sampler's outcome layout, a planner's gather indices).
+
+        Built outside inference mode, like the cached properties: the cache outlives
+        the call that filled it (``rlhf.train`` runs under inference mode)."""
+        store = self.__dict__.setdefault("_derived", {})     # frozen: not through __setattr__
+        if key not in store:
+            with torch.inference_mode(False):
+                store[key] = build()
+        return store[key]
 
     @_cached_tensors
     def executed_transitions(self) -> torch.Tensor:

@@ -81,7 +81,7 @@ def policy_return(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor, l
     ``J = Σ_t Σ_s d_t(s) Σ_a π_exec(a|s) r(s, a)`` with ``d_0`` = start.
     ``reward`` is ``[S]`` or ``[S, A]``; actions are executed with the MDP's noise.
     """
-    executed = policy @ mdp.executed_action_probs() if mdp.action_noise else policy
+    executed = mdp.executed_policy(policy)
     r = torch.as_tensor(reward, dtype=torch.float32)
     step_reward = r if r.dim() == 1 else (executed * r).sum(-1)       # [S]
     if mdp.num_states <= _DENSE_EVAL_MAX_STATES:         # one [S, S] matrix, one matmul a step

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -78,9 +77,8 @@ class _StepTable:
     """
 
     def __init__(self, mdp: TabularMDP, policy: torch.Tensor) -> None:
-        executed = policy @ mdp.executed_action_probs() if mdp.action_noise else policy   # [S, A]
         layout = _layout(mdp)
-        joint = executed.double().unsqueeze(-1).mul(layout.probs).view(mdp.num_states, -1)
+        joint = mdp.executed_policy(policy).double().unsqueeze(-1).mul(layout.probs).view(mdp.num_states, -1)
         cdf = joint.cumsum_(-1)
         cdf = torch.floor(cdf / cdf[:, -1:] * _RESOLUTION).to(torch.int64)      # last entry 2³² exactly
         self.cdf = cdf.add_(layout.row_start).view(-1)
@@ -106,16 +104,9 @@ class _Layout:
     row_start: torch.Tensor    # [S, 1] s·2³², where state s's row starts in the CDF
 
 
-_LAYOUTS: "weakref.WeakKeyDictionary[TabularMDP, _Layout]" = weakref.WeakKeyDictionary()
-
-
 def _layout(mdp: TabularMDP) -> _Layout:
     """The MDP's layout, built on its first rollout (a loop calls rollout every round)."""
-    layout = _LAYOUTS.get(mdp)
-    if layout is None:
-        with torch.inference_mode(False):     # outlives this call: keep it usable by autograd
-            layout = _LAYOUTS[mdp] = _build_layout(mdp)
-    return layout
+    return mdp.cached("rollout.layout", lambda: _build_layout(mdp))
 
 
 def _build_layout(mdp: TabularMDP) -> _Layout:

@@ -17,7 +17,6 @@ reward), ``Q[..., A, S]``; leading dimensions are a batch of rewards.
 from __future__ import annotations
 
 import math
-import weakref
 from dataclasses import dataclass
 
 import torch
@@ -113,17 +112,11 @@ class _Chunk:
     """[A, n, K] successor probabilities (sparse MDPs only)."""
 
 
-_CHUNKS: "weakref.WeakKeyDictionary[TabularMDP, dict[int, list[_Chunk]]]" = weakref.WeakKeyDictionary()
-
-
 def _chunks(mdp: TabularMDP, size: int) -> list[_Chunk]:
     """The MDP's states in chunks of ``size``, built once per MDP and size."""
-    by_size = _CHUNKS.setdefault(mdp, {})
-    if size not in by_size:
-        with torch.inference_mode(False):     # outlives this call: keep it usable by autograd
-            by_size[size] = [_chunk(mdp, lo, min(lo + size, mdp.num_states))
-                             for lo in range(0, mdp.num_states, size)]
-    return by_size[size]
+    return mdp.cached(("soft_backups.chunks", size),
+                      lambda: [_chunk(mdp, lo, min(lo + size, mdp.num_states))
+                               for lo in range(0, mdp.num_states, size)])
 
 
 def _chunk(mdp: TabularMDP, lo: int, hi: int) -> _Chunk:
