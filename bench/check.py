@@ -5,8 +5,9 @@ success rate (mean ``converged``), the number of failed cells, and the mean
 of each metric over seeds. A value regresses when ``|now − baseline| >
 abs + rel·|baseline|``, with (abs, rel) per metric from the baseline's
 ``tolerances`` (copied from the sweep config's ``[check]`` table when the
-baseline is written). The check is two-sided: a configuration known to fail
-that starts converging is flagged too.
+baseline is written; :data:`DEFAULT_TOLERANCES` for metrics it does not name).
+The check is two-sided: a configuration known to fail that starts converging is
+flagged too.
 """
 
 from __future__ import annotations
@@ -18,25 +19,33 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from . import config as config_mod
+from .config import CellConfig, config_columns, text_columns
+from .config import load as load_config
 from .errors import BenchError
+from .stats import config_id, configurations, plain, success_values
 from .sweep import CSV_NAME
 
-GROUP_COLUMNS = [c for c in config_mod.CellConfig.__dataclass_fields__ if c != "seed"]
-_NOT_METRICS = set(config_mod.CellConfig.__dataclass_fields__) | {"status", "error"}
 EXACT = {"abs": 0.0, "rel": 0.0}
+DEFAULT_TOLERANCES = {
+    "failed": EXACT, "success_rate": EXACT, "goal_hit": EXACT, "exact_match": EXACT,
+    "tv": {"abs": 0.05, "rel": 0.1}, "regret": {"abs": 0.05, "rel": 0.1}, "epic": {"abs": 0.05, "rel": 0.1},
+    "pref_accuracy": {"abs": 0.05, "rel": 0.0}, "position_accuracy": {"abs": 0.05, "rel": 0.0},
+}
+"""Used for every metric a config's ``[check]`` table does not name: exact for counts and
+rates (each cell is deterministic), ±(0.05 + 10%) for distances, ±0.05 for accuracies.
+A metric in neither is compared exactly."""
+_NOT_METRICS = {*config_columns(), "status", "error", "converged"}
 
 
 def aggregate(frame: pd.DataFrame) -> dict[str, dict]:
     """``{configuration id: {fields, seeds, success_rate, failed, <metric means>}}``."""
-    metrics = [c for c in frame.columns if c not in _NOT_METRICS and c != "converged"]
+    metrics = [c for c in frame.columns if c not in _NOT_METRICS]
     out = {}
-    for _, group in frame.groupby(GROUP_COLUMNS, sort=False, dropna=False):
-        fields = {c: _plain(group[c].iloc[0]) for c in GROUP_COLUMNS}
+    for fields, group in configurations(frame, sort=False):
         done = group[group["status"] == "done"]
         entry = {"fields": fields, "seeds": sorted(int(s) for s in group["seed"]),
                  "failed": int((group["status"] != "done").sum()),
-                 "success_rate": float(done["converged"].mean()) if len(done) else 0.0}
+                 "success_rate": float(success_values(group).mean())}
         for m in metrics:
             values = done[m].dropna()
             if len(values):
@@ -45,41 +54,48 @@ def aggregate(frame: pd.DataFrame) -> dict[str, dict]:
     return out
 
 
-def config_id(fields: dict) -> str:
-    return json.dumps(fields, sort_keys=True)
-
-
-def label(fields: dict) -> str:
-    """A short human name of a configuration."""
+def label(fields: dict, varying: frozenset[str] = frozenset()) -> str:
+    """A short human name of a configuration; ``varying`` names the other fields that tell
+    the configurations at hand apart (shown as ``name=value``)."""
     parts = [fields["task"], f"N={fields['size']}" if fields["task"] == "gridworld" else f"L={fields['size']}",
              f"slip={fields['slip']:g}", f"budget={fields['budget']}", fields["teacher"]]
     if fields.get("start"):
         parts.append(f"start={fields['start']}")
+    shown = {"task", "size", "slip", "budget", "teacher", "start"}
+    parts += [f"{k}={fields[k]}" for k in sorted(varying - shown) if k in fields]
     return " ".join(str(p) for p in parts)
+
+
+def varying_fields(configs: list[dict]) -> frozenset[str]:
+    """The fields whose value differs between some of these configurations."""
+    return frozenset(k for k in (configs[0] if configs else {}) if len({config_id({k: c.get(k)}) for c in configs}) > 1)
 
 
 def load_run(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / CSV_NAME
     if not path.is_file():
         raise BenchError(f"{run_dir}: no {CSV_NAME} (run 'python -m bench run --out {run_dir}' first)")
-    text_columns = ("task", "teacher", "start", "sampler", "optimizer", "status", "error")
-    frame = pd.read_csv(path, dtype={c: str for c in text_columns})
-    for column in text_columns:
+    text = [*text_columns(), "status", "error"]
+    frame = pd.read_csv(path, dtype={c: str for c in text})
+    for column in text:
         frame[column] = frame[column].fillna("")
     return frame
 
 
 def write_baseline(run_dir: Path, config_path: Path, out: Path) -> None:
     """Freeze a run's aggregates, with the config's tolerances, as the new baseline."""
-    sweep = config_mod.load(config_path)
+    sweep = load_config(config_path)
     frame = load_run(run_dir)
     keys = {c.key for c in sweep.cells}
-    stored = {config_mod.CellConfig(**{k: _plain(v) for k, v in row.items() if k in config_mod.CellConfig.__dataclass_fields__}).key
-              for row in frame.to_dict("records")}
+    stored = {CellConfig.from_fields({k: plain(v) for k, v in row.items()}).key for row in frame.to_dict("records")}
     if keys - stored:
         raise BenchError(f"{run_dir}: {len(keys - stored)} cells of {config_path} are not in the run; run it first")
-    tolerances = {"failed": EXACT, "success_rate": EXACT} | {
-        k: {"abs": float(v.get("abs", 0.0)), "rel": float(v.get("rel", 0.0))} for k, v in sweep.check.items()}
+    compared = {"failed", "success_rate", *(c for c in frame.columns if c not in _NOT_METRICS)}
+    unknown = sorted(set(sweep.check) - compared)
+    if unknown:
+        raise BenchError(f"{config_path}: check.{unknown[0]}: no such metric in the run "
+                         f"(metrics: {', '.join(sorted(compared))})")
+    tolerances = {k: v for k, v in DEFAULT_TOLERANCES.items() if k in compared} | sweep.check
     body = {"config": str(config_path), "tolerances": tolerances,
             "configurations": list(aggregate(frame).values())}
     tmp = out.with_suffix(".tmp")
@@ -105,17 +121,18 @@ def compare(baseline: dict, run: dict[str, dict]) -> tuple[list[list], int]:
     the number of values compared."""
     tolerances = baseline["tolerances"]
     regressions, compared = [], 0
+    varying = varying_fields([e["fields"] for e in baseline["configurations"]])
     for entry in baseline["configurations"]:
         now = run[config_id(entry["fields"])]
         for metric, base in sorted(entry.items()):
             if metric in ("fields", "seeds"):
                 continue
-            tol = tolerances.get(metric, EXACT)
+            tol = tolerances.get(metric, DEFAULT_TOLERANCES.get(metric, EXACT))
             allowed = tol["abs"] + tol["rel"] * abs(base)
             value = now.get(metric, math.nan)
             compared += 1
             if not abs(value - base) <= allowed + 1e-12:      # NaN (metric gone) regresses too
-                regressions.append([label(entry["fields"]), metric, base, value, allowed])
+                regressions.append([label(entry["fields"], varying), metric, base, value, allowed])
     return regressions, compared
 
 
@@ -144,9 +161,4 @@ def run_check(run_dir: Path, baseline_path: Path) -> int:
         return 1
     print(f"convergence gate: ok, {len(wanted)} configurations, {compared} values within tolerance of {baseline_path}")
     return 0
-
-
-def _plain(value):
-    """numpy scalars to Python ones (for JSON and dataclass fields)."""
-    return value.item() if hasattr(value, "item") else value
 

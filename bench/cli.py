@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import argparse
+import shlex
 import sys
 from pathlib import Path
 
@@ -22,12 +23,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--workers", type=int, default=None, help="worker processes (default: the cores)")
     run.add_argument("--address", default=None, help="dask scheduler address, e.g. tcp://HOST:8786")
     run.add_argument("--retry-failed", action="store_true", help="run failed cells again")
+    run.add_argument("--rerun-stale", action="store_true",
+                     help="recompute stored cells made by other code or kernels, and delete stored cells "
+                          "that are not in this config")
     run.add_argument("--no-progress", action="store_true")
 
     rep = sub.add_parser("report", help="write tables, figures and reports/README.md from a run")
     rep.add_argument("--run", required=True, type=Path, action="append",
                      help="run directory (repeat to merge runs, e.g. default and teachers)")
-    rep.add_argument("--to", type=Path, default=Path("reports"))
+    rep.add_argument("--to", type=Path, required=True,
+                     help="output directory: new, empty, or one rlhf-bench wrote (it has a manifest.json)")
 
     chk = sub.add_parser("check", help="compare a run with a committed baseline (exit 1 on regression)")
     chk.add_argument("--run", required=True, type=Path)
@@ -39,7 +44,7 @@ def _parser() -> argparse.ArgumentParser:
     base.add_argument("--out", required=True, type=Path)
 
     tim = sub.add_parser("timings", help="run the hot-path benchmarks and write reports/timings.*")
-    tim.add_argument("--to", type=Path, default=Path("reports"))
+    tim.add_argument("--to", type=Path, required=True, help="output directory (as for report)")
     tim.add_argument("--quick", action="store_true", help="skip the references and the largest sizes")
     tim.add_argument("--from-json", type=Path, default=None,
                      help="rebuild the report from a saved pytest-benchmark JSON instead of rerunning")
@@ -47,7 +52,9 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     args = _parser().parse_args(argv)
+    args.command_line = shlex.join(["python", "-m", "bench", *argv])     # recorded in stores and reports
     try:
         return _dispatch(args)
     except (BenchError, OSError) as exc:     # bad input or an unusable path: one line, no traceback
@@ -69,14 +76,15 @@ def _dispatch(args) -> int:
             require_dask()
             if args.address:
                 check_scheduler(args.address)
-        summary = sweep.run_sweep(cfg, args.out, args.executor, args.workers, args.address,
-                                  args.retry_failed, progress=not args.no_progress)
+        summary = sweep.run_sweep(cfg, args.out, args.executor, args.workers, args.address, args.retry_failed,
+                                  progress=not args.no_progress, rerun_stale=args.rerun_stale,
+                                  command=args.command_line)
         print(summary.line())
         print(f"results: {args.out / 'results.sqlite'}; table: {args.out / sweep.CSV_NAME}")
         return 0
     if args.command == "report":
         from .report import write_report
-        for path in write_report(args.run, args.to):
+        for path in write_report(args.run, args.to, command=args.command_line):
             print(path)
         return 0
     if args.command == "check":

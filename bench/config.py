@@ -7,17 +7,17 @@ A config has one table per task; each table's axes are crossed::
     slips = [0.0, 0.1]
     budgets = [500, 2000]    # preference pairs asked
     teachers = ["boltzmann:1"]
-    starts = ["corner", "uniform"]   # gridworld only
+    starts = ["corner", "uniform"]   # gridworld only; default ["uniform"], as rlhf.GridWorld()
     seeds = 10               # a count (0..9) or a list
     [gridworld.train]        # fixed hyperparameters (TrainConfig / LearnerConfig fields)
     pairs_per_round = 100
 
-An optional ``[check]`` table holds the convergence gate's tolerances.
+An optional ``[check]`` table holds the convergence gate's tolerances, one
+``metric = { abs = A, rel = R }`` entry per metric (see :mod:`bench.check`).
 """
 
 from __future__ import annotations
 
-import dataclasses
 import hashlib
 import itertools
 import json
@@ -31,6 +31,8 @@ from .errors import ConfigError
 
 TASKS = ("gridworld", "strings")
 STARTS = ("corner", "uniform")
+DEFAULT_START = "uniform"
+"""Gridworld start when a config names none: every non-goal cell, as ``rlhf.GridWorld()`` (the seed's default)."""
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
 _AXES = {"sizes", "slips", "budgets", "teachers", "seeds"}
 _TASK_KEYS = {
@@ -38,47 +40,66 @@ _TASK_KEYS = {
     "strings": _AXES | {"vocab_size", "train"},
 }
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
-_TRAIN_KEYS = {"pairs_per_round": int, "segment_length": int, "sampler": str, "discount": float,
-               "temperature": float, "heldout_pairs": int, "optimizer": str, "lr": float,
-               "epochs": int, "batch_size": int}
+TASK_FIELDS = ("task", "size", "slip", "start", "vocab_size", "horizon")
+"""The fields that make the task instance; the rest of a configuration is :class:`rlhf.TrainConfig`'s."""
+PUBLIC_COLUMNS = ("task", "size", "slip", "budget", "teacher", "seed")
+"""The first columns of ``cells.csv``, in this order."""
+_TRAIN_KEYS = {k: t for k, t in rlhf.TrainConfig.flat_fields().items() if k not in ("budget", "teacher")}
+"""Keys of a ``[task.train]`` table: the flat training fields that are not sweep axes."""
 
 
 @dataclass(frozen=True)
 class CellConfig:
-    """One run of the sweep: a task instance, a training setup and a seed."""
+    """One run of the sweep: a task instance, a training setup and a seed.
+
+    Its flat :meth:`fields` (task fields, then every flat :class:`rlhf.TrainConfig`
+    field, then the seed) are the configuration everywhere: the content hash, the
+    columns of ``cells.csv``, and — all but the seed — the grouping of seeds in
+    stats, reports and the gate.
+    """
 
     task: str
     size: int
     """Grid side N (gridworld) or target length L (strings)."""
     slip: float
-    budget: int
-    teacher: str
     seed: int
+    train: rlhf.TrainConfig
     start: str = ""
     """Gridworld start mode: ``corner`` (0, 0) or ``uniform`` (every non-goal cell)."""
     vocab_size: int = 0
     horizon: int = 0
-    sampler: str = "on-policy"
-    pairs_per_round: int = 0
-    segment_length: int = 0
-    optimizer: str = "adam"
-    lr: float = 1e-2
-    epochs: int = 50
-    batch_size: int = 0
-    discount: float = 1.0
-    temperature: float = 1.0
-    heldout_pairs: int = 1000
+
+    def fields(self) -> dict[str, object]:
+        """Every field by its flat name, public columns first."""
+        flat = self.train.flat()
+        task = {name: getattr(self, name) for name in TASK_FIELDS}
+        both = task | flat | {"seed": self.seed}
+        return {name: both[name] for name in config_columns()}
+
+    @classmethod
+    def from_fields(cls, values: dict[str, object]) -> "CellConfig":
+        """The inverse of :meth:`fields` (extra keys, e.g. metrics, are ignored)."""
+        train = {k: values[k] for k in rlhf.TrainConfig.flat_fields()}
+        config = rlhf.TrainConfig(budget=train.pop("budget"), teacher=train.pop("teacher")).replace(**train)
+        return cls(train=config, seed=values["seed"], **{k: values[k] for k in TASK_FIELDS})
 
     @property
     def key(self) -> str:
         """Stable content hash: canonical JSON of every field, key order irrelevant."""
-        text = json.dumps(dataclasses.asdict(self), sort_keys=True, separators=(",", ":"))
+        text = json.dumps(self.fields(), sort_keys=True, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     @property
-    def group(self) -> tuple:
-        """Everything but the seed: the configuration that seeds are replicates of."""
-        return tuple(v for k, v in dataclasses.asdict(self).items() if k != "seed")
+    def budget(self) -> int:
+        return self.train.budget
+
+    @property
+    def teacher(self) -> str:
+        return str(self.train.teacher)
+
+    def configuration(self) -> dict[str, object]:
+        """Every field but the seed: what seeds are replicates of."""
+        return {k: v for k, v in self.fields().items() if k != "seed"}
 
     def make_task(self) -> rlhf.Task:
         if self.task == "gridworld":
@@ -90,11 +111,37 @@ class CellConfig:
         return rlhf.StringTask(vocab=vocab, target=target, slip=self.slip)
 
     def train_config(self) -> rlhf.TrainConfig:
-        learner = rlhf.LearnerConfig(self.optimizer, self.lr, self.epochs, self.batch_size)
-        return rlhf.TrainConfig(
-            budget=self.budget, teacher=self.teacher, pairs_per_round=self.pairs_per_round,
-            segment_length=self.segment_length, sampler=self.sampler, learner=learner,
-            discount=self.discount, temperature=self.temperature, heldout_pairs=self.heldout_pairs)
+        return self.train
+
+
+def preset_cell(name: str, seed: int = 0, **train: object) -> CellConfig:
+    """The cell of an ``rlhf`` preset (``train_preset(name, seed, **train)`` as a sweep cell)."""
+    task = rlhf.preset_task(name)
+    config = task.defaults.replace(**train)
+    if isinstance(task, rlhf.GridWorld):
+        return CellConfig(task="gridworld", size=task.size, slip=task.slip, seed=seed, train=config, start="corner",
+                          horizon=task.horizon)
+    assert isinstance(task, rlhf.StringTask)
+    return CellConfig(task="strings", size=len(task.target), slip=task.slip, seed=seed, train=config,
+                      vocab_size=len(task.vocab))
+
+
+def config_columns() -> list[str]:
+    """Every configuration column in ``cells.csv`` order: the public ones, the other task
+    fields, then the training fields."""
+    rest = [c for c in (*TASK_FIELDS, *rlhf.TrainConfig.flat_fields()) if c not in PUBLIC_COLUMNS]
+    return [*PUBLIC_COLUMNS, *rest]
+
+
+def group_columns() -> list[str]:
+    """The configuration without the seed: the key stats, reports and the gate group by."""
+    return [c for c in config_columns() if c != "seed"]
+
+
+def text_columns() -> list[str]:
+    """Configuration columns holding strings (read back as strings, never as numbers or NaN)."""
+    types = dict(zip(TASK_FIELDS, (str, int, float, str, int, int))) | rlhf.TrainConfig.flat_fields()
+    return [c for c in config_columns() if types.get(c) is str]
 
 
 @dataclass(frozen=True)
@@ -125,10 +172,22 @@ def load(path: str | Path) -> SweepConfig:
     cells: list[CellConfig] = []
     for task in tasks:
         cells.extend(_expand(path, task, raw[task]))
-    check = raw.get("check", {})
+    return SweepConfig(path, str(raw.get("name", path.stem)), tuple(cells), _check_table(path, raw.get("check", {})))
+
+
+def _check_table(path: Path, check: object) -> dict[str, dict[str, float]]:
+    """``{metric: {"abs": a, "rel": r}}`` from the ``[check]`` table, every entry validated."""
     if not isinstance(check, dict):
         raise ConfigError(path, "check", check, "must be a table")
-    return SweepConfig(path, str(raw.get("name", path.stem)), tuple(cells), check)
+    out = {}
+    for metric, entry in check.items():
+        if not isinstance(entry, dict) or not entry or set(entry) - {"abs", "rel"}:
+            raise ConfigError(path, f"check.{metric}", entry, "must be a table like { abs = 0.05, rel = 0.1 }")
+        for part, value in entry.items():
+            if not _is(value, float) or not value >= 0:
+                raise ConfigError(path, f"check.{metric}.{part}", value, "must be a number >= 0")
+        out[metric] = {"abs": float(entry.get("abs", 0.0)), "rel": float(entry.get("rel", 0.0))}
+    return out
 
 
 def _expand(path: Path, task: str, table: object) -> list[CellConfig]:
@@ -155,31 +214,28 @@ def _expand(path: Path, task: str, table: object) -> list[CellConfig]:
     budgets = axis("budgets", int, "an integer >= 1", lambda v: v >= 1)
     teachers = axis("teachers", str, "a teacher spec such as 'boltzmann:1' or 'oracle+mistake:0.1'",
                     _valid_teacher)
-    starts = (axis("starts", str, f"one of {', '.join(STARTS)}", lambda v: v in STARTS, default=["corner"])
+    starts = (axis("starts", str, f"one of {', '.join(STARTS)}", lambda v: v in STARTS, default=[DEFAULT_START])
               if task == "gridworld" else [""])
     seeds = _seeds(path, task, table["seeds"])
     fixed = {"horizon": _scalar(path, task, table, "horizon", int, 30, "an integer >= 1", lambda v: v >= 1)
              if task == "gridworld" else 0,
              "vocab_size": _scalar(path, task, table, "vocab_size", int, 3, "an integer in [2, 26]",
                                    lambda v: 2 <= v <= 26) if task == "strings" else 0}
-    fixed |= _train_fields(path, task, table.get("train", {}))
-    cells = [CellConfig(task=task, size=n, slip=float(p), budget=b, teacher=str(rlhf.Teacher.parse(t)),
-                        seed=s, start=st, **fixed)
-             for n, p, b, t, st, s in itertools.product(sizes, slips, budgets, teachers, starts, seeds)]
-    try:       # validate the training setup once per config, with the library's own checks
-        cells[0].train_config()
+    defaults = rlhf.GridWorld.defaults if task == "gridworld" else rlhf.StringTask.defaults
+    try:       # validate the training setup with the library's own checks
+        base = defaults.replace(**_train_fields(path, task, table.get("train", {})))
+        trains = {(b, t): base.replace(budget=b, teacher=t) for b in budgets for t in teachers}
     except ValueError as exc:
         raise ConfigError(path, f"{task}.train", None, str(exc)) from None
-    return cells
+    return [CellConfig(task=task, size=n, slip=float(p), train=trains[b, t], seed=s, start=st, **fixed)
+            for n, p, b, t, st, s in itertools.product(sizes, slips, budgets, teachers, starts, seeds)]
 
 
 def _train_fields(path: Path, task: str, train: object) -> dict:
+    """The ``[task.train]`` table, type-checked key by key (values are checked by TrainConfig)."""
     if not isinstance(train, dict):
         raise ConfigError(path, f"{task}.train", train, "must be a table")
-    defaults = rlhf.GridWorld.defaults if task == "gridworld" else rlhf.StringTask.defaults
-    out = {k: getattr(defaults, k) for k in ("pairs_per_round", "segment_length", "sampler", "discount",
-                                            "temperature", "heldout_pairs")}
-    out |= {k: getattr(defaults.learner, k) for k in ("optimizer", "lr", "epochs", "batch_size")}
+    out = {}
     for key, value in train.items():
         if key not in _TRAIN_KEYS:
             raise ConfigError(path, f"{task}.train.{key}", value, "unknown key")

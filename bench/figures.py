@@ -27,8 +27,9 @@ def _save(fig, path: Path, tight: bool = True) -> Path:
 
 
 def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str, str]], path: Path,
-                      line_by: str = "slip") -> Path:
-    """Rows = metrics, columns = sizes; each line one value of ``line_by`` (and start mode), CI bands."""
+                      line_by: str = "slip", extra: tuple[str, ...] = ()) -> Path:
+    """Rows = metrics, columns = sizes; each line one value of ``line_by`` (and start mode, and of
+    each ``extra`` field: other fields that vary between the configurations), CI bands."""
     rows = summary[summary["task"] == task]
     sizes = sorted(rows["size"].unique())
     fig, axes = plt.subplots(len(metrics), len(sizes), figsize=(max(3.6 * len(sizes), 8.0), 2.9 * len(metrics)),
@@ -37,9 +38,10 @@ def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str,
     size_name = "N" if task == "gridworld" else "L"
     for col, size in enumerate(sizes):
         panel = rows[rows["size"] == size]
-        for (value, start), line in panel.groupby([line_by, "start"], sort=True):
+        for (value, start, *others), line in panel.groupby([line_by, "start", *extra], sort=True):
             line = line.sort_values("budget")
             tag = f"{line_by} {value}" + (f", {start} start" if several_starts else "")
+            tag += "".join(f", {name} {other}" for name, other in zip(extra, others))
             style = "--" if start == "corner" else "-"
             for row, (metric, ylabel) in enumerate(metrics):
                 ax = axes[row, col]

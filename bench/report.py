@@ -1,15 +1,21 @@
 """``python -m bench report``: tables, figures and the reader's front page, from stored runs.
 
-Convergence outputs (``convergence.csv``/``.md`` and the figures) depend only on
-the stored results: no timestamps, no machine names. Run metadata (config,
-versions, machine, wall time) lives in one place, the "Run" section of
-``reports/README.md``.
+A report says only what its runs support: the seed figures appear when the
+seed configurations are in the runs (drawn by replaying the stored cell, which
+must reproduce its stored metrics), the teacher section when a task was run
+with several teachers, and the provenance and regenerate commands come from the
+stores, never from the environment running the report. Runs made by different
+code or kernels are not reported together. Convergence outputs
+(``convergence.csv``/``.md`` and the figures) depend only on the stored
+results: no timestamps, no machine names. The report writes only into a
+directory it owns (:mod:`bench.outputs`).
 """
 
 from __future__ import annotations
 
-import platform
 import math
+import shlex
+from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
@@ -17,55 +23,105 @@ import torch
 
 import rlhf
 
-from . import figures
-from .check import load_run
-from .config import CellConfig
-from .stats import CONFIDENCE, GROUP_KEYS, summarize
+from . import figures, outputs, provenance
+from .check import load_run, varying_fields
+from .config import CellConfig, group_columns, preset_cell
+from .errors import BenchError
+from .provenance import Provenance
+from .stats import CONFIDENCE, summarize
 from .store import Store
 
 METRICS = ["tv", "regret", "goal_hit", "exact_match", "position_accuracy", "epic", "pref_accuracy"]
 SUCCESS_TARGET = 0.9
 PATH_ROUNDS = (1, 2, 3, 5, 10, 20, 50, 100, 150, 200)
+SHOWN_COLUMNS = ["task", "size", "slip", "start", "teacher", "budget"]
+"""Configuration columns every table shows; any other field appears when it varies."""
+STRING_TABLE_BUDGETS = (10, 200)
 
 
-def write_report(runs: list[Path], to: Path) -> list[Path]:
-    to.mkdir(parents=True, exist_ok=True)
+@dataclass(frozen=True)
+class Run:
+    """One run directory as the report reads it."""
+
+    path: Path
+    meta: dict[str, str]
+    rows: dict[str, dict]
+    """The store's rows by cell key."""
+    provenance: Provenance
+    """The provenance its cells share (the first cell's: a run is one code and kernel set)."""
+
+
+def write_report(runs: list[Path], to: Path, command: str = "") -> list[Path]:
+    """Write the report for ``runs`` into ``to``; returns the files written."""
+    loaded = [_load(path) for path in runs]
+    _same_provenance(loaded)
     cells = pd.concat([load_run(r) for r in runs], ignore_index=True)
     # Runs may share cells (same config hash): count each once.
-    cells = cells.drop_duplicates(subset=list(CellConfig.__dataclass_fields__), ignore_index=True)
+    cells = cells.drop_duplicates(subset=[*group_columns(), "seed"], ignore_index=True)
     metrics = [m for m in METRICS if m in cells]
     summary = summarize(cells, metrics)
-    written = _tables(summary, to)
-    panels = [("success", "success rate"), ("epic", "EPIC distance")]
-    for task in sorted(summary["task"].unique()):
-        main = summary[(summary["task"] == task) & (summary["teacher"] == _main_teacher(summary, task))]
-        written.append(figures.sample_efficiency(main, task, panels, to / f"sample_efficiency_{task}.png"))
-        teachers = _teacher_rows(summary, task)
-        if teachers is not None:
-            written.append(figures.sample_efficiency(teachers, task, panels, to / f"teachers_{task}.png",
-                                                     line_by="teacher"))
-    written += _seed_figures(to)
-    written.append(_front_page(runs, cells, summary, to, written))
-    return written
+    extra = tuple(sorted(varying_fields(summary[group_columns()].to_dict("records")) - set(SHOWN_COLUMNS)))
+    timings = "timings.md" in outputs.owned(to)
+    with outputs.publishing(to, "report") as stage:
+        written = _tables(summary, extra, stage)
+        panels = [("success", "success rate"), ("epic", "EPIC distance")]
+        for task in sorted(summary["task"].unique()):
+            written.append(figures.sample_efficiency(_main_rows(summary, task, extra), task, panels,
+                                                     stage / f"sample_efficiency_{task}.png"))
+            teachers = _teacher_rows(summary, task)
+            if teachers is not None:
+                written.append(figures.sample_efficiency(teachers, task, panels, stage / f"teachers_{task}.png",
+                                                         line_by="teacher", extra=extra))
+        seed_figures, notes = _seed_figures(loaded, stage)
+        written += seed_figures
+        written.append(_front_page(loaded, cells, summary, extra, stage, written, notes, timings, command))
+        names = [p.name for p in written]
+    return [to / name for name in names]
 
 
-def _main_teacher(summary: pd.DataFrame, task: str) -> str:
-    """The teacher most configurations of a task use (the default sweep's)."""
-    return summary[summary["task"] == task]["teacher"].value_counts().index[0]
+def _load(path: Path) -> Run:
+    with Store.open_existing(path) as store:
+        meta, rows = store.meta(), {r["key"]: r for r in store.rows()}
+    if not rows:
+        raise BenchError(f"{path}: the run has no stored cells")
+    return Run(path, meta, rows, next(iter(rows.values()))["provenance"])
 
 
-def _tables(summary: pd.DataFrame, to: Path) -> list[Path]:
+def _same_provenance(runs: list[Run]) -> None:
+    """Refuse to pool runs (or cells of one run) made by different code or kernels."""
+    first = runs[0]
+    for run in runs:
+        for row in run.rows.values():
+            differs = first.provenance.differences(row["provenance"])
+            if differs:
+                raise BenchError(f"{first.path} and {run.path} were made by different code or kernels "
+                                 f"({', '.join(differs)}); rerun one of them so that both come from the same code")
+
+
+def _main_rows(summary: pd.DataFrame, task: str, extra: tuple[str, ...]) -> pd.DataFrame:
+    """A task's main family of configurations: the teacher and the values of the other
+    varying fields that most of its configurations share (the default sweep's)."""
+    rows = summary[summary["task"] == task]
+    for column in ("teacher", *extra):
+        rows = rows[rows[column] == rows[column].value_counts().index[0]]
+    return rows
+
+
+def _tables(summary: pd.DataFrame, extra: tuple[str, ...], to: Path) -> list[Path]:
+    """``convergence.csv`` (the shown configuration columns, then the statistics) and ``.md``."""
+    hidden = [c for c in group_columns() if c not in SHOWN_COLUMNS and c not in extra]
+    table = summary.drop(columns=hidden)
     csv = to / "convergence.csv"
-    summary.to_csv(csv, index=False, float_format="%.6g")
+    table.to_csv(csv, index=False, float_format="%.6g")
     md = to / "convergence.md"
     md.write_text("# Convergence by configuration\n\n"
                   f"Mean over seeds with {CONFIDENCE:.0%} percentile-bootstrap CI; IQM in convergence.csv. "
-                  "`success` is the task's `converged` rule (see README).\n\n"
-                  + _markdown(summary) + "\n")
+                  "`success` is the task's `converged` rule (see README); a failed cell counts as not converged.\n\n"
+                  + _markdown(summary, extra) + "\n")
     return [csv, md]
 
 
-def _markdown(summary: pd.DataFrame) -> str:
+def _markdown(summary: pd.DataFrame, extra: tuple[str, ...]) -> str:
     def ci(row, name, fmt):
         if f"{name}_mean" not in row or pd.isna(row[f"{name}_mean"]):
             return ""
@@ -73,42 +129,74 @@ def _markdown(summary: pd.DataFrame) -> str:
     rows = []
     for _, r in summary.iterrows():
         rows.append({"task": r["task"], "N / L": r["size"], "slip": r["slip"], "start": r["start"],
-                     "teacher": r["teacher"], "budget": r["budget"], "seeds": r["seeds"], "failed": r["failed"],
+                     "teacher": r["teacher"], **{name: r[name] for name in extra},
+                     "budget": r["budget"], "seeds": r["seeds"], "failed": r["failed"],
                      "success": ci(r, "success", ".2f"), "TV": ci(r, "tv", ".3f"),
                      "regret": ci(r, "regret", ".3f"), "EPIC": ci(r, "epic", ".3f"),
                      "pref. acc.": ci(r, "pref_accuracy", ".3f")})
     return pd.DataFrame(rows).to_markdown(index=False)
 
 
-def _seed_figures(to: Path) -> list[Path]:
-    """The gridworld seed's three figures and the string lab's tables, from the presets (seed 0)."""
-    torch.set_num_threads(1)
-    task = rlhf.preset_task("seed-gridworld")
-    paths: dict[int, torch.Tensor] = {}
+def _seed_figures(runs: list[Run], to: Path) -> tuple[list[Path], list[str]]:
+    """The gridworld seed's three figures and the string lab's tables, for the seed
+    configurations the runs hold (seed 0), by replaying the stored cell; and notes on
+    figures left out."""
+    rows = {key: row for run in runs for key, row in run.rows.items()}
+    grid = rows.get(preset_cell("seed-gridworld").key)
+    tables_cells = {b: preset_cell("seed-strings", budget=b) for b in STRING_TABLE_BUDGETS}
+    tables_rows = {b: rows.get(c.key) for b, c in tables_cells.items()}
+    if grid is None and not any(tables_rows.values()):
+        return [], []
+    here = provenance.current(with_git=False)
+    differs = here.differences(runs[0].provenance)
+    if differs:
+        return [], [f"The seed figures are left out: drawing them replays the stored cells, which needs the code "
+                    f"and kernels that made the run ({', '.join(differs)} here)."]
+    written = []
+    if grid is not None:
+        cell = preset_cell("seed-gridworld")
+        task = cell.make_task()
+        paths: dict[int, torch.Tensor] = {}
 
-    def keep_paths(record: rlhf.RoundRecord) -> None:
-        if record.index + 1 in PATH_ROUNDS:
-            paths[record.index + 1] = record.first.states[:10]
+        def keep_paths(record: rlhf.RoundRecord) -> None:
+            if record.index + 1 in PATH_ROUNDS:
+                paths[record.index + 1] = record.first.states[:10].clone()
 
-    result = rlhf.train(task, seed=0, on_round=keep_paths)
-    strings = rlhf.preset_task("seed-strings")
-    tables = {f"{b} pairs": rlhf.train(strings, seed=0, budget=b).reward for b in (10, 200)}
-    return [figures.gridworld_paths(task, paths, to / "seed_gridworld_paths.png"),
-            figures.training_curves(result.history, to / "seed_gridworld_training.png"),
-            figures.reward_heatmaps(task, result.reward.exp(), to / "seed_gridworld_rewards.png"),
-            figures.string_tables(strings, tables, to / "seed_strings_tables.png")]
+        result = _replay(cell, grid, keep_paths)
+        assert isinstance(task, rlhf.GridWorld)
+        written += [figures.gridworld_paths(task, paths, to / "seed_gridworld_paths.png"),
+                    figures.training_curves(grid["history"], to / "seed_gridworld_training.png"),
+                    figures.reward_heatmaps(task, result.reward.exp(), to / "seed_gridworld_rewards.png")]
+    if all(tables_rows.values()):
+        strings = tables_cells[STRING_TABLE_BUDGETS[0]].make_task()
+        assert isinstance(strings, rlhf.StringTask)
+        tables = {f"{b} pairs": _replay(tables_cells[b], tables_rows[b]).reward for b in STRING_TABLE_BUDGETS}
+        written.append(figures.string_tables(strings, tables, to / "seed_strings_tables.png"))
+    return written, []
 
 
-def _findings(summary: pd.DataFrame) -> list[str]:
+def _replay(cell: CellConfig, stored: dict, on_round=None) -> rlhf.RunResult:
+    """Train a stored cell again (for what the store does not keep: paths, the learned reward);
+    it must reproduce the stored metrics exactly."""
+    result = rlhf.train(cell.make_task(), seed=cell.seed, config=cell.train, on_round=on_round)
+    same = all(stored["metrics"].get(k) == v or (math.isnan(v) and math.isnan(stored["metrics"].get(k, 0.0)))
+               for k, v in result.metrics.items())
+    if not same:
+        raise BenchError(f"replaying cell {cell.key} ({cell.task}, seed {cell.seed}) did not reproduce its stored "
+                         "metrics: the run is not deterministic here")
+    return result
+
+
+def _findings(summary: pd.DataFrame, extra: tuple[str, ...]) -> list[str]:
     """Plain-words findings computed from the table (nothing here is hand-written per run)."""
     lines = []
-    keys = ["task", "size", "slip", "start", "teacher", "sampler"]
-    for key, rows in summary.groupby(keys, sort=True):
+    keys = [c for c in group_columns() if c != "budget"]
+    for key, rows in summary.groupby(keys, sort=True, dropna=False):
         rows = rows.sort_values("budget")
         fields = dict(zip(keys, key))
         name = (f"{fields['task']} {'N' if fields['task'] == 'gridworld' else 'L'} = {fields['size']}, "
                 f"slip {fields['slip']:g}" + (f", {fields['start']} start" if fields["start"] else "")
-                + f", teacher {fields['teacher']}")
+                + f", teacher {fields['teacher']}" + "".join(f", {k} {fields[k]}" for k in extra))
         hit = rows[rows["success_mean"] >= SUCCESS_TARGET]
         if len(hit):
             lines.append(f"{name}: ≥ {SUCCESS_TARGET:.0%} success from {int(hit['budget'].iloc[0])} pairs.")
@@ -209,22 +297,17 @@ def _teacher_section(summary: pd.DataFrame) -> list[str]:
     return lines
 
 
-def _front_page(runs, cells: pd.DataFrame, summary: pd.DataFrame, to: Path, written: list[Path]) -> Path:
-    meta, rows = {}, {}
-    for run in runs:
-        with Store.open_existing(run) as store:
-            meta[str(run)] = store.meta()
-            rows |= {r["key"]: r for r in store.rows()}
+def _front_page(runs: list[Run], cells: pd.DataFrame, summary: pd.DataFrame, extra: tuple[str, ...], to: Path,
+                written: list[Path], notes: list[str], timings: bool, command: str) -> Path:
+    rows = {key: row for run in runs for key, row in run.rows.items()}
     wall = sum(r["wall_s"] for r in rows.values())
     failed = cells[cells["status"] != "done"]
-    lines = ["# rlhf-bench report", "",
-             "Generated by `python -m bench report`; regenerate everything with `tox -e bench`.", "",
-             "## Run", ""]
-    for run, m in meta.items():
-        lines.append(f"- `{run}`: config `{m.get('config', '?')}`, rlhf {m.get('rlhf_version', '?')}")
-    lines += [f"- cells: {len(cells)} ({len(failed)} failed), compute {wall:.0f} s summed over cells",
-              f"- python {platform.python_version()}, torch {torch.__version__}, pandas {pd.__version__}; "
-              f"machine {platform.machine()} with {_cores()} cores", ""]
+    lines = ["# rlhf-bench report", "", "Generated by `python -m bench report` from the runs below.", "",
+             "## Runs", ""]
+    for run in runs:
+        lines.append(f"- `{run.path}`: config `{run.meta.get('config', '?')}`, {len(run.rows)} cells")
+    lines += ["", f"Made by {runs[0].provenance.describe()}.", "",
+              f"{len(cells)} cells ({len(failed)} failed), compute {wall:.0f} s summed over cells.", ""]
     if len(failed):
         lines += ["### Failed cells", "", failed[["task", "size", "slip", "budget", "teacher", "seed", "error"]]
                   .to_markdown(index=False), ""]
@@ -233,27 +316,23 @@ def _front_page(runs, cells: pd.DataFrame, summary: pd.DataFrame, to: Path, writ
     if corner:
         lines += [corner, ""]
     lines += ["Smallest budget reaching the success target, per configuration:", ""]
-    lines += [f"- {f}" for f in _findings(summary)]
+    lines += [f"- {f}" for f in _findings(summary, extra)]
     lines += ["", "Success means: gridworld — the learned reward's argmax is the goal and planning on it loses at "
               "most 10% of the truth's advantage over a random policy (normalised regret ≤ 0.1); strings — the "
-              "greedy string equals the target. Full table with CIs: [convergence.md](convergence.md), "
-              "numbers: [convergence.csv](convergence.csv).", ""]
+              "greedy string equals the target. A failed cell counts as not converged. Full table with CIs: "
+              "[convergence.md](convergence.md), numbers: [convergence.csv](convergence.csv).", ""]
     lines += _teacher_section(summary)
     lines += ["## Figures", ""]
+    lines += [f"{note}\n" for note in notes]
     for path in written:
         if path.suffix == ".png":
             lines += [f"### {path.stem.replace('_', ' ')}", "", f"![{path.stem}]({path.name})", ""]
-    if (to / "timings.md").exists():
+    if timings:
         lines += ["## Hot-path timings", "", "See [timings.md](timings.md) and ![scaling](timings_scaling.png)", ""]
-    lines += ["## Regenerate", "", "```", "python3 -m pip install -c constraints.txt 'tox>=4' && tox -e bench", "```",
-              "", "or step by step: `python -m bench run --config bench/configs/default.toml --out runs/default "
-              "--executor process`, then `python -m bench report --run runs/default --to reports`.", ""]
+    lines += ["## Regenerate", "", "The commands that made these runs and this report:", "", "```"]
+    lines += [run.meta["command"] for run in runs if run.meta.get("command")]
+    lines += [command or "python -m bench report " + " ".join(f"--run {shlex.quote(str(r.path))}" for r in runs),
+              "```", ""]
     page = to / "README.md"
     page.write_text("\n".join(lines))
     return page
-
-
-def _cores() -> int:
-    import os
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 0)
-

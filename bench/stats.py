@@ -1,18 +1,26 @@
 """Aggregate statistics across seeds (rliable-style): mean, bootstrap CI, IQM.
 
-Every bootstrap draws from an explicit ``numpy.random.Generator`` seeded per
-call, so reports are reproducible byte for byte.
+Seeds are grouped by their configuration — every config field but the seed
+(:func:`bench.config.group_columns`) — here, in the report and in the gate.
+Every bootstrap draws from an explicit ``numpy.random.Generator`` seeded by
+the configuration itself, so a configuration's intervals are the same whatever
+else is reported beside it, and reports are reproducible byte for byte.
 """
 
 from __future__ import annotations
 
+import hashlib
+import json
+from collections.abc import Iterator
+
 import numpy as np
 import pandas as pd
+
+from .config import group_columns
 
 BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20261121
 CONFIDENCE = 0.95
-GROUP_KEYS = ["task", "size", "slip", "budget", "teacher", "start", "sampler"]
 
 
 def iqm(values: np.ndarray) -> float:
@@ -33,19 +41,46 @@ def bootstrap_ci(values: np.ndarray, rng: np.random.Generator) -> tuple[float, f
     return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
+def plain(value: object) -> object:
+    """numpy scalars to Python ones (for JSON and dataclass fields)."""
+    item = getattr(value, "item", None)
+    return item() if callable(item) else value
+
+
+def config_id(fields: dict) -> str:
+    """Canonical JSON of a configuration's fields: its identity across runs and baselines."""
+    return json.dumps({k: plain(v) for k, v in fields.items()}, sort_keys=True)
+
+
+def configurations(cells: pd.DataFrame, sort: bool = True) -> Iterator[tuple[dict, pd.DataFrame]]:
+    """``(fields, rows)`` per configuration: the seeds that are replicates of each other."""
+    columns = group_columns()
+    for keys, rows in cells.groupby(columns, sort=sort, dropna=False):
+        yield {c: plain(v) for c, v in zip(columns, keys)}, rows
+
+
+def success_values(rows: pd.DataFrame) -> np.ndarray:
+    """Per seed 1.0 if its cell finished and converged, else 0.0: a failed cell is a failure,
+    not a missing seed (one converged cell beside 19 failed ones is 5%, not 100%)."""
+    done = (rows["status"] == "done").to_numpy()
+    converged = rows["converged"].fillna(0.0).to_numpy(dtype=float) if "converged" in rows else np.zeros(len(rows))
+    return np.where(done, converged, 0.0)
+
+
 def summarize(cells: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
-    """One row per configuration: seeds, failed cells, success rate, and per metric
-    mean, CI low/high and IQM over the seeds whose cell finished."""
+    """One row per configuration (every group column): seeds, failed cells, success rate,
+    and per metric mean, CI low/high and IQM over the seeds whose cell finished."""
     rows = []
-    for index, (keys, group) in enumerate(cells.groupby(GROUP_KEYS, sort=True, dropna=False)):
+    for fields, group in configurations(cells):
         done = group[group["status"] == "done"]
-        row = dict(zip(GROUP_KEYS, keys))
+        row: dict[str, object] = dict(fields)
         row["seeds"] = len(group)
         row["failed"] = int((group["status"] != "done").sum())
-        rng = np.random.default_rng([BOOTSTRAP_SEED, index])
-        for metric in ["converged"] + metrics:
-            values = done[metric].dropna().to_numpy(dtype=float) if metric in done else np.array([])
-            name = "success" if metric == "converged" else metric
+        seed = int(hashlib.sha256(config_id(fields).encode()).hexdigest()[:16], 16)
+        rng = np.random.default_rng([BOOTSTRAP_SEED, seed])
+        series = {"success": success_values(group)}
+        series |= {m: done[m].dropna().to_numpy(dtype=float) for m in metrics if m in done}
+        for name, values in series.items():
             if len(values) == 0:
                 continue
             low, high = bootstrap_ci(values, rng)

@@ -1,24 +1,32 @@
-"""Run a sweep: skip what the store already has, run the rest, store each result, export CSV."""
+"""Run a sweep: skip what the store already has, run the rest, store each result, export CSV.
+
+A store holds one config's cells made by one code and kernel set. Resuming
+into a store whose cells come from other code or kernels (stale) or from
+another config (foreign) stops with one line naming what differs; with
+``rerun_stale`` the stale cells are recomputed and the foreign ones deleted.
+"""
 
 from __future__ import annotations
 
+import collections
 import dataclasses
-import platform
 import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 import pandas as pd
 from tqdm import tqdm
 
-import rlhf
-
-from . import executors
-from .config import CellConfig, SweepConfig
+from . import executors, kernels, provenance
+from .cell import CellResult
+from .config import CellConfig, SweepConfig, config_columns
+from .errors import BenchError
+from .provenance import Provenance
 from .store import Store
 
 CSV_NAME = "cells.csv"
-KEY_COLUMNS = ["task", "size", "slip", "budget", "teacher", "seed"]
+RERUN_FLAG = "--rerun-stale"
 
 
 @dataclass(frozen=True)
@@ -26,39 +34,88 @@ class Summary:
     total: int
     run: int
     skipped: int
+    stale: int
     failed: int
     wall_s: float
 
     def line(self) -> str:
-        return (f"cells: {self.total} total, {self.run} run, {self.skipped} skipped (already stored), "
+        stale = f" ({self.stale} of them stale)" if self.stale else ""
+        return (f"cells: {self.total} total, {self.run} run{stale}, {self.skipped} skipped (already stored), "
                 f"{self.failed} failed; wall {self.wall_s:.1f} s")
 
 
 def run_sweep(config: SweepConfig, out: str | Path, executor: str = "serial", workers: int | None = None,
-              address: str | None = None, retry_failed: bool = False, progress: bool = True) -> Summary:
+              address: str | None = None, retry_failed: bool = False, progress: bool = True,
+              rerun_stale: bool = False, command: str = "") -> Summary:
     started = time.perf_counter()
+    if executor == "serial":     # cells run in this very process
+        kernels.require_pinned("--executor serial")
+    here = provenance.current()
+    cells = unique(config.cells)
     with Store(out) as store:
-        store.set_meta(config=str(config.path), config_name=config.name, rlhf_version=rlhf.__version__,
-                       python=platform.python_version(), machine=f"{platform.machine()} {platform.processor()}")
-        done = store.finished_keys(include_failed=not retry_failed)
-        todo = _unique([c for c in config.cells if c.key not in done])
-        skipped = len(_unique(config.cells)) - len(todo)
+        todo, stale = _plan(store, config, cells, here, retry_failed, rerun_stale)
+        store.set_meta(config=str(config.path), config_name=config.name, command=command)
         failed = 0
         results = _results(todo, executor, workers, address)
         try:
             with tqdm(total=len(todo), desc=f"{config.name} [{executor}]", unit="cell", disable=not progress,
                       dynamic_ncols=True) as bar:
                 for cell, result in results:
-                    store.put(cell, result)
+                    result = _accept(result, here)
+                    store.put(cell, result, here)
                     failed += result.status == "failed"
                     bar.update(1)
                     bar.set_postfix(failed=failed, refresh=False)
         finally:     # on Ctrl-C too: the CSV then lists the cells finished so far
-            export_csv(store, config.cells, Path(out) / CSV_NAME)
-    return Summary(len(todo) + skipped, len(todo), skipped, failed, time.perf_counter() - started)
+            export_csv(store, cells, Path(out) / CSV_NAME)
+    return Summary(len(cells), len(todo), len(cells) - len(todo), stale, failed, time.perf_counter() - started)
 
 
-def _results(cells, executor, workers, address):
+def _plan(store: Store, config: SweepConfig, cells: list[CellConfig], here: Provenance, retry_failed: bool,
+          rerun_stale: bool) -> tuple[list[CellConfig], int]:
+    """The cells to run, and how many of them are stale; refuses (BenchError) to resume into a
+    store of other code or another config unless ``rerun_stale``."""
+    out = store.directory
+    ways = f"use a fresh --out, or pass {RERUN_FLAG} to"
+    if store.legacy:
+        if not rerun_stale:
+            raise BenchError(f"{out}: its results come from an older rlhf-bench that recorded no provenance; "
+                             f"{ways} recompute them")
+        store.reset()
+    stored = store.stored()
+    wanted = {c.key for c in cells}
+    foreign = sorted(stored.keys() - wanted)
+    if foreign:
+        if not rerun_stale:
+            made_by = store.meta().get("config", "another config")
+            raise BenchError(f"{out}: holds {len(foreign)} cells that are not in {config.path} (made by {made_by}); "
+                             f"{ways} delete them and run this config there")
+        store.delete(foreign)
+    stale = {k for k in stored.keys() & wanted if stored[k][1].compatibility() != here.compatibility()}
+    if stale and not rerun_stale:
+        differences = collections.Counter(", ".join(stored[k][1].differences(here)) for k in stale)
+        what, _ = differences.most_common(1)[0]
+        raise BenchError(f"{out}: {len(stale)} stored cells were made by other code or kernels ({what}); "
+                         f"{ways} recompute them")
+    redo = {k for k in stored.keys() & wanted if retry_failed and stored[k][0] == "failed"} | stale
+    todo = [c for c in cells if c.key not in stored or c.key in redo]
+    return todo, len(stale)
+
+
+def _accept(result: CellResult, here: Provenance) -> CellResult:
+    """The worker's result, or a failure when the worker ran other code or kernels. (A failure
+    the executor reports itself, e.g. a worker that died, carries no provenance and stays as is.)"""
+    if result.made_by == here.compatibility() or (result.status == "failed" and not result.made_by):
+        return result
+    theirs = Provenance(**result.made_by) if result.made_by else None
+    what = ", ".join(here.differences(theirs)) if theirs else "no provenance"
+    return dataclasses.replace(result, status="failed", metrics={}, history={},
+                               error=f"the worker differs from this process ({what}); start workers from this "
+                                     f"checkout with the pinned kernels ({kernels.OPT_OUT} unset)")
+
+
+def _results(cells: list[CellConfig], executor: str, workers: int | None,
+             address: str | None) -> Iterator[tuple[CellConfig, CellResult]]:
     if executor == "serial":
         return executors.run_serial(cells)
     if executor == "process":
@@ -67,7 +124,8 @@ def _results(cells, executor, workers, address):
     return run_dask(cells, workers, address)
 
 
-def _unique(cells) -> list[CellConfig]:
+def unique(cells: Iterable[CellConfig]) -> list[CellConfig]:
+    """Cells in order, each key once."""
     seen, out = set(), []
     for c in cells:
         if c.key not in seen:
@@ -76,27 +134,24 @@ def _unique(cells) -> list[CellConfig]:
     return out
 
 
-def cells_frame(store: Store, cells=None) -> pd.DataFrame:
+def cells_frame(store: Store, cells: Iterable[CellConfig] | None = None) -> pd.DataFrame:
     """One row per stored cell (in the config's order when ``cells`` is given):
     config columns (``task, size, slip, budget, teacher, seed`` first), status,
-    error, then the metrics. No wall times: the frame is identical across reruns."""
+    error, then the metrics. No wall times or provenance: the frame is identical
+    across reruns, executors and machines."""
     rows = {r["key"]: r for r in store.rows()}
-    keys = [c.key for c in _unique(cells)] if cells is not None else sorted(rows)
-    records = []
-    for key in keys:
-        if key not in rows:
-            continue
-        r = rows[key]
-        records.append({**r["config"], "status": r["status"], "error": r["error"], **r["metrics"]})
+    keys = [c.key for c in unique(cells)] if cells is not None else sorted(rows)
+    records = [{**rows[k]["config"], "status": rows[k]["status"], "error": rows[k]["error"], **rows[k]["metrics"]}
+               for k in keys if k in rows]
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         return frame
-    config_cols = KEY_COLUMNS + [f.name for f in dataclasses.fields(CellConfig) if f.name not in KEY_COLUMNS]
-    metric_cols = sorted(c for c in frame.columns if c not in config_cols + ["status", "error"])
-    return frame[config_cols + ["status", "error"] + metric_cols]
+    columns = config_columns()
+    metric_cols = sorted(c for c in frame.columns if c not in columns + ["status", "error"])
+    return frame[columns + ["status", "error"] + metric_cols]
 
 
-def export_csv(store: Store, cells, path: Path) -> None:
+def export_csv(store: Store, cells: Iterable[CellConfig], path: Path) -> None:
     """Write ``cells.csv`` atomically (a rename), so a reader never sees half a file."""
     tmp = path.with_suffix(".csv.tmp")
     cells_frame(store, cells).to_csv(tmp, index=False)

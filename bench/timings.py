@@ -11,15 +11,14 @@ from __future__ import annotations
 
 import json
 import os
-import platform
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
 import pandas as pd
-import torch
 
-from . import figures
+from . import figures, kernels, outputs
 from .errors import BenchError
 
 JSON_NAME = "timings.json"
@@ -38,33 +37,37 @@ MEMORY_CASES = [("soft_vi", n, s) for n in (100, 300, 1000) for s in (0.0, 0.1)]
 
 
 def run_timings(to: Path, quick: bool = False, from_json: Path | None = None) -> list[Path]:
-    """Run the benchmarks (or reuse the pytest-benchmark JSON ``from_json``) and write the report;
-    the raw JSON is kept beside it as ``timings.json``."""
-    to.mkdir(parents=True, exist_ok=True)
-    raw = to / JSON_NAME
-    if from_json is not None and from_json.resolve() != raw.resolve():
-        if not from_json.is_file():
-            raise BenchError(f"{from_json}: no such benchmark JSON")
-        raw.write_bytes(from_json.read_bytes())
-    if from_json is None:
-        _run_benchmarks(raw, quick)
-    frame = timings_frame(json.loads(raw.read_text()))
-    frame = frame.merge(_memory(), how="left", on=["group", "implementation", "size", "slip"])
-    csv = to / "timings.csv"
-    frame.to_csv(csv, index=False, float_format="%.6g")
-    md = to / "timings.md"
-    md.write_text(_markdown(frame))
-    fig = figures.scaling(frame[frame["group"].isin(["soft_vi", "transitions", "reward_update"])
-                                & (frame["slip"] == 0.0)], to / "timings_scaling.png")
-    return [raw, csv, md, fig]
+    """Run the benchmarks (or reuse the pytest-benchmark JSON ``from_json``) and write the report
+    into ``to`` (a directory :mod:`bench.outputs` lets it write); the raw JSON is kept beside it
+    as ``timings.json``."""
+    if from_json is not None and not from_json.is_file():
+        raise BenchError(f"{from_json}: no such benchmark JSON")
+    with outputs.publishing(to, "timings") as stage:
+        raw = stage / JSON_NAME
+        if from_json is not None:
+            shutil.copyfile(from_json, raw)
+        else:
+            _run_benchmarks(raw, quick)
+        report = json.loads(raw.read_text())
+        frame = timings_frame(report)
+        frame = frame.merge(_memory(), how="left", on=["group", "implementation", "size", "slip"])
+        frame.to_csv(stage / "timings.csv", index=False, float_format="%.6g")
+        (stage / "timings.md").write_text(_markdown(frame, report.get("machine_info", {})))
+        figures.scaling(frame[frame["group"].isin(["soft_vi", "transitions", "reward_update"])
+                              & (frame["slip"] == 0.0)], stage / "timings_scaling.png")
+        names = sorted(p.name for p in stage.iterdir())
+    return [to / name for name in names]
 
 
 def _run_benchmarks(raw: Path, quick: bool) -> None:
+    """pytest-benchmark in a subprocess, on one thread and torch's native kernels (the library's
+    speed as users get it; only sweep cells run pinned, for bit-reproducibility)."""
     cmd = [sys.executable, "-m", "pytest", "bench/hotpaths", "-q", "-p", "no:cacheprovider",
            f"--benchmark-json={raw}", "--benchmark-columns=median,iqr,rounds", "--benchmark-sort=name"]
     if quick:
         cmd += ["-k", "not reference and not 1000 and not 300"]
-    env = dict(os.environ, OMP_NUM_THREADS="1")
+    env = {k: v for k, v in os.environ.items() if k not in kernels.PINNED_ENV}
+    env |= {"OMP_NUM_THREADS": "1", kernels.OPT_OUT: "native"}
     if subprocess.run(cmd, env=env).returncode != 0:
         raise BenchError("the hot-path benchmarks failed (see the pytest output above)")
 
@@ -117,7 +120,8 @@ def _peak(frame, group, size, slip=0.0) -> float:
     return _value(frame, "peak_mib", group, size, slip=slip)
 
 
-def _markdown(frame: pd.DataFrame) -> str:
+def _markdown(frame: pd.DataFrame, machine: dict) -> str:
+    """The report; ``machine`` is pytest-benchmark's ``machine_info`` of the run that timed."""
     shown = frame.copy()
     shown["median"] = shown["median_s"].map(lambda t: f"{t * 1e3:.3g} ms")
     shown["IQR"] = shown["iqr_s"].map(lambda t: f"{t * 1e3:.2g} ms")
@@ -131,8 +135,9 @@ def _markdown(frame: pd.DataFrame) -> str:
     S, H = 1000 * 1000, 30
     lines = [
         "# Hot-path timings", "",
-        f"Machine: {platform.machine()}, {len(os.sched_getaffinity(0))} cores; python {platform.python_version()}, "
-        f"torch {torch.__version__}; torch single-threaded. Medians of pytest-benchmark rounds "
+        f"Machine: {machine.get('machine', '?')}, {machine.get('cores', '?')} cores; python "
+        f"{machine.get('python_version', '?')}, torch {machine.get('torch_version', '?')}; torch single-threaded, "
+        f"its native CPU kernels ({machine.get('torch_cpu_capability', 'not recorded')}). Medians of pytest-benchmark rounds "
         "(`python -m bench timings`; pytest-benchmark's raw JSON beside this file, `timings.json`). Speed-ups are ratios of medians "
         "measured in the same run against the seed-style references in `bench/reference.py`.", "",
         "## Targets", "",

@@ -15,14 +15,14 @@ from .rewards import StateLogSoftmaxReward, TableReward
 from .rollout import Trajectories, rollout, step_rewards
 from .strings import StringTask
 from .task import Task, TrainConfig
-from .teachers import Labels, Teacher
+from .teachers import Labeller, Labels, Teacher
 from .training import RoundRecord, RunResult, plan, train
 
 __version__ = "0.1.0"
 
 __all__ = [
     "GridWorld", "StringTask", "Task", "TabularMDP", "TrainConfig", "LearnerConfig",
-    "Teacher", "Labels", "Trajectories", "RunResult", "RoundRecord",
+    "Teacher", "Labeller", "Labels", "Trajectories", "RunResult", "RoundRecord",
     "soft_value_iteration", "soft_policy", "uniform_policy", "policy_return", "plan",
     "rollout", "step_rewards", "train", "train_preset", "preset_task", "PRESETS",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward",

@@ -15,6 +15,7 @@ optimisers are torch's Adam and SGD updates written out on that gradient.
 from __future__ import annotations
 
 import math
+import re
 from dataclasses import dataclass
 
 import torch
@@ -149,7 +150,13 @@ class RewardLearner:
         return scatter_then_adam
 
 
-_FUSED_ADAM = hasattr(torch, "_fused_adam_")     # the kernel behind torch.optim.Adam(fused=True)
+def _release(version: str) -> tuple[int, ...]:
+    """``(major, minor)`` of a version string such as ``"2.4.0a0+git1234"`` (its base version)."""
+    return tuple(int(part) for part in re.match(r"(\d+)\.(\d+)", version).groups())
+
+
+# The kernel behind torch.optim.Adam(fused=True); torch 2.1–2.3 have it for CUDA only, not on CPU.
+_FUSED_ADAM = hasattr(torch, "_fused_adam_") and _release(torch.__version__) >= (2, 4)
 
 
 def _adam(theta, grad, exp_avg, exp_avg_sq, lr: float):

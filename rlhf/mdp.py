@@ -68,7 +68,7 @@ class TabularMDP:
         probs: torch.Tensor,
         start: torch.Tensor,
         action_noise: float = 0.0,
-    ) -> "TabularMDP":
+    ) -> TabularMDP:
         """MDP from ``next_states[a, s, k]`` and ``probs[a, s, k]``."""
         next_states = torch.as_tensor(next_states, dtype=torch.int64)
         probs = torch.as_tensor(probs, dtype=torch.float32)
@@ -77,8 +77,15 @@ class TabularMDP:
                 f"next_states and probs must both be [A, S, K], got "
                 f"{tuple(next_states.shape)} and {tuple(probs.shape)}"
             )
+        start = torch.as_tensor(start, dtype=torch.float32)
+        # S comes from start here, so in-range indices alone would not catch a mismatch.
+        if start.dim() != 1 or next_states.shape[1] != start.shape[0]:
+            raise ValueError(
+                f"next_states/probs [A, S, K] and start [S] must agree on S, got "
+                f"{tuple(next_states.shape)} and {tuple(start.shape)}"
+            )
         mdp = cls(
-            start=torch.as_tensor(start, dtype=torch.float32),
+            start=start,
             num_actions=next_states.shape[0],
             action_noise=action_noise,
             _sparse=(next_states, probs),
@@ -93,7 +100,7 @@ class TabularMDP:
         move_probs: torch.Tensor,
         start: torch.Tensor,
         action_noise: float = 0.0,
-    ) -> "TabularMDP":
+    ) -> TabularMDP:
         """MDP from deterministic ``moves[m, s]`` mixed by ``move_probs[a, m]``."""
         moves = torch.as_tensor(moves, dtype=torch.int64)
         move_probs = torch.as_tensor(move_probs, dtype=torch.float32)

@@ -20,27 +20,59 @@ def pearson_distance(x: torch.Tensor, y: torch.Tensor) -> float:
     """
     x = x.flatten().double() - x.double().mean()
     y = y.flatten().double() - y.double().mean()
-    norm = x.norm() * y.norm()
-    rho = float((x @ y) / norm) if norm > 0 else 0.0
+    return _correlation_distance(x @ y, x.norm() * y.norm())
+
+
+def _correlation_distance(cov: torch.Tensor, norm: torch.Tensor) -> float:
+    """``√((1 − ρ)/2)``, clipped to [0, 1], for ``ρ = cov / norm`` (norm = √(var_x·var_y));
+    ρ = 0 when the norm is 0 (a constant has no direction)."""
+    rho = float(cov / norm) if norm > 0 else 0.0
     return max(0.0, (1.0 - min(1.0, rho)) / 2.0) ** 0.5
 
 
-def epic_distance(learned: torch.Tensor, true: torch.Tensor) -> float:
-    """EPIC distance (Gleave et al., 2021) between two tabular rewards.
+def _canonical_parts(reward: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(u[S, A], v[S])`` in float64, the parts of the canonical reward
+    ``C(R)(s, a, s') = u(s, a) + γ·v(s')``: ``u = r − rowmean(r)`` (``[S, 1]`` zeros for an
+    ``[S]`` reward) and ``v = rowmean(r) − mean(r)``."""
+    r = reward.double()
+    table = r if r.dim() == 2 else r.unsqueeze(-1)
+    row = table.mean(-1)
+    return table - row.unsqueeze(-1), row - row.mean()
 
-    ``[S]`` state rewards: with uniform coverage the canonicalisation removes
-    potential shaping and the constant, so EPIC is the Pearson distance of the
-    centred rewards. ``[S, A]`` tables (a per-position token reward): each row
-    is centred first, since a per-position shift cancels in every comparison of
-    two sequences; then the Pearson distance of the centred tables.
-    Invariant to positive scaling; 0 for equivalent rewards, 1 for a negation.
+
+def epic_distance(learned: torch.Tensor, true: torch.Tensor, discount: float = 1.0) -> float:
+    """EPIC distance (Gleave et al., 2021, "Quantifying Differences in Reward Functions")
+    between two tabular rewards, in float64.
+
+    Rewards are ``r[S]`` (``R(s, a, s') = r(s)``) or ``r[S, A]`` (``R(s, a, s') = r(s, a)``);
+    D_S and D_A are uniform and the coverage is uniform over (s, a, s'). The canonical
+    reward (discount γ)::
+
+        C(R)(s, a, s') = R(s, a, s') + γ·E[R(s', A, S')] − E[R(s, A, S')] − γ·E[R(S, A, S')]
+
+    is ``u(s, a) + γ·v(s')`` with ``u = r − rowmean(r)`` (0 for ``[S]``) and
+    ``v = rowmean(r) − mean(r)``. Both have mean 0 and (s, a), s' are independent under
+    the coverage, so the Pearson correlation over all (s, a, s') needs no [S, A, S] tensor::
+
+        ρ = (E[u_x·u_y] + γ²·E[v_x·v_y]) / √((E[u_x²] + γ²·E[v_x²])·(E[u_y²] + γ²·E[v_y²]))
+
+    and the distance is ``√((1 − ρ)/2)``: 0 for rewards equal up to positive scaling and a
+    constant, 1 for a negation; a constant reward has ρ = 0 (as in :func:`pearson_distance`).
+    For ``[S]`` rewards it is the Pearson distance of the centred rewards. A per-state shift
+    of an ``[S, A]`` reward is *not* an equivalence here (it is in the string task, whose
+    :meth:`~rlhf.StringTask.convergence_metrics` removes it first).
     """
     if learned.shape != true.shape:
         raise ValueError(f"rewards must have the same shape, got {tuple(learned.shape)} and {tuple(true.shape)}")
-    if learned.dim() == 2:
-        learned = learned - learned.mean(-1, keepdim=True)
-        true = true - true.mean(-1, keepdim=True)
-    return pearson_distance(learned, true)
+    if learned.dim() not in (1, 2):
+        raise ValueError(f"rewards must be [S] or [S, A], got {tuple(learned.shape)}")
+    if not 0.0 <= discount <= 1.0:
+        raise ValueError(f"discount must be in [0, 1], got {discount}")
+    (u_x, v_x), (u_y, v_y) = _canonical_parts(learned), _canonical_parts(true)
+    g2 = discount ** 2
+    moment = lambda u1, v1, u2, v2: (u1 * u2).mean() + g2 * (v1 * v2).mean()    # E[C₁·C₂]
+    norm = (moment(u_x, v_x, u_x, v_x) * moment(u_y, v_y, u_y, v_y)).sqrt()
+    return _correlation_distance(moment(u_x, v_x, u_y, v_y), norm)
 
 
 def normalized_regret(

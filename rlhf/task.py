@@ -2,26 +2,34 @@
 
 from __future__ import annotations
 
+import dataclasses
+import typing
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Protocol, runtime_checkable
 
 import torch
 
 from .learner import LearnerConfig, RewardModel
 from .mdp import TabularMDP
-from .teachers import Teacher
+from .teachers import Labeller, Teacher
 
 SAMPLERS = ("on-policy", "uniform")
 
 
 @dataclass(frozen=True)
 class TrainConfig:
-    """Everything :func:`rlhf.train` needs besides the task and the seed."""
+    """Everything :func:`rlhf.train` needs besides the task and the seed.
+
+    Its *flat* form (:meth:`flat`, :meth:`replace`) inlines the learner's fields
+    (``lr``, ``optimizer``, ``epochs``, ``batch_size``): the keys of a sweep's
+    ``[task.train]`` table, of :func:`rlhf.train`'s keywords and of ``cells.csv``.
+    """
 
     budget: int
     """Preference pairs the teacher is asked (skipped ones count), >= 1."""
-    teacher: str = "boltzmann:1"
-    """Teacher spec, see :class:`rlhf.Teacher` (canonicalised on construction)."""
+    teacher: str | Labeller = "boltzmann:1"
+    """Teacher spec (see :class:`rlhf.Teacher`; canonicalised on construction), a
+    :class:`rlhf.Teacher`, or any object with its ``label`` method (:class:`rlhf.Labeller`)."""
     pairs_per_round: int = 0
     """Pairs asked per round, re-planning between rounds; 0 = all in one round."""
     segment_length: int = 0
@@ -50,12 +58,50 @@ class TrainConfig:
             raise ValueError(f"discount must be in [0, 1], got {self.discount}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        object.__setattr__(self, "teacher", str(Teacher.parse(self.teacher)))
+        if isinstance(self.teacher, str):
+            object.__setattr__(self, "teacher", str(Teacher.parse(self.teacher)))
+        elif not isinstance(self.teacher, Labeller):
+            raise ValueError(f"teacher must be a spec string or have a label(...) method, got {self.teacher!r}")
 
     @property
     def rounds(self) -> int:
         per = self.pairs_per_round or self.budget
         return -(-self.budget // per)
+
+    def labeller(self) -> Labeller:
+        """The teacher as an object with ``label(...)``."""
+        return Teacher.parse(self.teacher) if isinstance(self.teacher, str) else self.teacher
+
+    @classmethod
+    def flat_fields(cls) -> dict[str, type]:
+        """``{name: int | float | str}`` of every flat field, in declaration order."""
+        out: dict[str, type] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "learner":
+                out |= {g.name: _HINTS[LearnerConfig][g.name] for g in dataclasses.fields(LearnerConfig)}
+            else:
+                out[f.name] = str if f.name == "teacher" else _HINTS[cls][f.name]
+        return out
+
+    def flat(self) -> dict[str, object]:
+        """Every field by its flat name; the teacher as its spec (``str()`` of a custom one)."""
+        learner = dataclasses.asdict(self.learner)
+        return {name: learner[name] if name in learner else getattr(self, name) for name in self.flat_fields()
+                } | {"teacher": str(self.teacher)}
+
+    def replace(self, **changes: object) -> "TrainConfig":
+        """A copy with flat fields changed (``lr=0.05`` reaches the learner); an unknown
+        name raises ``TypeError`` naming it, a bad value ``ValueError``."""
+        known = self.flat_fields()
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise TypeError(f"unknown training field {unknown[0]!r} (fields: {', '.join(known)})")
+        learner_names = {f.name for f in dataclasses.fields(LearnerConfig)}
+        learner = {k: v for k, v in changes.items() if k in learner_names}
+        rest = {k: v for k, v in changes.items() if k not in learner_names}
+        if learner:
+            rest["learner"] = dataclasses.replace(self.learner, **learner)
+        return dataclasses.replace(self, **rest)
 
 
 def _check_int(name: str, value: object, low: int) -> None:
@@ -63,10 +109,15 @@ def _check_int(name: str, value: object, low: int) -> None:
         raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
 
 
+_HINTS = {cls: typing.get_type_hints(cls) for cls in (TrainConfig, LearnerConfig)}
+
+
+@runtime_checkable
 class Task(Protocol):
     """A finite-horizon tabular preference-learning task.
 
     Shapes: S states, A actions; rewards ``[S]`` (state) or ``[S, A]``.
+    ``isinstance(obj, rlhf.Task)`` checks that the members exist (not their types).
     """
 
     name: str

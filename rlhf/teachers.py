@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
+from typing import Protocol, runtime_checkable
 
 import torch
 
@@ -42,6 +43,17 @@ class Labels:
     """[B] bool, False where the teacher skipped the pair."""
     entropy: float
     """Mean entropy (nats) of the teacher's preference distribution over answered pairs."""
+
+
+@runtime_checkable
+class Labeller(Protocol):
+    """Anything that answers preference queries like :meth:`Teacher.label`: a custom
+    simulated teacher, a subclass of :class:`Teacher`, or recorded human labels."""
+
+    def label(self, rewards_1: torch.Tensor, rewards_2: torch.Tensor, reward_range: tuple[float, float],
+              generator: torch.Generator) -> Labels:
+        """Answer B pairs from the true step rewards ``rewards_i[B, T]`` of their segments."""
+        ...
 
 
 @dataclass(frozen=True)

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-import dataclasses
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
@@ -15,7 +15,7 @@ from .planning import policy_return, soft_policy, soft_value_iteration, uniform_
 from .rewards import RewardModel
 from .rollout import Trajectories, rollout, step_rewards
 from .task import Task, TrainConfig
-from .teachers import Labels, Teacher
+from .teachers import Labeller, Labels
 
 HISTORY_KEYS = ("true_return", "loss", "entropy", "answered")
 
@@ -73,39 +73,59 @@ def plan(task: Task, reward: torch.Tensor, config: TrainConfig) -> torch.Tensor:
 
 def train(
     task: Task,
-    teacher: str | Teacher | None = None,
+    teacher: str | Labeller | None = None,
     budget: int | None = None,
     seed: int = 0,
     *,
     config: TrainConfig | None = None,
     on_round: Callable[[RoundRecord], None] | None = None,
-    **overrides,
+    **overrides: object,
 ) -> RunResult:
     """Learn the task's reward from ``budget`` preference pairs.
 
     Settings come from ``config`` (default: the task's seed defaults), then
-    ``teacher``, ``budget`` and any other :class:`TrainConfig` field given as a
-    keyword. Deterministic: the same arguments give bit-identical results; no
-    global RNG is read or advanced.
+    ``teacher`` (a spec such as ``"boltzmann:1"``, a :class:`Teacher`, or any
+    :class:`Labeller`), ``budget`` and any other flat :class:`TrainConfig` field
+    given as a keyword (``lr=0.05``, ``optimizer="sgd"``: the keys a sweep's TOML
+    accepts); an unknown keyword raises ``TypeError`` naming it.
+
+    Deterministic: the same arguments give bit-identical results; no global RNG
+    is read or advanced. Runs on one torch thread (the loop is dispatch-bound:
+    a thread pool on tiny tensors only adds synchronisation, and one thread makes
+    results independent of the caller's setting), restoring the caller's thread
+    count on return.
     """
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
         raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
     if teacher is not None:
-        overrides["teacher"] = str(Teacher.parse(teacher))
+        overrides["teacher"] = teacher
     if budget is not None:
         overrides["budget"] = budget
-    cfg = dataclasses.replace(config or task.defaults, **overrides)
+    cfg = (config or task.defaults).replace(**overrides)
     # No autograd anywhere in the loop (the learner's gradient is closed-form); inference
     # mode skips autograd's bookkeeping on every op, about 13% of a seed run's time.
-    with torch.inference_mode():
+    with single_threaded(), torch.inference_mode():
         history, metrics, reward = _train(task, cfg, _streams(seed), on_round)
     return RunResult(cfg, seed, history, metrics, reward.clone())   # a clone outside is a normal tensor
+
+
+@contextmanager
+def single_threaded() -> Iterator[None]:
+    """torch on one intra-op thread inside the block; the caller's setting after it."""
+    before = torch.get_num_threads()
+    if before != 1:
+        torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        if before != 1:
+            torch.set_num_threads(before)
 
 
 def _train(task: Task, cfg: TrainConfig, streams: _Streams, on_round: Callable[[RoundRecord], None] | None,
            ) -> tuple[dict[str, list[float]], dict[str, float], torch.Tensor]:
     """The loop itself: per-round history, final metrics, final learned reward."""
-    judge = Teacher.parse(cfg.teacher)
+    judge = cfg.labeller()
     model = task.new_reward_model(streams.init)
     learner = RewardLearner(model, cfg.learner)
     length = cfg.segment_length or task.horizon

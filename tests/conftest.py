@@ -1,5 +1,6 @@
 from pathlib import Path
 
+import bench  # noqa: F401  (first: pins torch's CPU kernels before torch loads, as `python -m bench` does)
 import pytest
 import torch
 

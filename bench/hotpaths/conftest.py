@@ -1,5 +1,6 @@
 """Shared setup for the hot-path benchmarks: built once, never inside the timed region."""
 
+import os
 from functools import lru_cache
 
 import pytest
@@ -19,6 +20,14 @@ UPDATE_SIZES = (5, 20, 100, 1000)
 @pytest.fixture(autouse=True)
 def single_thread():
     torch.set_num_threads(1)
+
+
+def pytest_benchmark_update_machine_info(config, machine_info):
+    """What the timings ran on, for ``bench timings`` (which may rebuild its report from the JSON
+    on another machine): torch's version and CPU kernel set, and the cores this process may use."""
+    machine_info["torch_version"] = torch.__version__
+    machine_info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
+    machine_info["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
 
 
 @lru_cache(maxsize=4)

@@ -22,7 +22,7 @@ def test_missing_config_and_missing_run(tmp_path):
     result = run_cli("run", "--config", str(tmp_path / "nope.toml"), "--out", str(tmp_path / "o"))
     assert result.returncode == 2 and "no such file" in result.stderr and not (tmp_path / "o").exists()
     result = run_cli("report", "--run", str(tmp_path / "empty"), "--to", str(tmp_path / "rep"))
-    assert result.returncode == 2 and "cells.csv" in result.stderr and "Traceback" not in result.stderr
+    assert result.returncode == 2 and "results.sqlite" in result.stderr and "Traceback" not in result.stderr
 
 
 def test_out_path_that_is_a_file(tmp_path, tiny_config):

@@ -1,8 +1,31 @@
+import json
+import sqlite3
+
 import matplotlib.image
 import pandas as pd
 
 from bench import config
+from bench.outputs import MANIFEST
 from helpers import run_cli
+
+SEED_FIGURES = ("seed_gridworld_paths", "seed_gridworld_training", "seed_gridworld_rewards", "seed_strings_tables")
+
+# The seed configurations (rlhf presets) with one seed each: the report draws the seed figures from them.
+SEEDS_CONFIG = """
+[gridworld]
+sizes = [5]
+slips = [0.0]
+budgets = [20000]
+teachers = ["boltzmann:1"]
+starts = ["corner"]
+seeds = 1
+[strings]
+sizes = [3]
+slips = [0.0]
+budgets = [10, 200]
+teachers = ["deterministic"]
+seeds = 1
+"""
 
 
 def test_report_on_a_tiny_run(tmp_path, tiny_config):
@@ -14,21 +37,89 @@ def test_report_on_a_tiny_run(tmp_path, tiny_config):
         assert result.returncode == 0, result.stderr
 
     table = pd.read_csv(first / "convergence.csv")
-    configurations = {c.group for c in config.load(tiny_config).cells}
+    configurations = {json.dumps(c.configuration(), sort_keys=True) for c in config.load(tiny_config).cells}
     assert len(table) == len(configurations) == 6
     assert (table["seeds"] == table["task"].map({"gridworld": 2, "strings": 3})).all()
     assert {"success_mean", "success_ci_low", "success_ci_high", "success_iqm", "epic_mean"} <= set(table.columns)
     assert (table["success_ci_low"] <= table["success_mean"]).all()
     assert (table["success_mean"] <= table["success_ci_high"]).all()
+    assert "lr" not in table.columns        # the same in every configuration: not a column
 
-    for name in ("sample_efficiency_gridworld", "sample_efficiency_strings", "seed_gridworld_paths",
-                 "seed_gridworld_training", "seed_gridworld_rewards", "seed_strings_tables"):
+    for name in ("sample_efficiency_gridworld", "sample_efficiency_strings"):
         image = matplotlib.image.imread(first / f"{name}.png")
         assert image.shape[0] > 100 and image.shape[1] > 100
         assert (first / f"{name}.png").read_bytes() == (second / f"{name}.png").read_bytes()
     for name in ("convergence.csv", "convergence.md"):
         assert (first / name).read_bytes() == (second / name).read_bytes()      # no timestamps inside
-
+    # Only what the run supports: no seed configurations in it, so no seed figures, no teacher section.
+    assert not any((first / f"{name}.png").exists() for name in SEED_FIGURES)
     page = (first / "README.md").read_text()
     assert "## What converges" in page and "![sample_efficiency_gridworld](sample_efficiency_gridworld.png)" in page
+    assert "Irrational teachers" not in page and "default.toml" not in page and "tox -e bench" not in page
+    assert f"--config {tiny_config} --out {run}" in page and f"--run {run} --to {first}" in page   # how it was made
     assert "| task" in (first / "convergence.md").read_text()
+    assert set(json.loads((first / MANIFEST).read_text())["files"]) == {p.name for p in first.iterdir()} - {MANIFEST}
+
+
+def test_seed_figures_come_from_the_seed_configurations_in_the_run(tmp_path):
+    cfg, run, to = tmp_path / "seeds.toml", tmp_path / "run", tmp_path / "rep"
+    cfg.write_text(SEEDS_CONFIG)
+    run_cli("run", "--config", str(cfg), "--out", str(run), "--no-progress", check=True)
+    result = run_cli("report", "--run", str(run), "--to", str(to))
+    assert result.returncode == 0, result.stderr
+    for name in SEED_FIGURES:
+        assert matplotlib.image.imread(to / f"{name}.png").shape[0] > 100, name
+
+
+def test_two_runs_differing_only_in_lr_are_two_rows_with_an_lr_column(tmp_path, tiny_config):
+    other = tmp_path / "lr.toml"
+    other.write_text(tiny_config.read_text().replace("[strings.train]", "[strings.train]\nlr = 0.05"))
+    a, b, to = tmp_path / "a", tmp_path / "b", tmp_path / "rep"
+    run_cli("run", "--config", str(tiny_config), "--out", str(a), "--no-progress", check=True)
+    run_cli("run", "--config", str(other), "--out", str(b), "--no-progress", check=True)
+    assert run_cli("report", "--run", str(a), "--run", str(b), "--to", str(to)).returncode == 0
+    table = pd.read_csv(to / "convergence.csv")
+    strings = table[table["task"] == "strings"]
+    assert sorted(strings["lr"]) == [0.01, 0.01, 0.05, 0.05] and (strings["seeds"] == 3).all()
+    assert "| lr" in (to / "convergence.md").read_text().replace("|   lr", "| lr")
+
+
+def test_report_writes_nothing_into_a_folder_it_does_not_own(tmp_path, tiny_config):
+    run = tmp_path / "run"
+    run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+    project = tmp_path / "project"
+    project.mkdir()
+    (project / "README.md").write_text("my project\n")
+    result = run_cli("report", "--run", str(run), "--to", str(project))
+    assert result.returncode == 2 and "README.md" in result.stderr and "Traceback" not in result.stderr
+    assert [p.name for p in project.iterdir()] == ["README.md"] and (project / "README.md").read_text() == "my project\n"
+
+
+def test_a_report_replaces_its_own_files_and_leaves_the_timings_alone(tmp_path, tiny_config):
+    both, strings_only = tmp_path / "both.toml", tmp_path / "strings.toml"
+    both.write_text(tiny_config.read_text())
+    strings_only.write_text(tiny_config.read_text().split("[strings]")[0].replace("[gridworld]", "[strings]")
+                            .replace("starts = [\"uniform\"]\n", "").replace("horizon = 6\n", "")
+                            .replace("[gridworld.train]", "[strings.train]"))
+    to = tmp_path / "rep"
+    for name, cfg in (("a", both), ("b", strings_only)):
+        run_cli("run", "--config", str(cfg), "--out", str(tmp_path / name), "--no-progress", check=True)
+    assert run_cli("report", "--run", str(tmp_path / "a"), "--to", str(to)).returncode == 0
+    manifest = json.loads((to / MANIFEST).read_text())
+    (to / "timings.md").write_text("timings\n")            # as if `bench timings` had written it
+    (to / MANIFEST).write_text(json.dumps(manifest | {"files": manifest["files"] | {"timings.md": "timings"}}))
+    assert run_cli("report", "--run", str(tmp_path / "b"), "--to", str(to)).returncode == 0
+    assert not (to / "sample_efficiency_gridworld.png").exists() and (to / "sample_efficiency_strings.png").exists()
+    assert (to / "timings.md").read_text() == "timings\n" and "timings.md" in (to / "README.md").read_text()
+
+
+def test_report_takes_provenance_from_the_store_and_refuses_to_pool_other_code(tmp_path, tiny_config):
+    a, b, to = tmp_path / "a", tmp_path / "b", tmp_path / "rep"
+    for run in (a, b):
+        run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+    with sqlite3.connect(a / "results.sqlite") as db:      # as if made elsewhere, by another torch
+        db.execute("UPDATE cells SET provenance = json_set(provenance, '$.torch', '9.9.9')")
+    assert run_cli("report", "--run", str(a), "--to", str(to)).returncode == 0
+    assert "torch 9.9.9" in (to / "README.md").read_text()
+    result = run_cli("report", "--run", str(a), "--run", str(b), "--to", str(tmp_path / "pooled"))
+    assert result.returncode == 2 and "torch 9.9.9" in result.stderr and not (tmp_path / "pooled").exists()

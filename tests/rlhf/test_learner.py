@@ -2,11 +2,21 @@ import pytest
 import torch
 
 import rlhf
-from rlhf.learner import LearnerConfig, RewardLearner, bradley_terry_loss, preference_logits
+from rlhf.learner import (
+    LearnerConfig,
+    RewardLearner,
+    bradley_terry_loss,
+    preference_logits,
+)
 
 
 def pairs(task, rng, n=40):
     return rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * n, task.horizon, rng).split()
+
+
+def part(traj, sl):
+    """The pairs ``sl`` of a batch of segments."""
+    return rlhf.Trajectories(traj.states[sl], traj.actions[sl])
 
 
 @pytest.mark.parametrize("make", [lambda: rlhf.GridWorld(size=4, horizon=6),
@@ -27,8 +37,8 @@ def test_closed_form_update_equals_autograd_with_torch_optim(make, rng):
             for _ in range(cfg.epochs):
                 for lo in range(0, len(first), cfg.batch_size or len(first)):
                     sl = slice(lo, lo + (cfg.batch_size or len(first)))
-                    sub = lambda tr: rlhf.Trajectories(tr.states[sl], tr.actions[sl])
-                    loss = bradley_terry_loss(preference_logits(to_reward(theta), sub(first), sub(second)), y[sl])
+                    logits = preference_logits(to_reward(theta), part(first, sl), part(second, sl))
+                    loss = bradley_terry_loss(logits, y[sl])
                     opt.zero_grad()
                     loss.backward()
                     opt.step()
@@ -73,3 +83,50 @@ def test_written_out_adam_matches_torch_when_the_fused_kernel_is_missing(monkeyp
         p.grad = grad.clone()
         opt.step()
     torch.testing.assert_close(theta, p.detach())
+
+
+@pytest.mark.parametrize("cfg,fused", [(LearnerConfig("adam", 0.05, epochs=3, batch_size=0), True),
+                                       (LearnerConfig("adam", 0.05, epochs=3, batch_size=0), False),
+                                       (LearnerConfig("sgd", 0.1, epochs=2, batch_size=7), True)])
+def test_large_model_support_path_equals_autograd_with_torch_optim(cfg, fused, rng, monkeypatch):
+    """Above _ALL_FEATURES_MAX features the learner works on the features a round uses
+    (gather, then scatter into the optimiser): still autograd + torch.optim, round after round."""
+    from rlhf import learner as module
+    from rlhf.learner import _ALL_FEATURES_MAX, count_differences
+    monkeypatch.setattr(module, "_FUSED_ADAM", module._FUSED_ADAM and fused)
+    S, A, T, n = 70, 64, 70, 30                    # 4480 features; each round touches a different subset
+
+    def round_pairs():
+        states = torch.arange(T).expand(2 * n, T)
+        actions = torch.randint(0, A, (2 * n, T), generator=rng)
+        first, second = rlhf.Trajectories(states[:n], actions[:n]), rlhf.Trajectories(states[n:], actions[n:])
+        return first, second, torch.rand(n, generator=rng)
+
+    model = rlhf.TableReward(S, A, torch.Generator().manual_seed(0))
+    assert model.theta.numel() > _ALL_FEATURES_MAX
+    rounds = [round_pairs() for _ in range(2)]
+    support, _ = count_differences(model.features(rounds[0][0]), model.features(rounds[0][1]), model.theta.numel())
+    assert support is not None and support.numel() < model.theta.numel()    # the large path, a strict subset
+    theta = model.theta.clone().requires_grad_()
+    opt = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)([theta], lr=cfg.lr)
+    learner = RewardLearner(model, cfg)
+    for first, second, y in rounds:                # two rounds: the optimiser state carries over
+        size = cfg.batch_size or n
+        for _ in range(cfg.epochs):
+            for lo in range(0, n, size):
+                sl = slice(lo, lo + size)
+                logits = preference_logits(theta.view(S, A), part(first, sl), part(second, sl))
+                loss = bradley_terry_loss(logits, y[sl])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+        learner.update(first, second, y)
+        torch.testing.assert_close(model.theta, theta.detach(), rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("version,release", [("2.3.1", (2, 3)), ("2.4.0a0+git34f7a3c", (2, 4)),
+                                             ("2.13.0+cpu", (2, 13)), ("10.0", (10, 0))])
+def test_torch_release_is_parsed_from_the_base_version(version, release):
+    """The fused CPU Adam kernel is used from torch 2.4 on (2.1–2.3 have no CPU kernel)."""
+    from rlhf.learner import _release
+    assert _release(version) == release

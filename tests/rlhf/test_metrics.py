@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import rlhf
+from rlhf.learner import LearnerConfig, RewardLearner
 
 
 def test_epic_invariances(rng):
@@ -13,12 +14,72 @@ def test_epic_invariances(rng):
     assert 0.0 < other < 1.0
 
 
-def test_epic_on_tables_ignores_per_position_shifts(rng):
+def brute_force_epic(learned, true, discount):
+    """EPIC from its definition: the dense [S, A, S] canonical rewards
+    ``R(s,a,s') + γ E[R(s',A,S')] − E[R(s,A,S')] − γ E[R]``, then the Pearson distance over all entries."""
+    def canonical(r):
+        r = r.double()
+        if r.dim() == 1:                                      # R(s, a, s') = r(s): any A will do
+            r = r.unsqueeze(-1).expand(-1, 3)
+        row = r.mean(-1)                                      # E_{A,S'}[R(s, A, S')]
+        return r[:, :, None] + discount * row[None, None, :] - row[:, None, None] - discount * r.mean()
+    return rlhf.pearson_distance(canonical(learned), canonical(true))
+
+
+@pytest.mark.parametrize("shape", [(7, 4), (9,)])
+@pytest.mark.parametrize("discount", [1.0, 0.9, 0.3])
+def test_epic_closed_form_equals_dense_canonical_rewards(shape, discount, rng):
+    true = torch.randn(*shape, generator=rng, dtype=torch.float64)
+    learned = 0.5 * true + torch.randn(*shape, generator=rng, dtype=torch.float64)
+    expected = brute_force_epic(learned, true, discount)
+    assert 0.05 < expected < 0.95
+    assert rlhf.epic_distance(learned, true, discount) == pytest.approx(expected, abs=1e-9)
+
+
+def test_epic_on_tables_counts_per_state_shifts(rng):
+    """A per-state shift of an [S, A] reward changes which actions an MDP's policy prefers
+    over which states: not an equivalence in a general MDP (only in the string task)."""
     table = torch.randn(4, 3, generator=rng)
-    shifted = 0.5 * table + torch.randn(4, 1, generator=rng)          # per-position shift, scaled
-    assert rlhf.epic_distance(shifted, table) == pytest.approx(0.0, abs=1e-6)
-    assert rlhf.epic_distance(-table, table) == pytest.approx(1.0, abs=1e-6)
-    assert 0.0 < rlhf.epic_distance(torch.randn(4, 3, generator=rng), table) < 1.0
+    shift = 3.0 * torch.randn(4, 1, generator=rng)
+    for discount in (1.0, 0.9):
+        assert rlhf.epic_distance(table + shift, table, discount) > 0.05
+        assert rlhf.epic_distance(table + shift, table, discount) == pytest.approx(
+            brute_force_epic(table + shift, table, discount), abs=1e-9)
+
+
+@pytest.mark.parametrize("shape", [(5, 3), (12,)])
+def test_epic_invariant_to_scale_and_constant_and_one_for_negation(shape, rng):
+    true = torch.randn(*shape, generator=rng)
+    for discount in (1.0, 0.9):
+        assert rlhf.epic_distance(2.5 * true, true, discount) == pytest.approx(0.0, abs=1e-6)
+        assert rlhf.epic_distance(true - 4.0, true, discount) == pytest.approx(0.0, abs=1e-6)
+        assert rlhf.epic_distance(-true, true, discount) == pytest.approx(1.0, abs=1e-6)
+        assert rlhf.epic_distance(torch.full(shape, 2.0), true, discount) == pytest.approx(0.5 ** 0.5)
+
+
+def test_epic_on_state_rewards_is_the_pearson_distance_of_centred_rewards(rng):
+    learned, true = torch.randn(20, generator=rng), torch.randn(20, generator=rng)
+    old = rlhf.pearson_distance(learned, true)                          # what [S] rewards always got
+    for discount in (1.0, 0.7):
+        assert rlhf.epic_distance(learned, true, discount) == pytest.approx(old, abs=1e-12)
+
+
+def test_string_task_epic_still_ignores_per_position_shifts(rng):
+    """The string task's metric keeps its value: per-position offsets removed, then EPIC."""
+    task = rlhf.StringTask(vocab="ABCD", target="DCBA")
+    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 60, task.horizon, rng).split()
+    margin = rlhf.step_rewards(task.true_reward, first).sum(-1) - rlhf.step_rewards(task.true_reward, second).sum(-1)
+    model = task.new_reward_model(rng)
+    learner = RewardLearner(model, LearnerConfig("sgd", 0.05, epochs=3, batch_size=5))
+    learner.update(first, second, torch.sigmoid(margin))
+    table = model.reward().detach()
+    centre = lambda t: t - t.mean(-1, keepdim=True)
+    epic = task.convergence_metrics(model, task.defaults)["epic"]
+    assert epic == pytest.approx(rlhf.pearson_distance(centre(table), centre(task.true_reward)), abs=1e-12)
+    shifted = torch.randn(task.horizon, 1, generator=rng)
+    model.theta += shifted.expand_as(table).flatten()                 # a per-position shift: same preferences
+    assert task.convergence_metrics(model, task.defaults)["epic"] == pytest.approx(epic, abs=1e-6)
+    assert 0.05 < epic < 0.95
 
 
 def test_total_variation():
