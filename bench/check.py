@@ -67,8 +67,13 @@ def label(fields: dict, varying: frozenset[str] = frozenset()) -> str:
 
 
 def varying_fields(configs: list[dict]) -> frozenset[str]:
-    """The fields whose value differs between some of these configurations."""
-    return frozenset(k for k in (configs[0] if configs else {}) if len({config_id({k: c.get(k)}) for c in configs}) > 1)
+    """The fields whose value differs between some of these configurations of the same task
+    (a field that differs only between tasks, such as the learner, names the task, not a variant)."""
+    varying: set[str] = set()
+    for task in {c["task"] for c in configs}:
+        same_task = [c for c in configs if c["task"] == task]
+        varying |= {k for k in same_task[0] if len({config_id({k: c.get(k)}) for c in same_task}) > 1}
+    return frozenset(varying)
 
 
 def load_run(run_dir: Path) -> pd.DataFrame:
@@ -87,7 +92,8 @@ def write_baseline(run_dir: Path, config_path: Path, out: Path) -> None:
     sweep = load_config(config_path)
     frame = load_run(run_dir)
     keys = {c.key for c in sweep.cells}
-    stored = {CellConfig.from_fields({k: plain(v) for k, v in row.items()}).key for row in frame.to_dict("records")}
+    stored = {CellConfig.from_fields({str(k): plain(v) for k, v in row.items()}).key
+              for row in frame.to_dict("records")}
     if keys - stored:
         raise BenchError(f"{run_dir}: {len(keys - stored)} cells of {config_path} are not in the run; run it first")
     compared = {"failed", "success_rate", *(c for c in frame.columns if c not in _NOT_METRICS)}

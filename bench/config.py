@@ -24,10 +24,13 @@ import json
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeGuard, TypeVar
 
 import rlhf
 
 from .errors import ConfigError
+
+T = TypeVar("T")
 
 TASKS = ("gridworld", "strings")
 STARTS = ("corner", "uniform")
@@ -77,7 +80,7 @@ class CellConfig:
         return {name: both[name] for name in config_columns()}
 
     @classmethod
-    def from_fields(cls, values: dict[str, object]) -> "CellConfig":
+    def from_fields(cls, values: dict[str, Any]) -> CellConfig:
         """The inverse of :meth:`fields` (extra keys, e.g. metrics, are ignored)."""
         train = {k: values[k] for k in rlhf.TrainConfig.flat_fields()}
         config = rlhf.TrainConfig(budget=train.pop("budget"), teacher=train.pop("teacher")).replace(**train)
@@ -140,7 +143,7 @@ def group_columns() -> list[str]:
 
 def text_columns() -> list[str]:
     """Configuration columns holding strings (read back as strings, never as numbers or NaN)."""
-    types = dict(zip(TASK_FIELDS, (str, int, float, str, int, int))) | rlhf.TrainConfig.flat_fields()
+    types = dict(zip(TASK_FIELDS, (str, int, float, str, int, int), strict=True)) | rlhf.TrainConfig.flat_fields()
     return [c for c in config_columns() if types.get(c) is str]
 
 
@@ -235,7 +238,7 @@ def _train_fields(path: Path, task: str, train: object) -> dict:
     """The ``[task.train]`` table, type-checked key by key (values are checked by TrainConfig)."""
     if not isinstance(train, dict):
         raise ConfigError(path, f"{task}.train", train, "must be a table")
-    out = {}
+    out: dict[str, object] = {}
     for key, value in train.items():
         if key not in _TRAIN_KEYS:
             raise ConfigError(path, f"{task}.train.{key}", value, "unknown key")
@@ -262,7 +265,7 @@ def _scalar(path, task, table, key, kind, default, rule, check):
     return value
 
 
-def _is(value: object, kind: type) -> bool:
+def _is(value: object, kind: type[T]) -> TypeGuard[T]:
     if isinstance(value, bool):
         return False
     if kind is float:

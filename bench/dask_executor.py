@@ -50,7 +50,10 @@ def run_dask(
     from distributed import Client, LocalCluster, as_completed
     from distributed.scheduler import KilledWorker
 
+    # worker-saturation 1.0: a worker holds only the cell it runs, so a cell that kills its worker
+    # does not make a queued, innocent cell "suspicious" and fail it beside the guilty one.
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
+                          "distributed.scheduler.worker-saturation": 1.0,
                           "distributed.worker.daemon": False}):
         cluster = None
         if address:

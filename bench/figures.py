@@ -8,12 +8,12 @@ import matplotlib
 import matplotlib.ticker
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
-import torch  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
+import torch
 
-import rlhf  # noqa: E402
+import rlhf
 
 _SAVE = {"dpi": 110, "metadata": {"Software": None}}   # no version string: identical bytes on reruns
 
@@ -41,7 +41,7 @@ def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str,
         for (value, start, *others), line in panel.groupby([line_by, "start", *extra], sort=True):
             line = line.sort_values("budget")
             tag = f"{line_by} {value}" + (f", {start} start" if several_starts else "")
-            tag += "".join(f", {name} {other}" for name, other in zip(extra, others))
+            tag += "".join(f", {name} {other}" for name, other in zip(extra, others, strict=True))
             style = "--" if start == "corner" else "-"
             for row, (metric, ylabel) in enumerate(metrics):
                 ax = axes[row, col]
@@ -54,8 +54,7 @@ def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str,
                 ax.set_ylabel(ylabel)
                 ax.set_title(f"{task}, {size_name} = {size}", fontsize=9)
                 ax.grid(alpha=0.3)
-        for row in range(len(metrics)):
-            axes[-1, col].set_xlabel("preference pairs (budget)")
+        axes[-1, col].set_xlabel("preference pairs (budget)")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     ncol = 3 if len(sizes) > 1 else 2
     fig.tight_layout(rect=(0, 0.03 + 0.025 * (-(-len(labels) // ncol)), 1, 1))
@@ -76,7 +75,7 @@ def gridworld_paths(task: rlhf.GridWorld, paths_by_round: dict[int, torch.Tensor
     jitter = np.random.default_rng(0)
     rounds = sorted(paths_by_round)
     fig, axes = plt.subplots(2, (len(rounds) + 1) // 2, figsize=(2.4 * ((len(rounds) + 1) // 2), 5.2), squeeze=False)
-    for ax, r in zip(axes.flat, rounds):
+    for ax, r in zip(axes.flat, rounds, strict=False):   # one spare panel when odd
         xy = task.cell(paths_by_round[r]).numpy().astype(float)         # [B, T, 2]
         xy += jitter.normal(scale=0.1, size=xy.shape)
         ax.plot(xy[..., 0].T, xy[..., 1].T, "k-", lw=0.5, alpha=0.6)
@@ -98,7 +97,8 @@ def training_curves(history: dict[str, list[float]], path: Path) -> Path:
     """The seed's training curves: true return, reward loss, teacher entropy per round."""
     fig, axes = plt.subplots(1, 3, figsize=(10, 3.2), sharex=True)
     for ax, (key, title) in zip(axes, [("true_return", "true return of the policy"),
-                                       ("loss", "Bradley–Terry loss"), ("entropy", "teacher preference entropy")]):
+                                       ("loss", "Bradley–Terry loss"), ("entropy", "teacher preference entropy")],
+                                strict=True):
         ax.plot(np.arange(1, len(history[key]) + 1), history[key])
         ax.set_title(title, fontsize=10)
         ax.set_xlabel("round")
@@ -128,7 +128,7 @@ def reward_heatmaps(task: rlhf.GridWorld, learned_distribution: torch.Tensor, pa
 def string_tables(task: rlhf.StringTask, tables: dict[str, torch.Tensor], path: Path) -> Path:
     """Learned per-(position, token) reward tables, the greedy string in each title."""
     fig, axes = plt.subplots(1, len(tables), figsize=(3.6 * len(tables), 3.2), squeeze=False)
-    for ax, (name, table) in zip(axes.flat, tables.items()):
+    for ax, (name, table) in zip(axes.flat, tables.items(), strict=True):
         t = table.numpy()
         ax.imshow(t.T, cmap="RdBu_r", vmin=-abs(t).max(), vmax=abs(t).max())
         for p in range(t.shape[0]):

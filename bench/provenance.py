@@ -49,7 +49,7 @@ class Provenance:
         """What must agree for two results to be pooled or compared."""
         return {name: getattr(self, name) for name in COMPATIBILITY_FIELDS}
 
-    def differences(self, other: "Provenance") -> list[str]:
+    def differences(self, other: Provenance) -> list[str]:
         """``["code 3fa2c1d0… → 91bc7e44…", ...]``: the compatibility fields that differ, this → other."""
         mine, theirs = self.compatibility(), other.compatibility()
         return [f"{k} {_short(mine[k])} → {_short(theirs[k])}" for k in COMPATIBILITY_FIELDS if mine[k] != theirs[k]]
@@ -58,7 +58,7 @@ class Provenance:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_json(cls, data: dict) -> "Provenance":
+    def from_json(cls, data: dict) -> Provenance:
         return cls(**{f.name: data[f.name] for f in dataclasses.fields(cls) if f.name in data})
 
     def describe(self) -> str:

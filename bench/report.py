@@ -13,6 +13,7 @@ directory it owns (:mod:`bench.outputs`).
 
 from __future__ import annotations
 
+import itertools
 import math
 import shlex
 from dataclasses import dataclass
@@ -152,7 +153,7 @@ def _seed_figures(runs: list[Run], to: Path) -> tuple[list[Path], list[str]]:
     if differs:
         return [], [f"The seed figures are left out: drawing them replays the stored cells, which needs the code "
                     f"and kernels that made the run ({', '.join(differs)} here)."]
-    written = []
+    written: list[Path] = []
     if grid is not None:
         cell = preset_cell("seed-gridworld")
         task = cell.make_task()
@@ -170,7 +171,8 @@ def _seed_figures(runs: list[Run], to: Path) -> tuple[list[Path], list[str]]:
     if all(tables_rows.values()):
         strings = tables_cells[STRING_TABLE_BUDGETS[0]].make_task()
         assert isinstance(strings, rlhf.StringTask)
-        tables = {f"{b} pairs": _replay(tables_cells[b], tables_rows[b]).reward for b in STRING_TABLE_BUDGETS}
+        tables = {f"{b} pairs": _replay(tables_cells[b], row).reward      # every row is there (checked above)
+                  for b, row in tables_rows.items() if row is not None}
         written.append(figures.string_tables(strings, tables, to / "seed_strings_tables.png"))
     return written, []
 
@@ -193,7 +195,7 @@ def _findings(summary: pd.DataFrame, extra: tuple[str, ...]) -> list[str]:
     keys = [c for c in group_columns() if c != "budget"]
     for key, rows in summary.groupby(keys, sort=True, dropna=False):
         rows = rows.sort_values("budget")
-        fields = dict(zip(keys, key))
+        fields = dict(zip(keys, key, strict=True))
         name = (f"{fields['task']} {'N' if fields['task'] == 'gridworld' else 'L'} = {fields['size']}, "
                 f"slip {fields['slip']:g}" + (f", {fields['start']} start" if fields["start"] else "")
                 + f", teacher {fields['teacher']}" + "".join(f", {k} {fields[k]}" for k in extra))
@@ -201,7 +203,8 @@ def _findings(summary: pd.DataFrame, extra: tuple[str, ...]) -> list[str]:
         if len(hit):
             lines.append(f"{name}: ≥ {SUCCESS_TARGET:.0%} success from {int(hit['budget'].iloc[0])} pairs.")
         else:
-            best = rows.loc[rows["success_mean"].idxmax()]
+            # pandas-stubs: .loc[] does not accept the Hashable label that idxmax() is typed to return
+            best = rows.loc[rows["success_mean"].idxmax()]  # type: ignore[call-overload]
             lines.append(f"{name}: never reaches {SUCCESS_TARGET:.0%} success "
                          f"(best {best['success_mean']:.0%} at {int(best['budget'])} pairs).")
     return lines
@@ -266,7 +269,7 @@ def _teacher_section(summary: pd.DataFrame) -> list[str]:
         table = []
         for teacher, g in rows.groupby("teacher", sort=False):
             g = g.set_index("budget")
-            entry = {"teacher": teacher}
+            entry = {"teacher": str(teacher)}
             entry |= {f"success @ {b}": f"{g.loc[b, 'success_mean']:.0%}" for b in budgets}
             entry[f"EPIC @ {top}"] = (f"{g.loc[top, 'epic_mean']:.3f} [{g.loc[top, 'epic_ci_low']:.3f}, "
                                       f"{g.loc[top, 'epic_ci_high']:.3f}]")
@@ -282,8 +285,8 @@ def _teacher_section(summary: pd.DataFrame) -> list[str]:
             if len(seen) < 3:
                 continue
             values = [epic[t] for t in seen]
-            monotone = all(a <= b + 1e-9 for a, b in zip(values, values[1:]))
-            chain = " → ".join(f"{t} {v:.3f}" for t, v in zip(seen, values))
+            monotone = all(a <= b + 1e-9 for a, b in itertools.pairwise(values))
+            chain = " → ".join(f"{t} {v:.3f}" for t, v in zip(seen, values, strict=True))
             lines.append(f"- {family}, EPIC at {top} pairs: {chain}: "
                          + ("more noise, farther from the true reward (monotone)." if monotone
                             else "not monotone in the noise level."))
@@ -293,7 +296,7 @@ def _teacher_section(summary: pd.DataFrame) -> list[str]:
                  "The B-Pref teacher family (`bench/configs/teachers.toml`, slip 0). A teacher's noise bounds how "
                  "large a preference logit the data supports, so Bradley–Terry learns a *compressed* reward: its "
                  "ranking of segments can stay good (preference accuracy) while planning on it at temperature 1 "
-                 "is close to random — the success rate falls much faster than the accuracy.", ""] + lines
+                 "is close to random — the success rate falls much faster than the accuracy.", "", *lines]
     return lines
 
 

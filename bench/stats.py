@@ -56,7 +56,7 @@ def configurations(cells: pd.DataFrame, sort: bool = True) -> Iterator[tuple[dic
     """``(fields, rows)`` per configuration: the seeds that are replicates of each other."""
     columns = group_columns()
     for keys, rows in cells.groupby(columns, sort=sort, dropna=False):
-        yield {c: plain(v) for c, v in zip(columns, keys)}, rows
+        yield {c: plain(v) for c, v in zip(columns, keys, strict=True)}, rows
 
 
 def success_values(rows: pd.DataFrame) -> np.ndarray:

@@ -55,7 +55,7 @@ class Store:
         self.set_meta(schema=SCHEMA_VERSION)
 
     @classmethod
-    def open_existing(cls, directory: str | Path) -> "Store":
+    def open_existing(cls, directory: str | Path) -> Store:
         """A store that must exist and carry provenance (for report and check)."""
         if not (Path(directory) / DB_NAME).is_file():
             raise BenchError(f"{directory}: no {DB_NAME} here (run 'python -m bench run --out {directory}' first)")
@@ -76,7 +76,7 @@ class Store:
     def close(self) -> None:
         self._db.close()
 
-    def __enter__(self) -> "Store":
+    def __enter__(self) -> Store:
         return self
 
     def __exit__(self, *exc: object) -> None:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from tqdm import tqdm
@@ -107,7 +108,8 @@ def _accept(result: CellResult, here: Provenance) -> CellResult:
     the executor reports itself, e.g. a worker that died, carries no provenance and stays as is.)"""
     if result.made_by == here.compatibility() or (result.status == "failed" and not result.made_by):
         return result
-    theirs = Provenance(**result.made_by) if result.made_by else None
+    made_by: dict[str, Any] = result.made_by      # the compatibility fields (all str) as keywords
+    theirs = Provenance(**made_by) if made_by else None
     what = ", ".join(here.differences(theirs)) if theirs else "no provenance"
     return dataclasses.replace(result, status="failed", metrics={}, history={},
                                error=f"the worker differs from this process ({what}); start workers from this "
@@ -120,7 +122,7 @@ def _results(cells: list[CellConfig], executor: str, workers: int | None,
         return executors.run_serial(cells)
     if executor == "process":
         return executors.run_process(cells, workers or executors.default_workers())
-    from .dask_executor import run_dask      # optional dependency
+    from .dask_executor import run_dask  # optional dependency
     return run_dask(cells, workers, address)
 
 
@@ -147,8 +149,8 @@ def cells_frame(store: Store, cells: Iterable[CellConfig] | None = None) -> pd.D
     if frame.empty:
         return frame
     columns = config_columns()
-    metric_cols = sorted(c for c in frame.columns if c not in columns + ["status", "error"])
-    return frame[columns + ["status", "error"] + metric_cols]
+    metric_cols = sorted(c for c in frame.columns if c not in [*columns, "status", "error"])
+    return frame[[*columns, "status", "error", *metric_cols]]
 
 
 def export_csv(store: Store, cells: Iterable[CellConfig], path: Path) -> None:

@@ -137,8 +137,10 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
         "# Hot-path timings", "",
         f"Machine: {machine.get('machine', '?')}, {machine.get('cores', '?')} cores; python "
         f"{machine.get('python_version', '?')}, torch {machine.get('torch_version', '?')}; torch single-threaded, "
-        f"its native CPU kernels ({machine.get('torch_cpu_capability', 'not recorded')}). Medians of pytest-benchmark rounds "
-        "(`python -m bench timings`; pytest-benchmark's raw JSON beside this file, `timings.json`). Speed-ups are ratios of medians "
+        f"its native CPU kernels ({machine.get('torch_cpu_capability', 'not recorded')}). "
+        "Medians of pytest-benchmark rounds "
+        "(`python -m bench timings`; pytest-benchmark's raw JSON beside this file, `timings.json`). "
+        "Speed-ups are ratios of medians "
         "measured in the same run against the seed-style references in `bench/reference.py`.", "",
         "## Targets", "",
         f"- soft VI (H = 30) at N = 70: **{_ratio(frame, 'soft_vi', 70):,.0f}×** faster than the dense "
@@ -146,7 +148,8 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
         f"- soft VI at N = 1000 (10⁶ states), one thread: median **{vi:.3f} s** (slip 0.1: {vi_slip:.3f} s); "
         f"both cores: {_median(frame, 'soft_vi_threads', 1000, 'fast-2-threads'):.3f} s (slip 0.1: "
         f"{_median(frame, 'soft_vi_threads', 1000, 'fast-2-threads', 0.1):.3f} s); target ≤ 0.5 s; "
-        f"peak memory {_peak(frame, 'soft_vi', 1000):,.0f} MiB (slip 0.1: {_peak(frame, 'soft_vi', 1000, 0.1):,.0f} MiB).",
+        f"peak memory {_peak(frame, 'soft_vi', 1000):,.0f} MiB "
+        f"(slip 0.1: {_peak(frame, 'soft_vi', 1000, 0.1):,.0f} MiB).",
         f"- transitions at N = 1000: median **{_median(frame, 'transitions', 1000):.3f} s** "
         f"(slip 0.1: {_median(frame, 'transitions', 1000, slip=0.1):.3f} s), peak memory "
         f"{_peak(frame, 'transitions', 1000, 0.1):,.0f} MiB (the [5, S] move table; the sparse [A, S, K] "
@@ -164,8 +167,10 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
         "choices keep those passes cheap: the loop runs in base 2 (`exp2` is about twice as fast as `exp` here), "
         "with the temperature folded into the units; and it runs over chunks of 2¹⁷ states, so each pass's "
         "[5, chunk] intermediates stay in the L3 cache instead of streaming 20 MB through memory "
-        f"(whole-array passes, `soft_vi_chunks`, take {_median(frame, 'soft_vi_chunks', 1000, 'whole-array', 0.1):.3f} s "
-        f"in the same run; slip 0: {_median(frame, 'soft_vi_chunks', 1000, 'whole-array'):.3f} s). The gather's index is int32 (it is the largest stream a backup reads). "
+        "(whole-array passes, `soft_vi_chunks`, take "
+        f"{_median(frame, 'soft_vi_chunks', 1000, 'whole-array', 0.1):.3f} s "
+        f"in the same run; slip 0: {_median(frame, 'soft_vi_chunks', 1000, 'whole-array'):.3f} s). "
+        "The gather's index is int32 (it is the largest stream a backup reads). "
         "With slip the gather stays 5 values per state (factored transitions: the perpendicular moves are other "
         "actions' moves). Python is not the bound: 30 iterations × 8 chunks of a handful of large kernels.", "",
         f"**Slip 0 (exp space).** A deterministic, undiscounted MDP has a linear soft backup in W = exp(τ·V): "

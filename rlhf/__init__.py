@@ -20,7 +20,8 @@ from .training import RoundRecord, RunResult, plan, train
 
 __version__ = "0.1.0"
 
-__all__ = [
+# Grouped by theme (tasks and configs, data types, planning, training, rewards, metrics), not sorted.
+__all__ = [  # noqa: RUF022
     "GridWorld", "StringTask", "Task", "TabularMDP", "TrainConfig", "LearnerConfig",
     "Teacher", "Labeller", "Labels", "Trajectories", "RunResult", "RoundRecord",
     "soft_value_iteration", "soft_policy", "uniform_policy", "policy_return", "plan",

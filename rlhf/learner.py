@@ -152,7 +152,9 @@ class RewardLearner:
 
 def _release(version: str) -> tuple[int, ...]:
     """``(major, minor)`` of a version string such as ``"2.4.0a0+git1234"`` (its base version)."""
-    return tuple(int(part) for part in re.match(r"(\d+)\.(\d+)", version).groups())
+    match = re.match(r"(\d+)\.(\d+)", version)
+    assert match is not None, f"not a version: {version!r}"
+    return tuple(int(part) for part in match.groups())
 
 
 # The kernel behind torch.optim.Adam(fused=True); torch 2.1–2.3 have it for CUDA only, not on CPU.

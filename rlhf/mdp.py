@@ -156,6 +156,7 @@ class TabularMDP:
         """[A, S] successor of each action, for a ``deterministic`` MDP."""
         if not self.deterministic:
             raise ValueError("action_successors exists only for deterministic factored MDPs")
+        assert self.moves is not None and self.move_probs is not None
         return self.moves[self.move_probs.argmax(1)].contiguous()
 
     @_cached_tensors

@@ -70,7 +70,10 @@ def epic_distance(learned: torch.Tensor, true: torch.Tensor, discount: float = 1
         raise ValueError(f"discount must be in [0, 1], got {discount}")
     (u_x, v_x), (u_y, v_y) = _canonical_parts(learned), _canonical_parts(true)
     g2 = discount ** 2
-    moment = lambda u1, v1, u2, v2: (u1 * u2).mean() + g2 * (v1 * v2).mean()    # E[C₁·C₂]
+
+    def moment(u1: torch.Tensor, v1: torch.Tensor, u2: torch.Tensor, v2: torch.Tensor) -> torch.Tensor:
+        return (u1 * u2).mean() + g2 * (v1 * v2).mean()    # E[C₁·C₂]
+
     norm = (moment(u_x, v_x, u_x, v_x) * moment(u_y, v_y, u_y, v_y)).sqrt()
     return _correlation_distance(moment(u_x, v_x, u_y, v_y), norm)
 
@@ -91,7 +94,9 @@ def normalized_regret(
     acting uniformly at random (it can exceed 1 when worse). 0 when the truth
     is no better than random (nothing to learn).
     """
-    as_table = lambda r: r if r.dim() == 2 else r.unsqueeze(-1)   # [S] -> [S, 1]
+    def as_table(r: torch.Tensor) -> torch.Tensor:
+        return r if r.dim() == 2 else r.unsqueeze(-1)   # [S] -> [S, 1]
+
     rewards = torch.stack([as_table(torch.as_tensor(r, dtype=torch.float32)) for r in (true, learned)])
     q = soft_value_iteration(mdp, rewards, horizon, discount, temperature)
     pi_true, pi_learned = soft_policy(q, temperature)

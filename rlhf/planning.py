@@ -104,6 +104,7 @@ def next_state_distribution(mdp: TabularMDP, d: torch.Tensor, executed: torch.Te
     """``d'(s') = Σ_{s,a} d(s) π(a|s) P(s'|s, a)`` for executed-action probabilities ``π[s, a]``."""
     out = torch.zeros_like(d)
     if mdp.is_factored:
+        assert mdp.moves is not None and mdp.move_probs is not None
         move_mass = d.unsqueeze(-1) * (executed @ mdp.move_probs)      # [S, M]
         return out.index_add_(0, mdp.moves.reshape(-1), move_mass.T.reshape(-1))
     mass = (d.unsqueeze(-1) * executed).T.unsqueeze(-1) * mdp.probs   # [A, S, K]

@@ -21,7 +21,7 @@ class Trajectories:
     def __len__(self) -> int:
         return self.states.shape[0]
 
-    def split(self) -> tuple["Trajectories", "Trajectories"]:
+    def split(self) -> tuple[Trajectories, Trajectories]:
         """First and second half of the batch (the two sides of each pair)."""
         n = len(self) // 2
         return (Trajectories(self.states[:n], self.actions[:n]),

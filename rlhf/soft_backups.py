@@ -77,12 +77,12 @@ def log_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, discount: 
     return q if unit == 1.0 else q.div_(unit)
 
 
-def _log_sum_exp(q: torch.Tensor, work: "_Work", out: torch.Tensor) -> torch.Tensor:
+def _log_sum_exp(q: torch.Tensor, work: _Work, out: torch.Tensor) -> torch.Tensor:
     """``ln Σ_a e^q`` over actions, in one call (the cheapest for small inputs)."""
     return torch.logsumexp(q, dim=-2, out=out)
 
 
-def _log2_sum_exp2(q: torch.Tensor, work: "_Work", out: torch.Tensor) -> torch.Tensor:
+def _log2_sum_exp2(q: torch.Tensor, work: _Work, out: torch.Tensor) -> torch.Tensor:
     """``log2 Σ_a 2^q`` over actions of ``q[..., A, n]``, written out into work buffers:
     ~20% faster than ``torch.logsumexp`` even in base e, and ``exp2`` beats ``exp`` by ~2×."""
     scratch, row_max = work.scratch(q.shape[-1]), work.row_max(q.shape[-1])
@@ -126,6 +126,7 @@ def _chunk(mdp: TabularMDP, lo: int, hi: int) -> _Chunk:
     if mdp.deterministic:
         return _Chunk(lo, hi, mdp.action_successors[:, lo:hi].reshape(-1).to(dtype), None)
     if mdp.is_factored:
+        assert mdp.moves is not None
         return _Chunk(lo, hi, mdp.moves[:, lo:hi].reshape(-1).to(dtype), None)
     return _Chunk(lo, hi, mdp.next_states[:, lo:hi].reshape(-1).to(dtype), mdp.probs[:, lo:hi].contiguous())
 
@@ -164,9 +165,11 @@ class _Work:
             torch.index_select(v, -1, c.index, out=out.view(*batch, A * n))
             return out
         if mdp.is_factored:                          # [A, M] @ [..., M, n]
+            assert mdp.moves is not None and mdp.move_probs is not None
             moves = self._buffer("moves", mdp.moves.shape[0] * n) if self.buffered else None
             moves = torch.index_select(v, -1, c.index, out=moves).view(*batch, -1, n)
             return torch.matmul(mdp.move_probs, moves, out=out)
+        assert c.probs is not None                   # sparse MDP: _chunk gathered the probabilities
         successors = self._buffer("successors", c.index.numel()) if self.buffered else None
         successors = torch.index_select(v, -1, c.index, out=successors).view(*batch, *c.probs.shape)
         return torch.sum(successors.mul_(c.probs), dim=-1, out=out)
@@ -184,8 +187,7 @@ def exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperatur
     keeps the smallest W a normal float64.
     """
     A = mdp.num_actions
-    low, high = torch.aminmax(r)
-    low, high = float(low), float(high)
+    low, high = map(float, torch.aminmax(r))
     spread = (horizon - 1) * temperature * (high - low) + horizon * math.log(A)
     if not spread <= _EXP_SPACE_MAX_LOG_RANGE:       # also False for inf and NaN rewards
         return None

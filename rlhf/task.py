@@ -5,7 +5,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 
@@ -14,6 +14,9 @@ from .mdp import TabularMDP
 from .teachers import Labeller, Teacher
 
 SAMPLERS = ("on-policy", "uniform")
+
+M = TypeVar("M", bound=RewardModel)
+"""A task's reward model type: what its ``new_reward_model`` makes and its ``convergence_metrics`` reads."""
 
 
 @dataclass(frozen=True)
@@ -89,7 +92,7 @@ class TrainConfig:
         return {name: learner[name] if name in learner else getattr(self, name) for name in self.flat_fields()
                 } | {"teacher": str(self.teacher)}
 
-    def replace(self, **changes: object) -> "TrainConfig":
+    def replace(self, **changes: object) -> TrainConfig:
         """A copy with flat fields changed (``lr=0.05`` reaches the learner); an unknown
         name raises ``TypeError`` naming it, a bad value ``ValueError``."""
         known = self.flat_fields()
@@ -97,8 +100,9 @@ class TrainConfig:
         if unknown:
             raise TypeError(f"unknown training field {unknown[0]!r} (fields: {', '.join(known)})")
         learner_names = {f.name for f in dataclasses.fields(LearnerConfig)}
-        learner = {k: v for k, v in changes.items() if k in learner_names}
-        rest = {k: v for k, v in changes.items() if k not in learner_names}
+        # values of any type: the dataclasses' __post_init__ checks them
+        learner: dict[str, Any] = {k: v for k, v in changes.items() if k in learner_names}
+        rest: dict[str, Any] = {k: v for k, v in changes.items() if k not in learner_names}
         if learner:
             rest["learner"] = dataclasses.replace(self.learner, **learner)
         return dataclasses.replace(self, **rest)
@@ -113,7 +117,7 @@ _HINTS = {cls: typing.get_type_hints(cls) for cls in (TrainConfig, LearnerConfig
 
 
 @runtime_checkable
-class Task(Protocol):
+class Task(Protocol[M]):
     """A finite-horizon tabular preference-learning task.
 
     Shapes: S states, A actions; rewards ``[S]`` (state) or ``[S, A]``.
@@ -128,7 +132,7 @@ class Task(Protocol):
     defaults: TrainConfig
     """The task's seed configuration."""
 
-    def new_reward_model(self, generator: torch.Generator) -> RewardModel:
+    def new_reward_model(self, generator: torch.Generator) -> M:
         """A fresh learned reward (the seed's parametrisation and initialisation)."""
         ...
 
@@ -136,6 +140,6 @@ class Task(Protocol):
         """(worst, best) true step reward, for normalising returns."""
         ...
 
-    def convergence_metrics(self, model: RewardModel, config: TrainConfig) -> dict[str, float]:
+    def convergence_metrics(self, model: M, config: TrainConfig) -> dict[str, float]:
         """Task-specific metrics of the learned reward, including ``converged`` (0/1)."""
         ...

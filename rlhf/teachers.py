@@ -26,7 +26,7 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Protocol, runtime_checkable
+from typing import Any, Protocol, runtime_checkable
 
 import torch
 
@@ -87,11 +87,11 @@ class Teacher:
 
     # ------------------------------------------------------------- spec I/O
     @classmethod
-    def parse(cls, spec: "str | Teacher") -> "Teacher":
+    def parse(cls, spec: str | Teacher) -> Teacher:
         """A teacher from a spec such as ``"boltzmann:1+mistake:0.1"``."""
         if isinstance(spec, Teacher):
             return spec
-        kwargs: dict[str, object] = {}
+        kwargs: dict[str, Any] = {}                # field name -> float, or str for ties
         for term in str(spec).split("+"):
             name, _, arg = term.strip().partition(":")
             if name in _RATIONAL and ({"beta", "ties"} & kwargs.keys()):

@@ -4,11 +4,10 @@ import pytest
 import torch
 
 import rlhf
-from rlhf import soft_backups
 from bench import reference
+from rlhf import soft_backups
 
-from .conftest import (GRID_SIZES, HORIZON, REFERENCE_MAX_SIZE, STRING_LENGTHS, dense, grid, info,
-                       rounds_for)
+from .conftest import GRID_SIZES, HORIZON, REFERENCE_MAX_SIZE, STRING_LENGTHS, dense, grid, info, rounds_for
 
 
 @pytest.mark.benchmark(group="soft_vi")

@@ -47,13 +47,21 @@ BAD_CONFIGS = [  # (case, TOML text, what the error must name)
     ("train key", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n[strings.train]\nlr='fast'",
      "strings.train.lr = 'fast'"),
     ("malformed", "[gridworld\nsizes = [5]", "malformed TOML"),
+    ("check entry not a table", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
+     "[check]\ntv = 0.05", "check.tv = 0.05"),
+    ("check tolerance negative", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
+     "[check]\ntv = { abs = -1 }", "check.tv.abs = -1"),
+    ("check tolerance unknown part", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
+     "[check]\ntv = { absolute = 0.1 }", "check.tv"),
 ]
 
 
-def run_cli(*args: str, check: bool = False) -> subprocess.CompletedProcess:
-    """``python -m bench ARGS`` in a subprocess, from the repository root."""
-    env = dict(os.environ, PYTHONPATH=str(ROOT))
-    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=ROOT, env=env, capture_output=True,
+def run_cli(*args: str, check: bool = False, env: dict[str, str] | None = None,
+            root: Path = ROOT) -> subprocess.CompletedProcess:
+    """``python -m bench ARGS`` in a subprocess, from the repository root (or a copy of its
+    sources at ``root``), with ``env`` added to the environment."""
+    full_env = dict(os.environ, PYTHONPATH=str(root)) | (env or {})
+    return subprocess.run([sys.executable, "-m", "bench", *args], cwd=root, env=full_env, capture_output=True,
                           text=True, check=check, timeout=600)
 
 

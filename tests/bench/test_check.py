@@ -106,3 +106,23 @@ def test_gate_catches_planted_regressions(plant, monkeypatch, tmp_path, capsys):
     assert check.run_check(tmp_path / "run", BASELINE) == 1
     printed = capsys.readouterr().out
     assert "regression" in printed and ("gridworld N=" in printed or "strings L=" in printed)
+
+
+def test_without_a_check_table_the_baseline_uses_the_documented_defaults(tmp_path, tiny_config):
+    run = tmp_path / "run"
+    run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+    baseline = tmp_path / "base.json"
+    check.write_baseline(run, tiny_config, baseline)
+    tolerances = json.loads(baseline.read_text())["tolerances"]
+    assert tolerances["tv"] == {"abs": 0.05, "rel": 0.1} and tolerances["epic"] == {"abs": 0.05, "rel": 0.1}
+    assert tolerances["success_rate"] == check.EXACT and tolerances["pref_accuracy"]["abs"] == 0.05
+    assert set(tolerances) <= set(check.DEFAULT_TOLERANCES)
+
+
+def test_a_check_entry_naming_no_metric_of_the_run_is_refused(tmp_path, tiny_config):
+    run = tmp_path / "run"
+    run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+    cfg = tmp_path / "typo.toml"
+    cfg.write_text(tiny_config.read_text() + "\n[check]\ntvv = { abs = 0.1 }\n")
+    result = run_cli("baseline", "--run", str(run), "--config", str(cfg), "--out", str(tmp_path / "b.json"))
+    assert result.returncode == 2 and "check.tvv" in result.stderr and not (tmp_path / "b.json").exists()

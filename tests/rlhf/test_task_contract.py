@@ -58,3 +58,8 @@ def test_train_is_deterministic_and_reports_every_field(task):
     assert len({len(v) for v in a.history.values()}) == 1 and len(a.history["loss"]) == 2
     assert {"converged", "pref_accuracy", "epic"} <= a.metrics.keys()
     assert a.metrics["converged"] in (0.0, 1.0)
+
+
+def test_every_task_is_a_runtime_checkable_task(task):
+    assert isinstance(task, rlhf.Task)
+    assert not isinstance(object(), rlhf.Task) and not isinstance(task.mdp, rlhf.Task)

@@ -84,3 +84,66 @@ def test_what_a_run_leaves_behind_is_not_inference_mode_tensors():
     logits = torch.zeros(9, 5, requires_grad=True)
     torch.einsum("sa,ast->st", torch.softmax(logits, -1), mdp.executed_transitions).sum().backward()
     assert logits.grad is not None
+
+
+def test_a_teacher_instance_is_used_as_given():
+    task = rlhf.StringTask(vocab="ABC", target="ABC")
+    by_spec = rlhf.train(task, teacher="boltzmann:0.5+mistake:0.1", budget=60, seed=2)
+    by_instance = rlhf.train(task, teacher=rlhf.Teacher(beta=0.5, mistake=0.1), budget=60, seed=2)
+    assert by_instance.history == by_spec.history and torch.equal(by_instance.reward, by_spec.reward)
+
+
+class AlwaysFirst(rlhf.Teacher):
+    """A custom teacher: prefers the first segment of every pair, whatever the rewards."""
+
+    def label(self, rewards_1, rewards_2, reward_range, generator):
+        n = rewards_1.shape[0]
+        return rlhf.Labels(prefer_first=torch.ones(n), answered=torch.ones(n, dtype=torch.bool), entropy=0.0)
+
+
+class SecondIfTied:
+    """Not a Teacher at all: any object with the label signature is a teacher."""
+
+    def label(self, rewards_1, rewards_2, reward_range, generator):
+        margin = rewards_1.sum(-1) - rewards_2.sum(-1)
+        return rlhf.Labels(prefer_first=(margin > 0).float(), answered=torch.ones_like(margin, dtype=torch.bool),
+                           entropy=0.0)
+
+
+@pytest.mark.parametrize("teacher", [AlwaysFirst(), SecondIfTied()], ids=["subclass", "duck-typed"])
+def test_custom_teachers_label_the_pairs(teacher):
+    task = rlhf.StringTask(vocab="ABC", target="ABC")
+    seen, answers = [], []
+
+    def record(r):
+        seen.append(r.labels.prefer_first.clone())
+        answers.append(teacher.label(rlhf.step_rewards(task.true_reward, r.first),
+                                     rlhf.step_rewards(task.true_reward, r.second), (0.0, 1.0), None).prefer_first)
+
+    result = rlhf.train(task, teacher=teacher, budget=40, pairs_per_round=20, seed=0, on_round=record)
+    assert result.config.teacher is teacher and len(seen) == 2
+    assert all(torch.equal(a, b) for a, b in zip(seen, answers))
+    if isinstance(teacher, AlwaysFirst):
+        assert all(bool((s == 1).all()) for s in seen)
+
+
+def test_flat_training_keys_as_in_the_toml():
+    task = rlhf.StringTask(vocab="ABC", target="ABC")
+    result = rlhf.train(task, budget=100, lr=0.1, epochs=2, optimizer="adam", batch_size=10)
+    assert result.config.learner == rlhf.LearnerConfig(optimizer="adam", lr=0.1, epochs=2, batch_size=10)
+    assert result.config.flat()["lr"] == 0.1 and set(result.config.flat()) == set(rlhf.TrainConfig.flat_fields())
+    with pytest.raises(TypeError, match="'learning_rate'"):
+        rlhf.train(task, budget=100, learning_rate=0.1)
+    with pytest.raises(ValueError, match="lr must be a number >= 0, got -1"):
+        rlhf.train(task, budget=100, lr=-1)
+
+
+def test_train_runs_on_one_thread_and_restores_the_callers_setting():
+    before = torch.get_num_threads()
+    torch.set_num_threads(2)
+    try:
+        inside = []
+        rlhf.train_preset("seed-gridworld", budget=200, on_round=lambda r: inside.append(torch.get_num_threads()))
+        assert set(inside) == {1} and torch.get_num_threads() == 2
+    finally:
+        torch.set_num_threads(before)

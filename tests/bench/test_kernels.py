@@ -1,0 +1,47 @@
+"""One kernel set for every cell, whatever the outer environment asks torch for."""
+
+import json
+import sqlite3
+from pathlib import Path
+
+import pytest
+
+from bench import kernels
+from bench.errors import BenchError
+from helpers import ROOT, run_cli
+
+QUICK = ROOT / "bench" / "configs" / "quick.toml"
+
+
+def _capabilities() -> list[str]:
+    """The torch capabilities this CPU can run (ATEN_CPU_CAPABILITY values)."""
+    flags = Path("/proc/cpuinfo").read_text() if Path("/proc/cpuinfo").exists() else ""
+    return ["default", "avx2"] + (["avx512"] if " avx512f " in flags.replace("\n", " ") else [])
+
+
+@pytest.mark.skipif(not kernels.is_x86_64(), reason="the pin is for x86-64")
+def test_quick_sweep_is_identical_whatever_kernels_the_outer_environment_asks_for(tmp_path):
+    tables = {}
+    for capability in _capabilities():
+        out = tmp_path / capability
+        result = run_cli("run", "--config", str(QUICK), "--out", str(out), "--executor", "process", "--workers", "2",
+                         "--no-progress", env={"ATEN_CPU_CAPABILITY": capability, "MKL_CBWR": "AUTO"})
+        assert result.returncode == 0, result.stderr
+        tables[capability] = (out / "cells.csv").read_bytes()
+        with sqlite3.connect(out / "results.sqlite") as db:
+            recorded = {json.loads(p)["cpu_capability"] for (p,) in db.execute("SELECT provenance FROM cells")}
+        assert recorded == {kernels.PINNED_CAPABILITY}, capability
+    assert len(set(tables.values())) == 1, {c: len(t) for c, t in tables.items()}
+
+
+def test_cells_are_refused_in_a_process_whose_torch_runs_other_kernels(monkeypatch):
+    monkeypatch.delenv(kernels.OPT_OUT, raising=False)
+    monkeypatch.setattr(kernels, "is_x86_64", lambda: True)
+    monkeypatch.setattr(kernels, "capability", lambda: "AVX512")
+    with pytest.raises(BenchError, match="AVX512.*bench before torch"):
+        kernels.require_pinned("--executor serial")
+    monkeypatch.setattr(kernels, "capability", lambda: kernels.PINNED_CAPABILITY)
+    kernels.require_pinned("--executor serial")            # pinned: fine
+    monkeypatch.setattr(kernels, "capability", lambda: "AVX512")
+    monkeypatch.setenv(kernels.OPT_OUT, "native")
+    kernels.require_pinned("--executor serial")            # opted out: the provenance records AVX512 instead
