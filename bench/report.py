@@ -193,12 +193,15 @@ def _findings(summary: pd.DataFrame, extra: tuple[str, ...]) -> list[str]:
     """Plain-words findings computed from the table (nothing here is hand-written per run)."""
     lines = []
     keys = [c for c in group_columns() if c != "budget"]
+    per_task = {str(task): varying_fields(rows[group_columns()].to_dict("records")) & set(extra)
+                for task, rows in summary.groupby("task")}
     for key, rows in summary.groupby(keys, sort=True, dropna=False):
         rows = rows.sort_values("budget")
         fields = dict(zip(keys, key, strict=True))
         name = (f"{fields['task']} {'N' if fields['task'] == 'gridworld' else 'L'} = {fields['size']}, "
                 f"slip {fields['slip']:g}" + (f", {fields['start']} start" if fields["start"] else "")
-                + f", teacher {fields['teacher']}" + "".join(f", {k} {fields[k]}" for k in extra))
+                + f", teacher {fields['teacher']}"
+                + "".join(f", {k} {fields[k]}" for k in sorted(per_task[str(fields["task"])])))
         hit = rows[rows["success_mean"] >= SUCCESS_TARGET]
         if len(hit):
             lines.append(f"{name}: ≥ {SUCCESS_TARGET:.0%} success from {int(hit['budget'].iloc[0])} pairs.")
