@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from .config import CellConfig, config_columns, text_columns
+from .config import SHOWN_COLUMNS, CellConfig, config_columns, text_columns
 from .config import load as load_config
 from .errors import BenchError
 from .stats import config_id, configurations, plain, success_values
@@ -61,8 +61,7 @@ def label(fields: dict, varying: frozenset[str] = frozenset()) -> str:
              f"slip={fields['slip']:g}", f"budget={fields['budget']}", fields["teacher"]]
     if fields.get("start"):
         parts.append(f"start={fields['start']}")
-    shown = {"task", "size", "slip", "budget", "teacher", "start"}
-    parts += [f"{k}={fields[k]}" for k in sorted(varying - shown) if k in fields]
+    parts += [f"{k}={fields[k]}" for k in sorted(varying - set(SHOWN_COLUMNS)) if k in fields]
     return " ".join(str(p) for p in parts)
 
 

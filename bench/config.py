@@ -22,6 +22,7 @@ import hashlib
 import itertools
 import json
 import tomllib
+import typing
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
@@ -47,6 +48,8 @@ TASK_FIELDS = ("task", "size", "slip", "start", "vocab_size", "horizon")
 """The fields that make the task instance; the rest of a configuration is :class:`rlhf.TrainConfig`'s."""
 PUBLIC_COLUMNS = ("task", "size", "slip", "budget", "teacher", "seed")
 """The first columns of ``cells.csv``, in this order."""
+SHOWN_COLUMNS = ("task", "size", "slip", "start", "teacher", "budget")
+"""Configuration fields every report table and gate label shows; any other field appears when it varies."""
 _TRAIN_KEYS = {k: t for k, t in rlhf.TrainConfig.flat_fields().items() if k not in ("budget", "teacher")}
 """Keys of a ``[task.train]`` table: the flat training fields that are not sweep axes."""
 
@@ -143,7 +146,7 @@ def group_columns() -> list[str]:
 
 def text_columns() -> list[str]:
     """Configuration columns holding strings (read back as strings, never as numbers or NaN)."""
-    types = dict(zip(TASK_FIELDS, (str, int, float, str, int, int), strict=True)) | rlhf.TrainConfig.flat_fields()
+    types = typing.get_type_hints(CellConfig) | rlhf.TrainConfig.flat_fields()
     return [c for c in config_columns() if types.get(c) is str]
 
 

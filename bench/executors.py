@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import multiprocessing
-import os
 from collections.abc import Callable, Iterator, Sequence
 from concurrent.futures import FIRST_COMPLETED, ProcessPoolExecutor, wait
 from concurrent.futures.process import BrokenProcessPool
@@ -11,10 +10,11 @@ from concurrent.futures.process import BrokenProcessPool
 from .cell import CellResult, run_cell
 from .config import CellConfig
 from .errors import BenchError
+from .provenance import usable_cores
 
 
 def default_workers() -> int:
-    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+    return usable_cores()
 
 
 def run_serial(cells: Sequence[CellConfig]) -> Iterator[tuple[CellConfig, CellResult]]:

@@ -74,12 +74,16 @@ def current(with_git: bool = True) -> Provenance:
     return dataclasses.replace(base, **_git()) if with_git else base
 
 
+def usable_cores() -> int:
+    """The cores this process may run on (its affinity mask where the OS has one)."""
+    return max(1, len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1)
+
+
 @functools.cache
 def _environment() -> Provenance:
-    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
     return Provenance(code=code_fingerprint(), python=platform.python_version(), torch=torch.__version__,
                       numpy=numpy.__version__, cpu_capability=kernels.capability(),
-                      machine=f"{platform.machine()}, {cores} cores")
+                      machine=f"{platform.machine()}, {usable_cores()} cores")
 
 
 @functools.cache

@@ -1,6 +1,5 @@
 """Shared setup for the hot-path benchmarks: built once, never inside the timed region."""
 
-import os
 from functools import lru_cache
 
 import pytest
@@ -8,6 +7,7 @@ import torch
 
 import rlhf
 from bench import reference
+from bench.provenance import usable_cores
 
 HORIZON = 30
 GRID_SIZES = (5, 10, 20, 40, 70, 100, 300, 1000)
@@ -27,7 +27,7 @@ def pytest_benchmark_update_machine_info(config, machine_info):
     on another machine): torch's version and CPU kernel set, and the cores this process may use."""
     machine_info["torch_version"] = torch.__version__
     machine_info["torch_cpu_capability"] = torch.backends.cpu.get_cpu_capability()
-    machine_info["cores"] = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    machine_info["cores"] = usable_cores()
 
 
 @lru_cache(maxsize=4)
