@@ -1,10 +1,15 @@
-"""Run one cell: the only place an integer seed becomes generators (inside rlhf.train)."""
+"""Run a group of cells: one configuration's seeds and budgets as one batched, checkpointed run.
+
+The only place integer seeds become random streams (inside ``rlhf.train_checkpoints``).
+"""
 
 from __future__ import annotations
 
+import hashlib
 import math
 import time
 import traceback
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 import rlhf
@@ -23,24 +28,59 @@ class CellResult:
     history: dict[str, list[float]] = field(default_factory=dict)
     error: str = ""
     wall_s: float = 0.0
+    """The cell's share of its group's wall time."""
     made_by: dict[str, str] = field(default_factory=dict)
     """The worker's :meth:`Provenance.compatibility`: the coordinator refuses a result made by
     other code or kernels than its own (e.g. a remote Dask worker started without the pins)."""
 
 
-def run_cell(cell: CellConfig) -> CellResult:
-    """Train one cell single-threaded (bit-identical on every executor); never raises."""
+@dataclass(frozen=True)
+class CellGroup:
+    """Cells that differ only in seed and budget: one ``train_checkpoints`` call runs them all
+    (seeds batched, budgets as checkpoints of one run)."""
+
+    cells: tuple[CellConfig, ...]
+
+    @property
+    def key(self) -> str:
+        """A content hash of the member cells (Dask's task key: never computed twice)."""
+        return hashlib.sha256(",".join(c.key for c in self.cells).encode()).hexdigest()[:16]
+
+
+def groups(cells: Iterable[CellConfig], max_cells: int = 200) -> list[CellGroup]:
+    """``cells`` grouped by configuration without seed and budget, in order of first appearance,
+    at most ``max_cells`` a group (an interrupted group loses at most that many)."""
+    by_config: dict[str, list[CellConfig]] = {}
+    for cell in cells:
+        rest = {k: v for k, v in cell.fields().items() if k not in ("seed", "budget")}
+        by_config.setdefault(repr(sorted(rest.items())), []).append(cell)
+    return [CellGroup(tuple(members[lo:lo + max_cells]))
+            for members in by_config.values() for lo in range(0, len(members), max_cells)]
+
+
+def run_group(group: CellGroup) -> list[CellResult]:
+    """Train every cell of the group in one batched run, single-threaded (bit-identical on every
+    executor, and to training each cell alone); never raises."""
     made_by = provenance.current(with_git=False).compatibility()
     started = time.perf_counter()
+    first = group.cells[0]
+    seeds = sorted({c.seed for c in group.cells})
+    budgets = sorted({c.budget for c in group.cells})
     try:
-        result = rlhf.train(cell.make_task(), seed=cell.seed, config=cell.train_config())
-    except Exception as exc:  # a failing cell is a result, not the end of the sweep
+        by_budget = rlhf.train_checkpoints(first.make_task(), seeds, budgets, config=first.train_config())
+    except Exception as exc:  # a failing group is a result, not the end of the sweep
         last = traceback.extract_tb(exc.__traceback__)[-1]
         reason = f"{type(exc).__name__}: {exc} ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"
-        return CellResult(cell.key, "failed", error=reason, wall_s=time.perf_counter() - started, made_by=made_by)
-    wall = time.perf_counter() - started
-    bad = sorted(k for k, v in result.metrics.items() if isinstance(v, float) and math.isnan(v))
+        wall = (time.perf_counter() - started) / len(group.cells)
+        return [CellResult(c.key, "failed", error=reason, wall_s=wall, made_by=made_by) for c in group.cells]
+    wall = (time.perf_counter() - started) / len(group.cells)
+    runs = {(budget, r.seed): r for budget, results in by_budget.items() for r in results}
+    return [_cell_result(cell, runs[cell.budget, cell.seed], wall, made_by) for cell in group.cells]
+
+
+def _cell_result(cell: CellConfig, run: rlhf.RunResult, wall: float, made_by: dict[str, str]) -> CellResult:
+    bad = sorted(k for k, v in run.metrics.items() if isinstance(v, float) and math.isnan(v))
     if bad:
-        return CellResult(cell.key, "failed", result.metrics, result.history,
+        return CellResult(cell.key, "failed", run.metrics, run.history,
                           error=f"NaN in metrics: {', '.join(bad)}", wall_s=wall, made_by=made_by)
-    return CellResult(cell.key, "done", result.metrics, result.history, wall_s=wall, made_by=made_by)
+    return CellResult(cell.key, "done", run.metrics, run.history, wall_s=wall, made_by=made_by)

@@ -1,18 +1,18 @@
-"""The Dask executor: cells as futures on a ``distributed`` cluster (optional extra ``[dask]``).
+"""The Dask executor: groups of cells as futures on a ``distributed`` cluster (optional extra ``[dask]``).
 
 The client is the only writer of the store: results are yielded as futures
 complete and stored by the caller. Fault handling is Dask's own: a task whose
 worker dies is rescheduled on another worker; after ``ALLOWED_FAILURES`` such
-deaths the scheduler gives up with ``KilledWorker``, and the cell is recorded
-as failed. Each cell's future key is its content hash, so a cell is never
-computed twice in one sweep.
+deaths the scheduler gives up with ``KilledWorker``, and the group's cells are
+recorded as failed. Each group's future key is its content hash, so a cell is
+never computed twice in one sweep.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterator, Sequence
 
-from .cell import CellResult, run_cell
+from .cell import CellGroup, CellResult, run_group
 from .config import CellConfig
 from .errors import BenchError
 from .executors import default_workers
@@ -39,19 +39,19 @@ def check_scheduler(address: str) -> None:
 
 
 def run_dask(
-    cells: Sequence[CellConfig],
+    groups: Sequence[CellGroup],
     workers: int | None,
     address: str | None,
-    task: Callable[[CellConfig], CellResult] = run_cell,
+    task: Callable[[CellGroup], list[CellResult]] = run_group,
 ) -> Iterator[tuple[CellConfig, CellResult]]:
-    """Run ``task(cell)`` for every cell on a LocalCluster (or the scheduler at ``address``)."""
+    """Run ``task(group)`` for every group on a LocalCluster (or the scheduler at ``address``)."""
     require_dask()
     import dask
     from distributed import Client, LocalCluster, as_completed
     from distributed.scheduler import KilledWorker
 
-    # worker-saturation 1.0: a worker holds only the cell it runs, so a cell that kills its worker
-    # does not make a queued, innocent cell "suspicious" and fail it beside the guilty one.
+    # worker-saturation 1.0: a worker holds only the group it runs, so a group that kills its worker
+    # does not make a queued, innocent group "suspicious" and fail it beside the guilty one.
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                           "distributed.scheduler.worker-saturation": 1.0,
                           "distributed.worker.daemon": False}):
@@ -66,15 +66,15 @@ def run_dask(
                                    processes=True, dashboard_address=None)
             client = Client(cluster)
         try:
-            futures = {client.submit(task, cell, key=f"cell-{cell.key}", pure=False): cell for cell in cells}
+            futures = {client.submit(task, group, key=f"group-{group.key}", pure=False): group for group in groups}
             for future in as_completed(futures):
-                cell = futures.pop(future)
+                group = futures.pop(future)
                 try:
-                    result = future.result()
+                    results = future.result()
                 except KilledWorker:
-                    result = CellResult(cell.key, "failed",
-                                        error=f"KilledWorker: the cell's worker died {ALLOWED_FAILURES + 1} times")
-                yield cell, result
+                    error = f"KilledWorker: the worker running this cell's group died {ALLOWED_FAILURES + 1} times"
+                    results = [CellResult(cell.key, "failed", error=error) for cell in group.cells]
+                yield from zip(group.cells, results, strict=True)
         finally:
             client.close()
             if cluster is not None:

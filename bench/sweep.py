@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm import tqdm
 
 from . import executors, kernels, provenance
-from .cell import CellResult
+from .cell import CellResult, groups
 from .config import CellConfig, SweepConfig, config_columns
 from .errors import BenchError
 from .provenance import Provenance
@@ -118,12 +118,14 @@ def _accept(result: CellResult, here: Provenance) -> CellResult:
 
 def _results(cells: list[CellConfig], executor: str, workers: int | None,
              address: str | None) -> Iterator[tuple[CellConfig, CellResult]]:
+    """Each cell's result, computed a group at a time (a configuration's seeds and budgets)."""
+    work = groups(cells)
     if executor == "serial":
-        return executors.run_serial(cells)
+        return executors.run_serial(work)
     if executor == "process":
-        return executors.run_process(cells, workers or executors.default_workers())
+        return executors.run_process(work, workers or executors.default_workers())
     from .dask_executor import run_dask  # optional dependency
-    return run_dask(cells, workers, address)
+    return run_dask(work, workers, address)
 
 
 def unique(cells: Iterable[CellConfig]) -> list[CellConfig]:

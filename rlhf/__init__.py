@@ -6,17 +6,18 @@ learning, and :func:`train` to tie them together.
 """
 
 from .gridworld import GridWorld
+from .keys import Keys
 from .learner import LearnerConfig, RewardLearner, bradley_terry_loss
 from .mdp import TabularMDP
 from .metrics import epic_distance, normalized_regret, pearson_distance, preference_accuracy, total_variation
-from .planning import policy_return, soft_policy, soft_value_iteration, uniform_policy
+from .planning import expected_returns, policy_return, soft_policy, soft_value_iteration, uniform_policy
 from .presets import PRESETS, preset_task, train_preset
 from .rewards import StateLogSoftmaxReward, TableReward
 from .rollout import Trajectories, rollout, step_rewards
 from .strings import StringTask
 from .task import Task, TrainConfig
 from .teachers import Labeller, Labels, Teacher
-from .training import RoundRecord, RunResult, plan, train
+from .training import RoundRecord, RunResult, plan, train, train_batch, train_checkpoints
 
 __version__ = "0.1.0"
 
@@ -25,7 +26,8 @@ __all__ = [  # noqa: RUF022
     "GridWorld", "StringTask", "Task", "TabularMDP", "TrainConfig", "LearnerConfig",
     "Teacher", "Labeller", "Labels", "Trajectories", "RunResult", "RoundRecord",
     "soft_value_iteration", "soft_policy", "uniform_policy", "policy_return", "plan",
-    "rollout", "step_rewards", "train", "train_preset", "preset_task", "PRESETS",
+    "expected_returns", "Keys", "rollout", "step_rewards", "train", "train_batch", "train_checkpoints",
+    "train_preset", "preset_task", "PRESETS",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward",
     "total_variation", "epic_distance", "pearson_distance", "normalized_regret",
     "preference_accuracy",

@@ -14,6 +14,7 @@ from collections.abc import Sequence
 
 import torch
 
+from .keys import Keys
 from .learner import LearnerConfig
 from .mdp import TabularMDP
 from .metrics import epic_distance, normalized_regret, total_variation
@@ -88,8 +89,8 @@ class GridWorld:
         return f"GridWorld(size={self.size}, slip={self.slip}, horizon={self.horizon})"
 
     # ------------------------------------------------------------ protocol
-    def new_reward_model(self, generator: torch.Generator) -> StateLogSoftmaxReward:
-        return StateLogSoftmaxReward(self.mdp.num_states)
+    def new_reward_model(self, keys: Keys) -> StateLogSoftmaxReward:
+        return StateLogSoftmaxReward(self.mdp.num_states, keys.shape, keys.device)
 
     def reward_range(self) -> tuple[float, float]:
         return math.log(REWARD_EPS), float(self.true_reward.max())

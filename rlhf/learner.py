@@ -21,12 +21,15 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from . import batched
 from .rewards import RewardModel
 from .rollout import Trajectories, step_rewards
 
 ADAM_BETAS = (0.9, 0.999)
 ADAM_EPS = 1e-8
 _ALL_FEATURES_MAX = 4096
+_SIMD_BLOCK = 64
+"""Floats per padded parameter row: a multiple of every SIMD loop's step (AVX-512: 16 floats, unrolled)."""
 
 
 @dataclass(frozen=True)
@@ -69,85 +72,198 @@ def preference_logits(reward: torch.Tensor, first: Trajectories, second: Traject
 def count_differences(
     features_1: torch.Tensor, features_2: torch.Tensor, num_features: int
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
-    """``(support[U], C[B, U])``: the features used, and per pair their count in
-    segment 1 minus segment 2 (``features_i[B, T]`` index a flat parameter vector
+    """``(support[U], C[..., B, U])``: the features used, and per pair their count in
+    segment 1 minus segment 2 (``features_i[..., B, T]`` index a flat parameter vector
     of ``num_features``). Small models get every feature (``support`` None): no
-    gather and scatter in the optimiser's inner loop."""
-    B, T = features_1.shape
-    both = torch.cat([features_1, features_2], dim=1)
+    gather and scatter in the optimiser's inner loop. Large ones (one seed at a
+    time) get the features the pairs use."""
+    *batch, B, T = features_1.shape
+    both = torch.cat([features_1, features_2], dim=-1)
     if num_features <= _ALL_FEATURES_MAX:
         support, inverse, width = None, both, num_features
     else:
         support, inverse = torch.unique(both, return_inverse=True)
         width = support.numel()
-    counts = torch.zeros(B, width)
-    ones = torch.ones(B, T)
-    counts.scatter_add_(1, inverse[:, :T], ones).scatter_add_(1, inverse[:, T:], -ones)
+    counts = torch.zeros(*batch, B, width, device=both.device)
+    flat, index = counts.view(-1, width), inverse.reshape(-1, 2 * T)
+    ones = torch.ones(flat.shape[0], T, device=both.device)
+    flat.scatter_add_(1, index[:, :T], ones).scatter_add_(1, index[:, T:], -ones)
     return support, counts
 
 
 class RewardLearner:
-    """Fits a reward model round after round; optimiser state persists (as in both seeds)."""
+    """Fits a reward model round after round; optimiser state persists (as in both seeds).
 
-    def __init__(self, model: RewardModel, config: LearnerConfig) -> None:
-        self.model, self.config = model, config
+    The model may hold a batch of seeds (``theta[B, F]``): each seed is fitted on its own
+    pairs, and what a seed gets does not depend on the other seeds in the batch (the
+    kernels of :mod:`rlhf.batched`). Models above 4096 features are fitted one seed at a
+    time, on the features each round uses.
+
+    ``may_skip``: some pairs can come unanswered (a skipping teacher). Each seed then
+    drops its unanswered pairs and batches the rest in collection order, with its own
+    Adam step count; an update with nothing answered leaves that seed alone. Decided
+    per configuration, not per round, so a seed's arithmetic never depends on its batch.
+    """
+
+    def __init__(self, model: RewardModel, config: LearnerConfig, may_skip: bool = False) -> None:
+        self.model, self.config, self.may_skip = model, config, may_skip
         theta = model.theta
-        self._exp_avg = torch.zeros_like(theta)
-        self._exp_avg_sq = torch.zeros_like(theta)
-        self._steps_taken = 0
-        self._grad = torch.zeros_like(theta)
+        self._unbatched = theta.dim() == 1
+        self._model_theta = theta.view(1, -1) if self._unbatched else theta       # [B, F], shares storage
+        # The optimiser works on rows padded to whole SIMD blocks: torch's fused Adam (like
+        # sigmoid) rounds differently in its scalar tail, and with no tail at all an element's
+        # update cannot depend on where its seed sits in the batch. Copied back after each update.
+        B, F = self._model_theta.shape
+        padded = torch.zeros(B, -(-F // _SIMD_BLOCK) * _SIMD_BLOCK, device=theta.device)
+        self._theta = padded[:, :F]
+        self._theta.copy_(self._model_theta)
+        self._padded = padded
+        self._exp_avg = torch.zeros_like(padded)
+        self._exp_avg_sq = torch.zeros_like(padded)
+        self._grad = torch.zeros_like(padded)
+        self._steps = torch.zeros(self._theta.shape[0], 1, dtype=torch.float64, device=theta.device)
+        """[B, 1] Adam steps each seed has taken."""
 
-    def update(self, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor) -> float:
-        """Fit one round's pairs; returns the mean pre-step loss over the last epoch."""
+    def update(self, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor,
+               answered: torch.Tensor | None = None) -> torch.Tensor | float:
+        """Fit one round's pairs (``[B, n, T]``, labels ``[B, n]``; no seed dimension for an
+        unbatched model); returns each seed's mean pre-step loss over the last epoch (a float
+        for an unbatched model; NaN for a seed with nothing answered)."""
         f1, f2 = self.model.features(first), self.model.features(second)
         if f1.shape != f2.shape:
             raise ValueError(f"segments must have equal shapes, got {tuple(f1.shape)} and {tuple(f2.shape)}")
-        support, counts = count_differences(f1, f2, self.model.theta.numel())
-        n = counts.shape[0]
+        if self._unbatched:
+            f1, f2, prefer_first = f1.unsqueeze(0), f2.unsqueeze(0), prefer_first.unsqueeze(0)
+            answered = None if answered is None else answered.unsqueeze(0)
+        if answered is not None and not self.may_skip and not bool(answered.all()):
+            raise ValueError("unanswered pairs given to a learner made with may_skip=False")
+        if self._theta.shape[-1] <= _ALL_FEATURES_MAX:
+            loss = self._update(f1, f2, prefer_first, answered if self.may_skip else None)
+        else:
+            loss = torch.stack([self._update_one(b, f1[b], f2[b], prefer_first[b],
+                                                 None if answered is None else answered[b])
+                                for b in range(self._theta.shape[0])])
+        self._model_theta.copy_(self._theta)
+        return float(loss[0]) if self._unbatched else loss
+
+    # ------------------------------------------------------------- all seeds
+    def _update(self, f1: torch.Tensor, f2: torch.Tensor, y: torch.Tensor, answered: torch.Tensor | None,
+                ) -> torch.Tensor:
+        _, counts = count_differences(f1, f2, self._theta.shape[-1])          # [B, n, F]
+        n = y.shape[-1]
+        valid = None
+        if answered is not None:      # answered pairs first, in collection order; the rest weigh 0
+            order = torch.argsort((~answered).to(torch.int8), dim=-1, stable=True)
+            counts = torch.take_along_dim(counts, order.unsqueeze(-1), dim=1)
+            y = torch.take_along_dim(y, order, dim=1)
+            valid = torch.arange(n, device=y.device) < answered.sum(-1, keepdim=True)    # [B, n]
         size = self.config.batch_size or n
-        batches = [(counts[lo:lo + size], prefer_first[lo:lo + size]) for lo in range(0, n, size)]
-        # ∇ = (Cᵀ/B)(σ(z) − y) = (Cᵀ/B)·σ(z) − (Cᵀ/B)·y: the second term is fixed per batch.
-        scaled = []
-        for c, y in batches:
-            c_t = c.T / c.shape[0]
-            scaled.append((c, c_t, -(c_t @ y)))
-        theta, last = self.model.theta, self.config.epochs - 1
-        grad = self._grad if support is None else torch.empty(support.numel())
-        step = self._optimizer_step(support, grad)
-        # Adam's step counts for the whole update at once (torch.optim keeps one tensor and adds 1).
-        total = self.config.epochs * len(scaled)
-        numbers = torch.arange(self._steps_taken + 1, self._steps_taken + total + 1, dtype=torch.float32)
-        steps = iter(numbers.unbind(0))
-        self._steps_taken += total
+        batches = []
+        for lo in range(0, n, size):
+            c, y_b = counts[:, lo:lo + size], y[:, lo:lo + size]
+            if valid is None:
+                c_t = c.transpose(1, 2) / c.shape[1]
+                active = None
+            else:
+                w = valid[:, lo:lo + size].float()
+                k = w.sum(-1, keepdim=True)
+                c_t = c.transpose(1, 2) * (w / k.clamp(min=1)).unsqueeze(1)
+                active = k > 0                                               # [B, 1]
+            c_t = c_t.contiguous()
+            # ∇ = (Cᵀ/B)(σ(z) − y) = (Cᵀ/B)·σ(z) − (Cᵀ/B)·y: the second term is fixed per batch.
+            batches.append((c, c_t, batched.bmv(c_t, y_b).neg_(), active))
+        step = self._step_all(valid is not None, self.config.epochs * len(batches))
+        grad = self._grad[:, :self._theta.shape[-1]]
         last_logits = []
         for epoch in range(self.config.epochs):
-            for c, c_t_scaled, offset in scaled:
-                z = torch.mv(c, theta if support is None else theta[support])
-                if epoch == last:
+            for c, c_t, offset, active in batches:
+                z = batched.bmv(c, self._theta)
+                if epoch == self.config.epochs - 1:
                     last_logits.append(z)
-                torch.addmv(offset, c_t_scaled, torch.sigmoid(z), out=grad)
-                step(next(steps))
+                torch.add(batched.bmv(c_t, batched.sigmoid(z)), offset, out=grad)
+                step(active)
+        z = torch.cat(last_logits, dim=1)
+        losses = batched.softplus(z) - y * z
+        if valid is None:
+            return losses.mean(-1)
+        return torch.where(valid, losses, 0.0).sum(-1) / valid.sum(-1)      # NaN: nothing answered
+
+    def _step_all(self, masked: bool, total: int):
+        """``step(active)``: one of this update's ``total`` optimiser steps for every seed on
+        ``self._grad`` (``active[B, 1]``: which seeds step, None = all). Bound once per update:
+        the inner loop is dispatch-bound, so it makes no call it can avoid."""
+        theta, grad, lr = self._padded, self._grad, self.config.lr
+        if self.config.optimizer == "sgd":     # an inactive seed's gradient is 0: nothing moves
+            return lambda active: theta.add_(grad, alpha=-lr)
+        if masked:
+            return lambda active: _masked_adam(theta, grad, self._exp_avg, self._exp_avg_sq, self._steps,
+                                               active, lr)
+        # Adam's step counts for the whole update at once (torch.optim keeps one tensor and adds 1).
+        done = int(self._steps[0, 0])           # every seed has taken the same steps on this path
+        numbers = torch.arange(done + 1, done + total + 1, dtype=torch.float32, device=theta.device)
+        self._steps.add_(total)
+        adam, steps = _adam(theta, grad, self._exp_avg, self._exp_avg_sq, lr), iter(numbers.unbind(0))
+        return lambda active: adam(next(steps))
+
+    # ---------------------------------------------------------- large models
+    def _update_one(self, b: int, f1: torch.Tensor, f2: torch.Tensor, y: torch.Tensor,
+                    answered: torch.Tensor | None) -> torch.Tensor:
+        """Seed ``b`` alone, on the features its pairs use (unanswered pairs dropped)."""
+        if answered is not None:
+            f1, f2, y = f1[answered], f2[answered], y[answered]
+        n = y.shape[0]
+        if n == 0:
+            return torch.tensor(float("nan"))
+        support, counts = count_differences(f1, f2, self._theta.shape[-1])
+        assert support is not None
+        theta = self._padded[b]
+        size = self.config.batch_size or n
+        batches = []
+        for lo in range(0, n, size):
+            c, y_b = counts[lo:lo + size], y[lo:lo + size]
+            c_t = c.T / c.shape[0]
+            batches.append((c, c_t, -(c_t @ y_b)))
+        grad = torch.empty(support.numel(), device=theta.device)
+        if self.config.optimizer == "sgd":
+            def step() -> None:
+                theta.index_add_(0, support, grad, alpha=-self.config.lr)
+        else:
+            full = self._grad[b]
+            adam = _adam(theta, full, self._exp_avg[b], self._exp_avg_sq[b], self.config.lr)
+
+            def step() -> None:
+                full.zero_().index_copy_(0, support, grad)
+                self._steps[b] += 1
+                adam(self._steps[b, 0].float())
+        last_logits = []
+        for epoch in range(self.config.epochs):
+            for c, c_t, offset in batches:
+                z = torch.mv(c, theta[support])
+                if epoch == self.config.epochs - 1:
+                    last_logits.append(z)
+                torch.addmv(offset, c_t, batched.sigmoid(z), out=grad)
+                step()
         z = torch.cat(last_logits)
-        return float((F.softplus(z) - prefer_first * z).mean())
+        return (batched.softplus(z) - y * z).mean()
 
-    # ------------------------------------------------------------ optimisers
-    def _optimizer_step(self, support: torch.Tensor | None, grad: torch.Tensor):
-        """``step(number)``: one step (Adam's step ``number``) on the gradient the loop
-        writes into ``grad`` (over the support). Bound once per update: the inner loop
-        is dispatch-bound, so it makes no call it can avoid."""
-        theta, lr = self.model.theta, self.config.lr
-        if self.config.optimizer == "sgd":     # zero gradient off the support: touch it only
-            if support is None:
-                return lambda _: theta.add_(grad, alpha=-lr)
-            return lambda _: theta.index_add_(0, support, grad, alpha=-lr)
-        adam = _adam(theta, self._grad, self._exp_avg, self._exp_avg_sq, lr)
-        if support is None:                   # grad is self._grad
-            return adam
 
-        def scatter_then_adam(number: torch.Tensor) -> None:
-            self._grad.zero_().index_copy_(0, support, grad)
-            adam(number)
-        return scatter_then_adam
+def _masked_adam(theta: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+                 steps: torch.Tensor, active: torch.Tensor | None, lr: float) -> None:
+    """torch's Adam (no weight decay, no amsgrad) with a step count per seed (``steps[B, 1]``,
+    float64), applied where ``active[B, 1]``; written out as ``torch.optim.Adam`` orders it."""
+    beta1, beta2 = ADAM_BETAS
+    mask = torch.ones_like(steps, dtype=torch.bool) if active is None else active
+    steps.add_(mask.double())
+    t = steps.clamp(min=1)
+    step_size = (lr / (1 - beta1 ** t)).float()
+    bias2_sqrt = (1 - beta2 ** t).sqrt().float()
+    new_avg = exp_avg.lerp(grad, 1 - beta1)
+    new_sq = exp_avg_sq.mul(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = (new_sq.sqrt() / bias2_sqrt).add_(ADAM_EPS)
+    new_theta = theta - step_size * (new_avg / denom)
+    exp_avg.copy_(torch.where(mask, new_avg, exp_avg))
+    exp_avg_sq.copy_(torch.where(mask, new_sq, exp_avg_sq))
+    theta.copy_(torch.where(mask, new_theta, theta))
 
 
 def _release(version: str) -> tuple[int, ...]:

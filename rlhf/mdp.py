@@ -19,6 +19,7 @@ An MDP built from moves derives its sparse form on first use, so building a
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, field
@@ -186,11 +187,24 @@ class TabularMDP:
     def executed_action_probs(self) -> torch.Tensor:
         """[A, A] P(executed b | chosen a) under ``action_noise``."""
         A, eta = self.num_actions, self.action_noise
-        return (1 - eta) * torch.eye(A) + eta / A
+        return (1 - eta) * torch.eye(A, device=self.start.device) + eta / A
 
     def executed_policy(self, policy: torch.Tensor) -> torch.Tensor:
-        """``[S, A]`` P(executed b | s) of a policy ``pi[s, a]`` under ``action_noise``."""
-        return policy @ self.executed_action_probs() if self.action_noise else policy
+        """``[..., S, A]`` P(executed b | s) of a policy ``pi[..., s, a]`` under ``action_noise``:
+        ``(1 − η)·π + η/A`` (the row sum written out, so the result per row does not depend on
+        how many rows a batch has, unlike a matrix product's)."""
+        if not self.action_noise:
+            return policy
+        eta = self.action_noise
+        return policy * (1 - eta) + policy.sum(-1, keepdim=True) * (eta / self.num_actions)
+
+    def to(self, device: torch.device | str) -> TabularMDP:
+        """This MDP on ``device`` (a new object: its caches are rebuilt there on first use)."""
+        def move(t: torch.Tensor | None) -> torch.Tensor | None:
+            return None if t is None else t.to(device)
+        sparse = None if self._sparse is None else (self._sparse[0].to(device), self._sparse[1].to(device))
+        return dataclasses.replace(self, start=self.start.to(device), moves=move(self.moves),
+                                   move_probs=move(self.move_probs), _sparse=sparse)
 
     def cached(self, key: Hashable, build: Callable[[], T]) -> T:
         """``build()``, once per key: data other modules derive from this MDP and reuse

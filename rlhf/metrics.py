@@ -110,8 +110,11 @@ def normalized_regret(
 def preference_accuracy(logit_learned: torch.Tensor, margin_true: torch.Tensor) -> float:
     """Fraction of pairs whose learned preference ``sign(R̂₁ − R̂₂)`` agrees with the
     truth's ``sign(R₁ − R₂)``; true ties are left out (NaN if every pair is a tie)."""
+    return float(preference_accuracies(logit_learned, margin_true))
+
+
+def preference_accuracies(logit_learned: torch.Tensor, margin_true: torch.Tensor) -> torch.Tensor:
+    """:func:`preference_accuracy` of each row of ``[..., B]`` logits and margins: ``[...]``."""
     strict = margin_true != 0
-    if not strict.any():
-        return float("nan")
-    agree = (logit_learned[strict] > 0) == (margin_true[strict] > 0)
-    return float(agree.float().mean())
+    agree = ((logit_learned > 0) == (margin_true > 0)) & strict
+    return agree.sum(-1).double() / strict.sum(-1)

@@ -9,8 +9,9 @@ from __future__ import annotations
 
 import torch
 
+from . import batched
 from .mdp import TabularMDP
-from .soft_backups import exp_space_backups, log_space_backups
+from .soft_backups import exp_space_backups, exp_space_fits, log_space_backups
 
 
 def _as_action_major(mdp: TabularMDP, reward: torch.Tensor) -> torch.Tensor:
@@ -27,7 +28,8 @@ def _as_action_major(mdp: TabularMDP, reward: torch.Tensor) -> torch.Tensor:
     return reward.transpose(-1, -2)
 
 
-_DENSE_EVAL_MAX_STATES = 1024
+_DENSE_EVAL_MAX_STATES = 64
+"""Up to here a policy's return uses its dense [S, S] transition matrix (one product a step)."""
 
 
 def soft_value_iteration(
@@ -57,11 +59,19 @@ def soft_value_iteration(
     if not 0.0 <= discount <= 1.0:
         raise ValueError(f"discount must be in [0, 1], got {discount}")
     r = _as_action_major(mdp, reward)
-    if discount == 1.0 and mdp.deterministic and not mdp.action_noise:
-        q = exp_space_backups(mdp, r, horizon, temperature)
-        if q is not None:
-            return q.transpose(-1, -2)
-    return log_space_backups(mdp, r, horizon, discount, temperature).transpose(-1, -2)
+    if not (discount == 1.0 and mdp.deterministic and not mdp.action_noise):
+        return log_space_backups(mdp, r, horizon, discount, temperature).transpose(-1, -2)
+    # Exp space where a reward's range allows it, log space for the others: decided per
+    # reward, so a reward's Q does not depend on the others planned beside it.
+    fits = exp_space_fits(r, horizon, temperature, mdp.num_actions)
+    if bool(fits.all()):
+        return exp_space_backups(mdp, r, horizon, temperature).transpose(-1, -2)
+    if not bool(fits.any()):
+        return log_space_backups(mdp, r, horizon, discount, temperature).transpose(-1, -2)
+    q = torch.empty(*r.shape[:-2], mdp.num_actions, mdp.num_states, device=r.device)
+    q[fits] = exp_space_backups(mdp, r[fits], horizon, temperature)
+    q[~fits] = log_space_backups(mdp, r[~fits], horizon, discount, temperature)
+    return q.transpose(-1, -2)
 
 
 def soft_policy(q: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
@@ -71,41 +81,56 @@ def soft_policy(q: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
 
 def uniform_policy(mdp: TabularMDP) -> torch.Tensor:
     """``pi[s, a] = 1 / A``."""
-    return torch.full((mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions)
+    return torch.full((mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions, device=mdp.start.device)
 
 
 def policy_return(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor, length: int) -> float:
-    """Exact expected undiscounted return of a stationary policy over ``length`` steps.
+    """Exact expected undiscounted return of a stationary policy ``pi[s, a]`` over ``length``
+    steps (see :func:`expected_returns`)."""
+    return float(expected_returns(mdp, policy, reward, length))
+
+
+def expected_returns(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor, length: int) -> torch.Tensor:
+    """``[...]`` float64: the exact expected undiscounted return of each stationary policy
+    ``pi[..., s, a]`` over ``length`` steps.
 
     Propagates the state distribution ``d_t`` forward (no sampling):
     ``J = Σ_t Σ_s d_t(s) Σ_a π_exec(a|s) r(s, a)`` with ``d_0`` = start.
-    ``reward`` is ``[S]`` or ``[S, A]``; actions are executed with the MDP's noise.
+    ``reward`` is ``[S]`` or ``[S, A]``, the same for every policy; actions are executed with the
+    MDP's noise. Each policy's result is independent of the others in the batch.
     """
     executed = mdp.executed_policy(policy)
-    r = torch.as_tensor(reward, dtype=torch.float32)
-    step_reward = r if r.dim() == 1 else (executed * r).sum(-1)       # [S]
-    if mdp.num_states <= _DENSE_EVAL_MAX_STATES:         # one [S, S] matrix, one matmul a step
-        p_pi_t = torch.einsum("sa,ast->ts", executed, mdp.executed_transitions).contiguous()
-        d, visits = mdp.start, [mdp.start]
+    r = torch.as_tensor(reward, dtype=torch.float32, device=executed.device)
+    step_reward = r if r.dim() == 1 else (executed * r).sum(-1)      # [S] or [..., S]
+    batch = executed.shape[:-2]
+    flat = executed.reshape(-1, *executed.shape[-2:])
+    d = mdp.start.expand(flat.shape[0], -1)
+    visits = [d]
+    if mdp.num_states <= _DENSE_EVAL_MAX_STATES:     # one [S, S] matrix a policy, one product a step
+        # P_π(s, t) = Σ_a π(a|s) P(t|s, a), summed over a element by element
+        p_pi_t = (flat.unsqueeze(-1) * mdp.executed_transitions.transpose(0, 1)).sum(-2).transpose(1, 2)
+        p_pi_t = p_pi_t.contiguous()
         for _ in range(length - 1):
-            d = torch.mv(p_pi_t, d)                          # d'(t) = Σ_s d(s) P_π(s, t)
+            d = batched.bmv(p_pi_t, d)                    # d'(t) = Σ_s d(s) P_π(s, t)
             visits.append(d)
-        return float((torch.stack(visits) @ step_reward).sum(dtype=torch.float64))
-    d = mdp.start.clone()
-    total = torch.zeros((), dtype=torch.float64)
-    for t in range(length):
-        total += (d * step_reward).sum(dtype=torch.float64)
-        if t + 1 < length:
-            d = next_state_distribution(mdp, d, executed)
-    return float(total)
+    else:
+        for _ in range(length - 1):
+            d = next_state_distribution(mdp, d, flat)
+            visits.append(d)
+    per_step = torch.stack(visits, -2) * step_reward.reshape(-1, 1, mdp.num_states)
+    return per_step.double().sum(dim=(-2, -1)).view(batch)
 
 
 def next_state_distribution(mdp: TabularMDP, d: torch.Tensor, executed: torch.Tensor) -> torch.Tensor:
-    """``d'(s') = Σ_{s,a} d(s) π(a|s) P(s'|s, a)`` for executed-action probabilities ``π[s, a]``."""
-    out = torch.zeros_like(d)
+    """``d'(s') = Σ_{s,a} d(s) π(a|s) P(s'|s, a)`` for ``d[..., S]`` and executed-action
+    probabilities ``π[..., s, a]`` (each row accumulated in index order: batch-independent)."""
     if mdp.is_factored:
         assert mdp.moves is not None and mdp.move_probs is not None
-        move_mass = d.unsqueeze(-1) * (executed @ mdp.move_probs)      # [S, M]
-        return out.index_add_(0, mdp.moves.reshape(-1), move_mass.T.reshape(-1))
-    mass = (d.unsqueeze(-1) * executed).T.unsqueeze(-1) * mdp.probs   # [A, S, K]
-    return out.index_add_(0, mdp.next_states.reshape(-1), mass.reshape(-1))
+        move_probs = (executed.unsqueeze(-1) * mdp.move_probs).sum(-2)             # [..., S, M]
+        mass = (d.unsqueeze(-1) * move_probs).transpose(-1, -2)                      # [..., M, S]
+        index = mdp.moves
+    else:
+        mass = (d.unsqueeze(-1) * executed).transpose(-1, -2).unsqueeze(-1) * mdp.probs   # [..., A, S, K]
+        index = mdp.next_states
+    mass = mass.reshape(*d.shape[:-1], -1)
+    return torch.zeros_like(d).scatter_add_(-1, index.reshape(-1).expand_as(mass), mass)

@@ -6,30 +6,35 @@ from dataclasses import dataclass
 
 import torch
 
+from .keys import Keys
 from .mdp import TabularMDP
 
 
 @dataclass(frozen=True)
 class Trajectories:
-    """A batch of fixed-length trajectories."""
+    """A batch of fixed-length trajectories, ``[..., B, T]`` (leading dimensions: seeds)."""
 
     states: torch.Tensor
-    """[B, T] int64, the state at step t (before acting)."""
+    """[..., B, T] int64, the state at step t (before acting)."""
     actions: torch.Tensor
-    """[B, T] int64, the action executed at step t (after action noise)."""
+    """[..., B, T] int64, the action executed at step t (after action noise)."""
 
     def __len__(self) -> int:
-        return self.states.shape[0]
+        return self.states.shape[-2]
 
     def split(self) -> tuple[Trajectories, Trajectories]:
         """First and second half of the batch (the two sides of each pair)."""
         n = len(self) // 2
-        return (Trajectories(self.states[:n], self.actions[:n]),
-                Trajectories(self.states[n:], self.actions[n:]))
+        return (Trajectories(self.states[..., :n, :], self.actions[..., :n, :]),
+                Trajectories(self.states[..., n:, :], self.actions[..., n:, :]))
+
+    def __getitem__(self, index: int | slice | torch.Tensor) -> Trajectories:
+        """The trajectories of one seed (or a selection of seeds) of a batch."""
+        return Trajectories(self.states[index], self.actions[index])
 
 
 def step_rewards(reward: torch.Tensor, traj: Trajectories) -> torch.Tensor:
-    """``[B, T]`` reward of each step: ``r[s_t]`` for a state reward, else ``r[s_t, a_t]``."""
+    """``[..., B, T]`` reward of each step: ``r[s_t]`` for a state reward ``[S]``, else ``r[s_t, a_t]``."""
     if reward.dim() == 1:
         return reward[traj.states]
     return reward[traj.states, traj.actions]
@@ -40,58 +45,97 @@ def rollout(
     policy: torch.Tensor,
     num: int,
     length: int,
-    generator: torch.Generator,
+    keys: Keys,
 ) -> Trajectories:
-    """Roll out ``num`` trajectories of ``length`` steps from the start distribution.
+    """Roll out ``num`` trajectories of ``length`` steps from the start distribution, for each key.
 
-    ``policy[s, a]`` is a stationary stochastic policy. Each step draws the
-    executed action and the successor together for the whole batch: one
-    uniform per trajectory and step, one search in a :class:`_StepTable`.
+    ``policy[..., s, a]`` is a stationary stochastic policy per key (leading
+    dimensions ``keys.shape``) or one ``[S, A]`` policy for all. Returns
+    ``[*keys.shape, num, length]``. Trajectory j's start and its step t use
+    draws ``j`` and ``(t + 1)·num + j`` under its key (31-bit integers), so what
+    a seed samples does not depend on the other keys in the batch. Each step
+    draws the executed action and the successor together: one draw, one
+    inverse-CDF lookup in a :class:`_StepTable`.
     """
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
-    table = _StepTable(mdp, policy)
-    state = torch.multinomial(mdp.start, num, replacement=True, generator=generator)
-    draws = torch.randint(_RESOLUTION, (length, num), generator=generator).unbind(0)
-    states, outcomes = [state], []
-    for t, draw in enumerate(draws):
-        outcomes.append(table.draw(state, draw))
+    batch, S = keys.shape, mdp.num_states
+    B = batch.numel()
+    if policy.dim() == 2:
+        policy = policy.expand(*batch, *policy.shape)
+    if policy.shape[:-2] != batch:
+        raise ValueError(f"policy must be [S, A] or [*keys.shape, S, A], got {tuple(policy.shape)} "
+                         f"for keys of shape {tuple(batch)}")
+    table = _StepTable(mdp, policy.reshape(B, S, -1))
+    # draw t·num + j: trajectory j's start (t = 0) and its step t − 1, as [T + 1, B·num] views
+    draws = keys.bits31((length + 1) * num).view(B, length + 1, num).transpose(0, 1).reshape(length + 1, -1)
+    first_row = torch.arange(B, dtype=torch.int32, device=draws.device).mul_(S).repeat_interleave(num)
+    rows = torch.empty(length, B * num, dtype=torch.int32, device=draws.device)    # global b·S + s
+    outcomes = torch.empty_like(rows)
+    start = torch.searchsorted(_start_cdf(mdp), draws[0], out_int32=True)     # entries below the draw
+    torch.add(start, first_row, out=rows[0])
+    for t in range(length):
+        table.draw(rows[t], draws[t + 1], out=outcomes[t])
         if t + 1 < length:
-            state = table.successor.index_select(0, outcomes[-1])
-            states.append(state)
-    return Trajectories(torch.stack(states, 1), table.action(torch.stack(outcomes, 1)))
+            table.successor(rows[t], outcomes[t], out=rows[t + 1])
+    states = rows.sub_(first_row).T.reshape(*batch, num, length).to(torch.int64)
+    actions = outcomes.div_(table.slots, rounding_mode="floor").T.reshape(*batch, num, length).to(torch.int64)
+    return Trajectories(states, actions)
 
 
-_RESOLUTION = 1 << 32
-"""Probabilities are sampled in steps of 2⁻³² (integer arithmetic: no rounding at row ends)."""
+_RESOLUTION_BITS = 31
+"""Probabilities are sampled in steps of 2⁻³¹: integer arithmetic, exact at row ends, int32 tables."""
+_LOOP_FROM = 4096
+"""Trajectories per step from which a draw loops over the outcomes (fewer, larger ops) instead of
+gathering each trajectory's whole row (fewer calls: the single-seed loop is dispatch-bound)."""
+
+
+def _integer_cdf(probs: torch.Tensor) -> torch.Tensor:
+    """Rows of ``probs[..., n]`` as integer CDFs minus one, int32: the last entry is 2³¹ − 1, and
+    "CDF <= u" is "entry < u" for draws u in [0, 2³¹)."""
+    cdf = probs.double().cumsum(-1)
+    return torch.floor(cdf / cdf[..., -1:] * (1 << _RESOLUTION_BITS)).to(torch.int64).sub_(1).to(torch.int32)
+
+
+def _start_cdf(mdp: TabularMDP) -> torch.Tensor:
+    return mdp.cached("rollout.start_cdf", lambda: _integer_cdf(mdp.start))
+
+
+def _draw(cdf_columns: torch.Tensor, rows: torch.Tensor, uniform: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+    """Inverse-CDF draws into ``out``: for each trajectory, the number of entries of its row
+    (``rows`` index the columns of ``cdf_columns[n, rows]``) below its draw, i.e. the first
+    outcome whose CDF exceeds it, so zero-probability outcomes (an entry equal to the one
+    before) are never drawn. Integer comparisons only: exact, and the same in any batch."""
+    if uniform.numel() < _LOOP_FROM:
+        below = cdf_columns.index_select(1, rows) < uniform
+        return torch.sum(below, dim=0, dtype=torch.int32, out=out)
+    out.copy_(cdf_columns[0].index_select(0, rows) < uniform)
+    for column in cdf_columns[1:]:
+        out += column.index_select(0, rows) < uniform
+    return out
 
 
 class _StepTable:
-    """Every state's outcomes (executed action a, successor slot k) laid end to end.
-
-    Row ``s`` of the flat, sorted integer CDF spans ``[s·2³², (s+1)·2³²]``, so
-    one ``searchsorted`` of ``s·2³² + u`` (u uniform in ``[0, 2³²)``) samples
-    from the row of each trajectory's own state. Zero-probability outcomes are
-    never drawn: their CDF entry equals the one before, and the search takes
-    the first entry above the draw.
-    """
+    """Every (seed, state)'s outcomes o = a·K + k (executed action a, successor slot k)
+    as one integer CDF row, stored column by column: ``cdf[o, b·S + s]``."""
 
     def __init__(self, mdp: TabularMDP, policy: torch.Tensor) -> None:
         layout = _layout(mdp)
-        joint = mdp.executed_policy(policy).double().unsqueeze(-1).mul(layout.probs).view(mdp.num_states, -1)
-        cdf = joint.cumsum_(-1)
-        cdf = torch.floor(cdf / cdf[:, -1:] * _RESOLUTION).to(torch.int64)      # last entry 2³² exactly
-        self.cdf = cdf.add_(layout.row_start).view(-1)
-        self.successor, self._action = layout.successor, layout.action
+        B, S = policy.shape[0], mdp.num_states
+        joint = mdp.executed_policy(policy).double().unsqueeze(-1).mul(layout.probs)       # [B, S, A, K]
+        self.slots = layout.probs.shape[-1]
+        self.cdf = _integer_cdf(joint.view(B * S, -1)).T.contiguous()                      # [A·K, B·S]
+        offsets = (torch.arange(B, dtype=torch.int32, device=joint.device) * S).view(B, 1, 1)
+        self._successor = (layout.successor.view(1, S, -1) + offsets).view(-1)              # global rows
 
-    def draw(self, states: torch.Tensor, uniform: torch.Tensor) -> torch.Tensor:
-        """Flat outcome indices for trajectories in ``states``, given integer draws
-        ``uniform`` in ``[0, 2³²)`` (overwritten)."""
-        return torch.searchsorted(self.cdf, uniform.add_(states, alpha=_RESOLUTION), right=True)
+    def draw(self, rows: torch.Tensor, uniform: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Outcome (a·K + k) of trajectories in global ``rows`` (b·S + s) for draws in [0, 2³¹)."""
+        return _draw(self.cdf, rows, uniform, out)
 
-    def action(self, outcomes: torch.Tensor) -> torch.Tensor:
-        """The executed action of each flat outcome index."""
-        return self._action[outcomes]
+    def successor(self, rows: torch.Tensor, outcomes: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The global row of each trajectory's successor state."""
+        flat = rows * self.cdf.shape[0] + outcomes
+        return torch.index_select(self._successor, 0, flat, out=out)
 
 
 @dataclass(frozen=True)
@@ -99,9 +143,7 @@ class _Layout:
     """An MDP's outcomes ``o = (s·A + a)·K + k`` in one flat, state-major order."""
 
     probs: torch.Tensor        # [S, A, K] float64 P(slot k | s, a)
-    successor: torch.Tensor    # [S·A·K] successor state of each outcome
-    action: torch.Tensor       # [S·A·K] action of each outcome
-    row_start: torch.Tensor    # [S, 1] s·2³², where state s's row starts in the CDF
+    successor: torch.Tensor    # [S·A·K] int32 successor state of each outcome
 
 
 def _layout(mdp: TabularMDP) -> _Layout:
@@ -111,10 +153,5 @@ def _layout(mdp: TabularMDP) -> _Layout:
 
 def _build_layout(mdp: TabularMDP) -> _Layout:
     next_states, probs = mdp.next_states, mdp.probs                        # [A, S, K]
-    A, S, K = next_states.shape
-    return _Layout(
-        probs=probs.transpose(0, 1).double(),
-        successor=next_states.transpose(0, 1).reshape(-1),
-        action=torch.arange(A).repeat_interleave(K).repeat(S),
-        row_start=torch.arange(S).unsqueeze(-1) * _RESOLUTION,
-    )
+    return _Layout(probs=probs.transpose(0, 1).double(),
+                   successor=next_states.transpose(0, 1).reshape(-1).to(torch.int32))

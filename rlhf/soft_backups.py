@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import batched
 from .mdp import TabularMDP
 
 _BUFFERED_FROM = 1 << 16
@@ -40,7 +41,9 @@ def log_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, discount: 
     """``Q[..., A, S]`` after ``horizon`` soft backups (see :func:`rlhf.soft_value_iteration`)."""
     batch = r.shape[:-2]
     A, S, eta = mdp.num_actions, mdp.num_states, mdp.action_noise
-    if batch.numel() * A * S < _BUFFERED_FROM:      # tiny: allocate freely, one torch.logsumexp
+    # A batch of rewards always takes the plain path: exp2 rounds differently in its SIMD
+    # loop and its scalar tail, so in a batch a reward's last bits would depend on its neighbours.
+    if batch.numel() or A * S < _BUFFERED_FROM:      # tiny: allocate freely, one torch.logsumexp
         unit, log_base = temperature, 1.0
         chunks = _chunks(mdp, S)
         soft_max = _log_sum_exp
@@ -54,7 +57,7 @@ def log_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, discount: 
         # A state reward leaves the action max: V(s) = r(s) + LSE_a(γ·E[V(s')]), one pass
         # fewer over [A, S] per backup. The noise mix commutes with adding r(s).
         state_reward = r.squeeze(-2)
-        v = torch.full((*batch, S), math.log(A) / log_base)             # V_0 = LSE(0, …, 0)
+        v = torch.full((*batch, S), math.log(A) / log_base, device=r.device)             # V_0 = LSE(0, …, 0)
         v_next = torch.empty_like(v)
         for _ in range(horizon - 1):
             for c in chunks:
@@ -62,12 +65,12 @@ def log_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, discount: 
                 ev = ev if discount == 1.0 else ev.mul_(discount)
                 soft_max(ev, work, out=v_next[..., c.lo:c.hi]).add_(state_reward[..., c.lo:c.hi])
             v, v_next = v_next, v
-        q = torch.empty(*batch, A, S)
+        q = torch.empty(*batch, A, S, device=r.device)
         for c in chunks:
             ev = _mix_executed_actions(eta, work.expected(c, v))
             torch.add(r[..., c.lo:c.hi], ev, alpha=discount, out=q[..., c.lo:c.hi])
     else:
-        q, v = torch.zeros(*batch, A, S), torch.empty(*batch, S)
+        q, v = torch.zeros(*batch, A, S, device=r.device), torch.empty(*batch, S, device=r.device)
         for _ in range(horizon):                     # Q = r + γ·E[V(s')], V = LSE(Q)
             for c in chunks:
                 soft_max(q[..., c.lo:c.hi], work, out=v[..., c.lo:c.hi])
@@ -146,7 +149,7 @@ class _Work:
     def _buffer(self, name: str, *shape: int) -> torch.Tensor:
         key = (name, shape[-1])
         if key not in self._buffers:
-            self._buffers[key] = torch.empty(*self.batch, *shape)
+            self._buffers[key] = torch.empty(*self.batch, *shape, device=self.mdp.start.device)
         return self._buffers[key]
 
     def scratch(self, n: int) -> torch.Tensor:
@@ -176,36 +179,47 @@ class _Work:
 
 
 # ------------------------------------------------------------------ exp space
-def exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperature: float) -> torch.Tensor | None:
-    """The same recurrence in exp space, for deterministic, undiscounted, noiseless MDPs:
-    action-major ``Q[..., A, S]``, or None when the reward's range could under- or overflow.
+def exp_space_fits(r: torch.Tensor, horizon: int, temperature: float, num_actions: int) -> torch.Tensor:
+    """``[...]`` bool: which rewards ``r[..., A or 1, S]`` the exp-space planner can take
+    (W stays a normal float64: the spread of log W is at most ``_EXP_SPACE_MAX_LOG_RANGE``)."""
+    low, high = r.amin(dim=(-2, -1)), r.amax(dim=(-2, -1))
+    spread = (horizon - 1) * temperature * (high - low).double() + horizon * math.log(num_actions)
+    return spread <= _EXP_SPACE_MAX_LOG_RANGE          # also False for inf and NaN rewards
+
+
+def exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperature: float) -> torch.Tensor:
+    """The same recurrence in exp space, for deterministic, undiscounted, noiseless MDPs and
+    rewards that :func:`exp_space_fits`: action-major ``Q[..., A, S]``.
 
     With W = exp(τ·V) the soft backup is linear (Ziebart's backward pass, Todorov's
     desirability): ``W'(s) = Σ_a exp(τ·r(s, a)) · W(next(s, a))``. A backup is one
-    gather, one multiply and one sum, and no exp or log at all. Rewards are shifted
-    by their maximum so W never grows faster than A per backup; the range check
-    keeps the smallest W a normal float64.
+    gather, one multiply and one sum, and no exp or log at all. Each reward is shifted
+    by its own maximum so W never grows faster than A per backup.
     """
     A = mdp.num_actions
-    low, high = map(float, torch.aminmax(r))
-    spread = (horizon - 1) * temperature * (high - low) + horizon * math.log(A)
-    if not spread <= _EXP_SPACE_MAX_LOG_RANGE:       # also False for inf and NaN rewards
-        return None
     batch, S = r.shape[:-2], mdp.num_states
+    high = r.amax(dim=(-2, -1), keepdim=True)                                  # [..., 1, 1]
     weight = torch.exp((r.double() - high) * temperature)          # [..., A or 1, S], in (0, 1]
     index = _chunks(mdp, S)[0].index
-    w = torch.full((*batch, S), float(A), dtype=torch.float64)    # W_0 = Σ_a exp(τ·0)
+    w = torch.full((*batch, S), float(A), dtype=torch.float64, device=r.device)   # W_0 = Σ_a exp(τ·0)
     if S <= _EXP_SPACE_DENSE_MAX_STATES:     # one [S, S] matrix-vector product a backup
-        backup = torch.zeros(*batch, S * S, dtype=torch.float64)
-        rows = torch.arange(S).repeat(A)                            # action-major, like index
+        backup = torch.zeros(*batch, S * S, dtype=torch.float64, device=r.device)
+        rows = torch.arange(S, device=r.device).repeat(A)                  # action-major, like index
         backup.index_add_(-1, rows * S + index, weight.expand(*batch, A, S).reshape(*batch, A * S))
-        backup = backup.view(*batch, S, S)
-        step = torch.mv if not batch else lambda m, x: torch.matmul(m, x.unsqueeze(-1)).squeeze(-1)
-        for _ in range(horizon - 1):
-            w = step(backup, w)
+        if batch:
+            flat = backup.view(-1, S, S)
+            w = w.view(-1, S)
+            for _ in range(horizon - 1):
+                w = batched.bmv(flat, w)
+            w = w.view(*batch, S)
+        else:
+            backup = backup.view(S, S)
+            for _ in range(horizon - 1):
+                w = torch.mv(backup, w)
     else:                                    # per chunk: gather, (weight,) sum, into reused buffers
         chunks = _chunks(mdp, _CHUNK_STATES)
-        buffers = {n: torch.empty(*batch, A * n, dtype=torch.float64) for n in {c.hi - c.lo for c in chunks}}
+        buffers = {n: torch.empty(*batch, A * n, dtype=torch.float64, device=r.device)
+                   for n in {c.hi - c.lo for c in chunks}}
         w_next = torch.empty_like(w)
         for _ in range(horizon - 1):
             for c in chunks:
@@ -219,5 +233,5 @@ def exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperatur
             w, w_next = w_next, w
     # Q = r + V_{H-1}(next): undo the per-backup shift, (H − 1)·max r.
     v = w.log_() if temperature == 1.0 else w.log_().div_(temperature)
-    v = v.add_((horizon - 1) * high)
+    v = v.add_((horizon - 1) * high.squeeze(-1))
     return (r + v.index_select(-1, index).view(*batch, A, S)).float()

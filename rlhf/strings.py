@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import torch
 
+from .keys import Keys
 from .learner import LearnerConfig
 from .mdp import TabularMDP
 from .metrics import epic_distance
@@ -66,8 +67,8 @@ class StringTask:
         return f"StringTask(vocab={self.vocab!r}, target={self.target!r}, slip={self.slip})"
 
     # ------------------------------------------------------------ protocol
-    def new_reward_model(self, generator: torch.Generator) -> TableReward:
-        return TableReward(len(self.target), len(self.vocab), generator)
+    def new_reward_model(self, keys: Keys) -> TableReward:
+        return TableReward(len(self.target), len(self.vocab), keys)
 
     def reward_range(self) -> tuple[float, float]:
         return 0.0, 1.0

@@ -9,6 +9,7 @@ from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
 
+from .keys import Keys
 from .learner import LearnerConfig, RewardModel
 from .mdp import TabularMDP
 from .teachers import Labeller, Teacher
@@ -132,8 +133,9 @@ class Task(Protocol[M]):
     defaults: TrainConfig
     """The task's seed configuration."""
 
-    def new_reward_model(self, generator: torch.Generator) -> M:
-        """A fresh learned reward (the seed's parametrisation and initialisation)."""
+    def new_reward_model(self, keys: Keys) -> M:
+        """A fresh learned reward per key, parameters ``theta[*keys.shape, F]`` on ``keys.device``
+        (the seed's parametrisation; a random initialisation draws from ``keys``)."""
         ...
 
     def reward_range(self) -> tuple[float, float]:
@@ -141,5 +143,5 @@ class Task(Protocol[M]):
         ...
 
     def convergence_metrics(self, model: M, config: TrainConfig) -> dict[str, float]:
-        """Task-specific metrics of the learned reward, including ``converged`` (0/1)."""
+        """Task-specific metrics of one seed's learned reward (``model[k]``), including ``converged`` (0/1)."""
         ...

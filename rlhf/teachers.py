@@ -30,19 +30,23 @@ from typing import Any, Protocol, runtime_checkable
 
 import torch
 
+from . import batched
+from .keys import Keys
+
 _RATIONAL = {"oracle", "deterministic", "boltzmann"}
 
 
 @dataclass(frozen=True)
 class Labels:
-    """A teacher's answers to a batch of B pairs."""
+    """A teacher's answers to B pairs, for each seed of a batch (leading dimensions)."""
 
     prefer_first: torch.Tensor
-    """[B] float in [0, 1], soft label P(first preferred)."""
+    """[..., B] float in [0, 1], soft label P(first preferred)."""
     answered: torch.Tensor
-    """[B] bool, False where the teacher skipped the pair."""
-    entropy: float
-    """Mean entropy (nats) of the teacher's preference distribution over answered pairs."""
+    """[..., B] bool, False where the teacher skipped the pair."""
+    entropy: torch.Tensor
+    """[...] mean entropy (nats) of the teacher's preference distribution over answered pairs
+    (0 where none was answered)."""
 
 
 @runtime_checkable
@@ -51,8 +55,9 @@ class Labeller(Protocol):
     simulated teacher, a subclass of :class:`Teacher`, or recorded human labels."""
 
     def label(self, rewards_1: torch.Tensor, rewards_2: torch.Tensor, reward_range: tuple[float, float],
-              generator: torch.Generator) -> Labels:
-        """Answer B pairs from the true step rewards ``rewards_i[B, T]`` of their segments."""
+              keys: Keys) -> Labels:
+        """Answer B pairs from the true step rewards ``rewards_i[..., B, T]`` of their segments;
+        leading dimensions are seeds, ``keys`` (of that shape) their random streams."""
         ...
 
 
@@ -130,15 +135,16 @@ class Teacher:
         rewards_1: torch.Tensor,
         rewards_2: torch.Tensor,
         reward_range: tuple[float, float],
-        generator: torch.Generator,
+        keys: Keys,
     ) -> Labels:
-        """Answer B pairs from true step rewards ``rewards_i[B, T]``.
+        """Answer B pairs from true step rewards ``rewards_i[..., B, T]``.
 
         ``reward_range`` is the task's (worst, best) true step reward, which
-        normalises returns for ``skip`` and ``equal``.
+        normalises returns for ``skip`` and ``equal``. The Boltzmann draw and the
+        mistake of pair i use draws i of ``keys.fold(0)`` and ``keys.fold(1)``.
         """
-        B, T = rewards_1.shape
-        answered = torch.ones(B, dtype=torch.bool)
+        B, T = rewards_1.shape[-2:]
+        answered = torch.ones(rewards_1.shape[:-1], dtype=torch.bool, device=rewards_1.device)
         if self.skip or self.equal:             # both compare returns normalised to [0, 1]
             low, high = reward_range
             scale = T * (high - low) if high > low else 1.0
@@ -151,26 +157,29 @@ class Teacher:
 
         margin = rewards_1 - rewards_2                         # R₁ − R₂, step by step
         if self.myopic != 1.0:
-            margin = margin * self.myopic ** torch.arange(T - 1, -1, -1, dtype=torch.float32)
+            weights = self.myopic ** torch.arange(T - 1, -1, -1, dtype=torch.float32, device=margin.device)
+            margin = margin * weights
         margin = margin.sum(-1)
         if math.isinf(self.beta):
             p_first = (margin > 0).float()
             p_first[margin == 0] = 0.5 if self.ties == "half" else 0.0
             y = p_first.clone()
         else:
-            p_first = torch.sigmoid(self.beta * margin)
-            y = (torch.rand(B, generator=generator) < p_first).float()
+            p_first = batched.sigmoid(self.beta * margin)
+            y = (keys.fold(0).uniform(B) < p_first).float()
         if self.equal:
             y[equal] = 0.5
             p_first = torch.where(equal, torch.full_like(p_first, 0.5), p_first)
         if self.mistake:
-            flip = torch.rand(B, generator=generator) < self.mistake
+            flip = keys.fold(1).uniform(B) < self.mistake
             y = torch.where(flip, 1.0 - y, y)
 
         entropy = -(torch.xlogy(p_first, p_first) + torch.xlogy(1 - p_first, 1 - p_first))
         if self.skip:
-            entropy = entropy[answered]
-        mean_entropy = float(entropy.mean()) if entropy.numel() else 0.0
+            entropy = torch.where(answered, entropy, 0.0)
+            mean_entropy = entropy.sum(-1) / answered.sum(-1).clamp(min=1)
+        else:
+            mean_entropy = entropy.mean(-1)
         return Labels(prefer_first=y, answered=answered, entropy=mean_entropy)
 
 

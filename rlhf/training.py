@@ -2,20 +2,23 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator
+import copy
+import functools
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 
-import numpy as np
 import torch
 
-from .learner import RewardLearner, preference_logits
-from .metrics import preference_accuracy
-from .planning import policy_return, soft_policy, soft_value_iteration, uniform_policy
+from .keys import Keys
+from .learner import RewardLearner
+from .mdp import TabularMDP
+from .metrics import preference_accuracies
+from .planning import expected_returns, soft_policy, soft_value_iteration, uniform_policy
 from .rewards import RewardModel
 from .rollout import Trajectories, rollout, step_rewards
 from .task import Task, TrainConfig
-from .teachers import Labeller, Labels
+from .teachers import Labeller, Labels, Teacher
 
 HISTORY_KEYS = ("true_return", "loss", "entropy", "answered")
 
@@ -24,8 +27,10 @@ HISTORY_KEYS = ("true_return", "loss", "entropy", "answered")
 class RoundRecord:
     """What one round saw; passed to ``on_round`` callbacks (e.g. for figures).
 
-    Its tensors are inference-mode tensors (the loop runs under
-    ``torch.inference_mode``): read them freely, ``clone()`` to keep and modify."""
+    From :func:`train` it holds one seed's tensors; from :func:`train_batch` the
+    batch's, with the seed dimension in front (``record[k]`` is seed k's). Its
+    tensors are inference-mode tensors (the loop runs under ``torch.inference_mode``):
+    read them freely, ``clone()`` to keep and modify."""
 
     index: int
     first: Trajectories
@@ -33,10 +38,15 @@ class RoundRecord:
     labels: Labels
     model: RewardModel
 
+    def __getitem__(self, k: int) -> RoundRecord:
+        labels = self.labels
+        return RoundRecord(self.index, self.first[k], self.second[k],
+                           Labels(labels.prefer_first[k], labels.answered[k], labels.entropy[k]), self.model[k])
+
 
 @dataclass(frozen=True)
 class RunResult:
-    """The outcome of :func:`train`."""
+    """The outcome of :func:`train` for one seed."""
 
     config: TrainConfig
     seed: int
@@ -50,19 +60,10 @@ class RunResult:
     """The final learned reward, [S] or [S, A]."""
 
 
-@dataclass(frozen=True)
-class _Streams:
-    init: torch.Generator
-    sample: torch.Generator
-    teacher: torch.Generator
-    heldout: torch.Generator
-
-
-def _streams(seed: int) -> _Streams:
-    """Independent generators per purpose, so e.g. a new teacher leaves the sampled states alone."""
-    children = np.random.SeedSequence(seed).spawn(4)
-    gens = [torch.Generator().manual_seed(int(c.generate_state(1, np.uint64)[0])) for c in children]
-    return _Streams(*gens)
+INIT, SAMPLE, TEACHER, HELDOUT = range(4)
+"""Purposes of the random streams (:meth:`Keys.fold`): a new teacher leaves the sampled states alone."""
+_HELDOUT_KEYS = Keys.from_seeds([0])[0]
+"""The held-out pairs' key: the same for every seed."""
 
 
 def plan(task: Task, reward: torch.Tensor, config: TrainConfig) -> torch.Tensor:
@@ -79,9 +80,10 @@ def train(
     *,
     config: TrainConfig | None = None,
     on_round: Callable[[RoundRecord], None] | None = None,
+    device: torch.device | str | None = None,
     **overrides: object,
 ) -> RunResult:
-    """Learn the task's reward from ``budget`` preference pairs.
+    """Learn the task's reward from ``budget`` preference pairs, for one seed.
 
     Settings come from ``config`` (default: the task's seed defaults), then
     ``teacher`` (a spec such as ``"boltzmann:1"``, a :class:`Teacher`, or any
@@ -89,24 +91,95 @@ def train(
     given as a keyword (``lr=0.05``, ``optimizer="sgd"``: the keys a sweep's TOML
     accepts); an unknown keyword raises ``TypeError`` naming it.
 
-    Deterministic: the same arguments give bit-identical results; no global RNG
-    is read or advanced. Runs on one torch thread (the loop is dispatch-bound:
-    a thread pool on tiny tensors only adds synchronisation, and one thread makes
-    results independent of the caller's setting), restoring the caller's thread
-    count on return.
+    Equal, bit for bit, to the seed's element of :func:`train_batch` over any seeds.
+    Deterministic: the same arguments give bit-identical results; no global RNG is read
+    or advanced. Runs on one torch thread (the loop is dispatch-bound: a thread pool on
+    tiny tensors only adds synchronisation, and one thread makes results independent of
+    the caller's setting), restoring the caller's thread count on return. ``device``:
+    where the tensors live (default: the task's, i.e. the CPU).
     """
-    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
-        raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    callback = None if on_round is None else (lambda record: on_round(record[0]))
+    return train_batch(task, [seed], teacher, budget, config=config, on_round=callback, device=device,
+                       **overrides)[0]
+
+
+def train_batch(
+    task: Task,
+    seeds: Sequence[int],
+    teacher: str | Labeller | None = None,
+    budget: int | None = None,
+    *,
+    config: TrainConfig | None = None,
+    on_round: Callable[[RoundRecord], None] | None = None,
+    device: torch.device | str | None = None,
+    **overrides: object,
+) -> list[RunResult]:
+    """:func:`train` for many seeds in one tensor program: element k is ``train(task, seed=seeds[k])``.
+
+    Planner, rollouts, teacher, learner and metrics run on ``[len(seeds), ...]`` tensors.
+    Random numbers are counter-based (:class:`rlhf.Keys`) and every kernel's result for a
+    seed is independent of the batch around it, so a seed's result does not depend on
+    which other seeds share its batch. ``on_round`` gets the batch's :class:`RoundRecord`.
+    """
+    cfg = _config(task, config, teacher, budget, overrides)
+    return _run(task, cfg, seeds, [cfg.budget], on_round, device)[cfg.budget]
+
+
+def train_checkpoints(
+    task: Task,
+    seeds: Sequence[int],
+    budgets: Sequence[int],
+    teacher: str | Labeller | None = None,
+    *,
+    config: TrainConfig | None = None,
+    device: torch.device | str | None = None,
+    **overrides: object,
+) -> dict[int, list[RunResult]]:
+    """``{budget: [result per seed]}``, each equal bit for bit to :func:`train_batch` with that budget.
+
+    The budgets that are multiples of ``pairs_per_round`` are checkpoints of one run to the
+    largest of them (a run to budget B is the first B / pairs_per_round rounds of any longer
+    run: its draws are keyed by round, not by position in a stream), so a learning curve
+    costs one run. Any other budget (and every budget when ``pairs_per_round`` is 0, all
+    pairs in one round) gets a run of its own.
+    """
+    cfg = _config(task, config, teacher, None, overrides)
+    wanted = sorted(set(budgets))
+    per = cfg.pairs_per_round
+    shared = [b for b in wanted if per and b % per == 0]
+    out: dict[int, list[RunResult]] = {}
+    if shared:
+        out |= _run(task, cfg.replace(budget=shared[-1]), seeds, shared, None, device)
+    for b in wanted:
+        if b not in out:
+            out |= _run(task, cfg.replace(budget=b), seeds, [b], None, device)
+    return {b: out[b] for b in budgets}
+
+
+def _config(task: Task, config: TrainConfig | None, teacher: str | Labeller | None, budget: int | None,
+            overrides: dict[str, object]) -> TrainConfig:
     if teacher is not None:
         overrides["teacher"] = teacher
     if budget is not None:
         overrides["budget"] = budget
-    cfg = (config or task.defaults).replace(**overrides)
+    return (config or task.defaults).replace(**overrides)
+
+
+def _run(task: Task, cfg: TrainConfig, seeds: Sequence[int], checkpoints: list[int],
+         on_round: Callable[[RoundRecord], None] | None, device: torch.device | str | None,
+         ) -> dict[int, list[RunResult]]:
+    seeds = list(seeds)
+    for seed in seeds:
+        if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+            raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
+    if not seeds:
+        raise ValueError("seeds must name at least one seed, got []")
+    task = on_device(task, device)
+    keys = Keys.from_seeds(seeds, device=task.mdp.start.device)
     # No autograd anywhere in the loop (the learner's gradient is closed-form); inference
     # mode skips autograd's bookkeeping on every op, about 13% of a seed run's time.
     with single_threaded(), torch.inference_mode():
-        history, metrics, reward = _train(task, cfg, _streams(seed), on_round)
-    return RunResult(cfg, seed, history, metrics, reward.clone())   # a clone outside is a normal tensor
+        return _Loop(task, cfg, keys, seeds).run(checkpoints, on_round)
 
 
 @contextmanager
@@ -122,61 +195,109 @@ def single_threaded() -> Iterator[None]:
             torch.set_num_threads(before)
 
 
-def _train(task: Task, cfg: TrainConfig, streams: _Streams, on_round: Callable[[RoundRecord], None] | None,
-           ) -> tuple[dict[str, list[float]], dict[str, float], torch.Tensor]:
-    """The loop itself: per-round history, final metrics, final learned reward."""
-    judge = cfg.labeller()
-    model = task.new_reward_model(streams.init)
-    learner = RewardLearner(model, cfg.learner)
-    length = cfg.segment_length or task.horizon
-    per_round = cfg.pairs_per_round or cfg.budget
-    uniform = uniform_policy(task.mdp)
-    policy = plan(task, model.reward(), cfg)
-    history: dict[str, list[float]] = {k: [] for k in HISTORY_KEYS}
-    for index in range(cfg.rounds):
-        n = min(per_round, cfg.budget - index * per_round)
-        behaviour = policy if cfg.sampler == "on-policy" else uniform
-        first, second = rollout(task.mdp, behaviour, 2 * n, length, streams.sample).split()
-        labels = judge.label(step_rewards(task.true_reward, first), step_rewards(task.true_reward, second),
-                             task.reward_range(), streams.teacher)
-        keep = labels.answered
-        loss = float("nan")
-        if keep.all():
-            loss = learner.update(first, second, labels.prefer_first)
-        elif keep.any():
-            loss = learner.update(_select(first, keep), _select(second, keep), labels.prefer_first[keep])
-        policy = plan(task, model.reward(), cfg)
-        history["true_return"].append(policy_return(task.mdp, policy, task.true_reward, length))
-        history["loss"].append(loss)
-        history["entropy"].append(labels.entropy)
-        history["answered"].append(float(keep.sum()))
-        if on_round is not None:
-            on_round(RoundRecord(index, first, second, labels, model))
+class _Loop:
+    """The loop itself, over a batch of seeds: plan → roll out pairs → label → update."""
 
-    metrics = task.convergence_metrics(model, cfg)
-    metrics["pref_accuracy"] = _heldout_accuracy(task, model, cfg, length, streams.heldout)
-    return history, metrics, model.reward()
+    def __init__(self, task: Task, cfg: TrainConfig, keys: Keys, seeds: list[int]) -> None:
+        self.task, self.cfg, self.keys, self.seeds = task, cfg, keys, seeds
+        self.judge = cfg.labeller()
+        self.may_skip = not isinstance(self.judge, Teacher) or self.judge.skip > 0
+        self.model = task.new_reward_model(keys.fold(INIT))
+        self.learner = RewardLearner(self.model, cfg.learner, may_skip=self.may_skip)
+        self.length = cfg.segment_length or task.horizon
+        self.history: dict[str, list[torch.Tensor]] = {k: [] for k in HISTORY_KEYS}
+
+    def run(self, checkpoints: list[int], on_round: Callable[[RoundRecord], None] | None,
+            ) -> dict[int, list[RunResult]]:
+        task, cfg, keys = self.task, self.cfg, self.keys
+        per_round = cfg.pairs_per_round or cfg.budget
+        batch = keys.shape
+        uniform = uniform_policy(task.mdp)
+        policy = self._plan()
+        results: dict[int, list[RunResult]] = {}
+        for index in range(cfg.rounds):
+            n = min(per_round, cfg.budget - index * per_round)
+            behaviour = policy if cfg.sampler == "on-policy" else uniform
+            first, second = rollout(task.mdp, behaviour, 2 * n, self.length, keys.fold(SAMPLE, index)).split()
+            answers = self.judge.label(step_rewards(task.true_reward, first), step_rewards(task.true_reward, second),
+                                       task.reward_range(), keys.fold(TEACHER, index))
+            labels = Labels(answers.prefer_first.expand(*batch, n), answers.answered.expand(*batch, n),
+                            torch.as_tensor(answers.entropy).expand(batch))      # a custom labeller's shapes too
+            loss = self.learner.update(first, second, labels.prefer_first,
+                                       labels.answered if self.may_skip else None)
+            policy = self._plan()
+            self.history["true_return"].append(expected_returns(task.mdp, policy, task.true_reward, self.length))
+            self.history["loss"].append(torch.as_tensor(loss))
+            self.history["entropy"].append(labels.entropy)
+            self.history["answered"].append(labels.answered.sum(-1).double())
+            if on_round is not None:
+                on_round(RoundRecord(index, first, second, labels, self.model))
+            pairs = index * per_round + n
+            if pairs in checkpoints:
+                results[pairs] = self._results(index + 1, cfg.replace(budget=pairs))
+        return results
+
+    def _plan(self) -> torch.Tensor:
+        """``pi[B, s, a]`` for each seed's current learned reward."""
+        reward = self.model.reward()
+        if reward.dim() == self.keys.key.dim() + 1:        # state rewards [B, S] -> [B, S, 1]
+            reward = reward.unsqueeze(-1)
+        return plan(self.task, reward, self.cfg)
+
+    def _results(self, rounds: int, cfg: TrainConfig) -> list[RunResult]:
+        """Each seed's result after ``rounds`` rounds (its history so far, metrics now)."""
+        history = {k: torch.stack(v[:rounds], -1).tolist() for k, v in self.history.items()}
+        accuracy = self._heldout_accuracy(cfg).tolist()
+        out = []
+        for k, seed in enumerate(self.seeds):
+            model = self.model[k]
+            metrics = self.task.convergence_metrics(model, cfg)
+            metrics["pref_accuracy"] = accuracy[k]
+            # a clone outside inference mode is a normal tensor
+            with torch.inference_mode(False):
+                reward = model.reward().clone()
+            out.append(RunResult(cfg, seed, {key: rows[k] for key, rows in history.items()}, metrics, reward))
+        return out
+
+    def _heldout_accuracy(self, cfg: TrainConfig) -> torch.Tensor:
+        """``[B]`` agreement with the noiseless teacher on held-out pairs."""
+        first, second, truth = self._heldout_pairs(cfg)
+        learned = self._learned_returns(first) - self._learned_returns(second)
+        return preference_accuracies(learned, truth.expand_as(learned))
+
+    @functools.cache  # noqa: B019 (one loop object per run: the cache dies with it)
+    def _heldout_pairs(self, cfg: TrainConfig) -> tuple[Trajectories, Trajectories, torch.Tensor]:
+        """The held-out pairs and their true margins R₁ − R₂: one set for every seed and budget
+        (a key of its own, not the seed's), so accuracies compare learned rewards on one test set.
+
+        Each trajectory comes, by a fair coin, from the soft-optimal policy for the
+        true reward or from uniformly random actions, so pairs span good and bad
+        behaviour; pairs the truth ranks equal are left out of the accuracy.
+        """
+        task, keys, n = self.task, _HELDOUT_KEYS.fold(HELDOUT), 2 * cfg.heldout_pairs
+        keys = Keys(keys.key.to(self.keys.device))
+        expert = rollout(task.mdp, plan(task, task.true_reward, cfg), n, self.length, keys.fold(0))
+        random = rollout(task.mdp, uniform_policy(task.mdp), n, self.length, keys.fold(1))
+        coin = (keys.fold(2).uniform(n) < 0.5).unsqueeze(-1)
+        mixed = Trajectories(torch.where(coin, expert.states, random.states),
+                             torch.where(coin, expert.actions, random.actions))
+        first, second = mixed.split()
+        truth = step_rewards(task.true_reward, first).sum(-1) - step_rewards(task.true_reward, second).sum(-1)
+        return first, second, truth
+
+    def _learned_returns(self, traj: Trajectories) -> torch.Tensor:
+        """``[B, n]`` each seed's learned return of the trajectories ``[n, T]``."""
+        features = self.model.features(traj)                              # [n, T]
+        table = self.model.reward().flatten(self.keys.key.dim())         # [B, F], indexed by features
+        return table[:, features].sum(-1)
 
 
-def _select(traj: Trajectories, mask: torch.Tensor) -> Trajectories:
-    return Trajectories(traj.states[mask], traj.actions[mask])
-
-
-def _heldout_accuracy(task: Task, model: RewardModel, cfg: TrainConfig, length: int,
-                      generator: torch.Generator) -> float:
-    """Agreement with the noiseless teacher on fresh pairs.
-
-    Each trajectory comes, by a fair coin, from the soft-optimal policy for the
-    true reward or from uniformly random actions, so pairs span good and bad
-    behaviour; pairs the truth ranks equal are left out.
-    """
-    n = 2 * cfg.heldout_pairs
-    expert = rollout(task.mdp, plan(task, task.true_reward, cfg), n, length, generator)
-    random = rollout(task.mdp, uniform_policy(task.mdp), n, length, generator)
-    coin = (torch.rand(n, generator=generator) < 0.5).unsqueeze(-1)
-    mixed = Trajectories(torch.where(coin, expert.states, random.states),
-                         torch.where(coin, expert.actions, random.actions))
-    first, second = mixed.split()
-    learned = preference_logits(model.reward(), first, second)
-    truth = preference_logits(task.true_reward, first, second)
-    return preference_accuracy(learned, truth)
+def on_device(task: Task, device: torch.device | str | None) -> Task:
+    """The task with its tensors (and its MDP's) on ``device``; the task itself when they are there."""
+    if device is None or task.mdp.start.device == torch.device(device):
+        return task
+    moved = copy.copy(task)
+    for name, value in vars(task).items():
+        if isinstance(value, torch.Tensor | TabularMDP):
+            setattr(moved, name, value.to(device))
+    return moved

@@ -4,6 +4,7 @@ import bench  # noqa: F401  (first: pins torch's CPU kernels before torch loads,
 import pytest
 import torch
 
+import rlhf
 from helpers import TINY_CONFIG
 
 # Deterministic single-threaded kernels: the suite compares results bit for bit.
@@ -14,6 +15,12 @@ torch.set_num_threads(1)
 def rng() -> torch.Generator:
     """A fixed torch Generator: tests never touch the global RNG."""
     return torch.Generator().manual_seed(1234)
+
+
+@pytest.fixture
+def keys() -> rlhf.Keys:
+    """One fixed counter-based key (no batch dimension), for rollouts and teachers."""
+    return rlhf.Keys.from_seeds([1234])[0]
 
 
 @pytest.fixture

@@ -1,19 +1,19 @@
 """One reward update (the seed's 50 Adam steps on 100 pairs of length 30), and a whole seed run."""
 
 import pytest
-import torch
 
 import rlhf
 from bench import reference
+from bench.timings import BATCH_SEEDS
 from rlhf.learner import LearnerConfig, RewardLearner
 
 from .conftest import UPDATE_SIZES, grid, info
 
 
 def pairs(task, n=100, length=30):
-    g = torch.Generator().manual_seed(0)
-    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * n, length, g).split()
-    labels = (torch.rand(n, generator=g) < 0.5).float()
+    keys = rlhf.Keys.from_seeds([0])[0]
+    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * n, length, keys.fold(0)).split()
+    labels = (keys.fold(1).uniform(n) < 0.5).float()
     return first, second, labels
 
 
@@ -31,7 +31,8 @@ def test_reward_update(benchmark, size):
     task = grid(size, 0.0)
     first, second, labels = pairs(task)
     info(benchmark, "reward_update", "fast", size * size, task="gridworld", size=size, slip=0.0)
-    time_update(benchmark, lambda: RewardLearner(task.new_reward_model(torch.Generator()), task.defaults.learner),
+    key = rlhf.Keys.from_seeds([0])[0]
+    time_update(benchmark, lambda: RewardLearner(task.new_reward_model(key), task.defaults.learner),
                 (first, second, labels), rounds=10)
 
 
@@ -49,7 +50,7 @@ def test_reward_update_strings(benchmark):
     task = rlhf.StringTask(vocab="ABC", target="ABC")
     first, second, labels = pairs(task, n=200, length=3)
     info(benchmark, "reward_update_strings", "fast", 3, task="strings", size=3, slip=0.0)
-    time_update(benchmark, lambda: RewardLearner(task.new_reward_model(torch.Generator().manual_seed(0)),
+    time_update(benchmark, lambda: RewardLearner(task.new_reward_model(rlhf.Keys.from_seeds([0])[0]),
                                                  LearnerConfig("sgd", 0.01, 5, 1)),
                 (first, second, labels), rounds=10)
 
@@ -66,3 +67,22 @@ def test_seed_gridworld_run_reference(benchmark):
     info(benchmark, "seed_run", "reference", 25, task="gridworld", size=5, slip=0.0)
     history = benchmark.pedantic(reference.seed_gridworld_run, rounds=3, warmup_rounds=0)
     assert max(history["learned_distribution"]) == history["learned_distribution"][-1]   # goal (4, 4)
+
+
+
+@pytest.mark.benchmark(group="seed_batch")
+def test_seed_gridworld_batch(benchmark):
+    """100 seeds of the seed run as one batched call (compare: 100 × the one-seed run below)."""
+    info(benchmark, "seed_batch", "batched", 25, task="gridworld", size=5, slip=0.0, seeds=BATCH_SEEDS)
+    task = rlhf.preset_task("seed-gridworld")
+    results = benchmark.pedantic(rlhf.train_batch, args=(task, range(BATCH_SEEDS)), rounds=3, warmup_rounds=0)
+    assert sum(r.metrics["goal_hit"] for r in results) >= 0.9 * BATCH_SEEDS
+
+
+@pytest.mark.benchmark(group="seed_batch")
+def test_seed_gridworld_one_seed_at_a_time(benchmark):
+    """One seed alone (rlhf.train); 100 such runs cost 100 × this median."""
+    info(benchmark, "seed_batch", "one-seed", 25, task="gridworld", size=5, slip=0.0, seeds=1)
+    task = rlhf.preset_task("seed-gridworld")
+    result = benchmark.pedantic(rlhf.train, args=(task,), kwargs={"seed": 7}, rounds=5, warmup_rounds=1)
+    assert result.metrics["goal_hit"] == 1.0

@@ -65,19 +65,31 @@ def run_cli(*args: str, check: bool = False, env: dict[str, str] | None = None,
                           text=True, check=check, timeout=600)
 
 
-def kill_worker_once(cell, marker_dir):
-    """Dask fault injection: the first attempt at cell (strings, seed 0, budget 20) kills its worker."""
-    from bench.cell import run_cell
-    marker = Path(marker_dir) / f"{cell.key}.attempted"
-    if cell.task == "strings" and cell.seed == 0 and cell.budget == 20 and not marker.exists():
+def _guilty(group):
+    """The group holding cell (strings, seed 0, budget 20)."""
+    return any(c.task == "strings" and c.seed == 0 and c.budget == 20 for c in group.cells)
+
+
+def kill_worker_once(group, marker_dir):
+    """Fault injection: the first attempt at the group of cell (strings, seed 0, budget 20) kills its worker."""
+    from bench.cell import run_group
+    marker = Path(marker_dir) / f"{group.key}.attempted"
+    if _guilty(group) and not marker.exists():
         marker.touch()
         os._exit(1)
-    return run_cell(cell)
+    return run_group(group)
 
 
-def kill_worker_always(cell):
-    """Dask fault injection: cell (strings, seed 0, budget 20) kills every worker that tries it."""
-    from bench.cell import run_cell
-    if cell.task == "strings" and cell.seed == 0 and cell.budget == 20:
+def kill_worker_always(group):
+    """Fault injection: the group of cell (strings, seed 0, budget 20) kills every worker that tries it."""
+    from bench.cell import run_group
+    if _guilty(group):
         os._exit(1)
-    return run_cell(cell)
+    return run_group(group)
+
+
+def keys_from(rng):
+    """A fresh counter-based key drawn from a torch Generator (each call a new stream)."""
+    import rlhf
+    import torch
+    return rlhf.Keys.from_seeds([int(torch.randint(2**62, (1,), generator=rng))])[0]

@@ -13,6 +13,7 @@ import pytest
 pytest.importorskip("distributed")
 
 from bench import config, dask_executor, sweep  # noqa: E402
+from bench.cell import groups  # noqa: E402
 from bench.store import Store  # noqa: E402
 from helpers import ROOT, kill_worker_always, kill_worker_once, run_cli  # noqa: E402
 
@@ -46,7 +47,7 @@ def test_a_worker_dying_once_is_retried_elsewhere(serial_csv, tmp_path):
     cfg, expected = serial_csv
     cells = config.load(cfg).cells
     task = functools.partial(kill_worker_once, marker_dir=str(tmp_path))
-    results = list(dask_executor.run_dask(cells, 2, None, task=task))
+    results = list(dask_executor.run_dask(groups(cells), 2, None, task=task))
     assert len(results) == len(cells) and {c.key for c, _ in results} == {c.key for c in cells}   # none lost or doubled
     assert all(r.status == "done" for _, r in results)
     assert len(list(tmp_path.glob("*.attempted"))) == 1
@@ -58,9 +59,12 @@ def test_a_cell_that_always_kills_its_worker_is_failed_and_the_rest_complete(ser
     monkeypatch.setattr(dask_executor, "run_dask",
                         lambda cells, workers, address: real(cells, workers, address, task=kill_worker_always))
     summary = sweep.run_sweep(config.load(cfg), tmp_path / "d", executor="dask", workers=2, progress=False)
-    assert (summary.run, summary.failed) == (len(config.load(cfg).cells), 1)
+    guilty = [g for g in groups(config.load(cfg).cells) if any(c.task == "strings" and c.seed == 0 for c in g.cells)]
+    assert len(guilty) == 1 and len(guilty[0].cells) < len(config.load(cfg).cells)
+    assert (summary.run, summary.failed) == (len(config.load(cfg).cells), len(guilty[0].cells))
     failed = [r for r in _store_rows(tmp_path / "d").values() if r["status"] == "failed"]
-    assert len(failed) == 1 and "KilledWorker" in failed[0]["error"]
+    assert {r["key"] for r in failed} == {c.key for c in guilty[0].cells}
+    assert all("KilledWorker" in r["error"] for r in failed)
 
 
 def test_resume_after_the_client_is_killed(serial_csv, tmp_path):

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import rlhf
+from helpers import keys_from
 from bench import reference
 from rlhf.learner import LearnerConfig, RewardLearner
 
@@ -30,11 +31,11 @@ def test_seed_update_agrees_with_the_closed_form_learner(rng):
     up to ``lr`` (the closed form gives exactly 0 there).
     """
     task = rlhf.GridWorld(size=4, horizon=8)
-    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 60, 8, rng).split()
+    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 60, 8, keys_from(rng)).split()
     prefer_first = (torch.rand(30, generator=rng) < 0.5).float()
     seed_agent = reference.SeedAgent(16)
     seed_agent.update(first.states, second.states, (1 - prefer_first).long())
-    model = task.new_reward_model(rng)
+    model = task.new_reward_model(rlhf.Keys.from_seeds([0])[0])
     RewardLearner(model, LearnerConfig("adam", 1e-2, 50)).update(first, second, prefer_first)
     from rlhf.learner import preference_logits
     torch.testing.assert_close(preference_logits(model.reward(), first, second),

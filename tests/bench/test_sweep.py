@@ -15,14 +15,15 @@ from helpers import ROOT, run_cli
 
 SLOW_CONFIG = """
 [gridworld]
-sizes = [5]
-slips = [0.0]
+sizes = [4, 5, 6, 7]
+slips = [0.0, 0.05]
 budgets = [400]
 teachers = ["boltzmann:1"]
-seeds = 40
+seeds = 5
 [gridworld.train]
 heldout_pairs = 100
 """
+"""8 groups (configurations) of 5 seeds: a group is the unit of work, so a kill loses at most the one running."""
 
 
 def test_serial_equals_process_and_rerun_computes_nothing(tmp_path, tiny_config):
@@ -95,33 +96,43 @@ def test_interrupt_mid_sweep_then_resume_equals_uninterrupted(tmp_path, signum):
 
 
 def test_failing_and_nan_cells_are_recorded_and_the_sweep_goes_on(tmp_path, tiny_config, monkeypatch):
-    real_train = rlhf.train
+    """A group that raises fails its cells; a NaN metric fails its cell only; the rest run."""
+    real = rlhf.train_checkpoints
 
-    def flaky(task, seed, config):
-        if task.name == "strings" and seed == 1:
+    def flaky(task, seeds, budgets, config):
+        if task.name == "gridworld" and task.size == 4 and task.slip == 0.1:
             raise RuntimeError("planted failure")
-        result = real_train(task, seed=seed, config=config)
-        if task.name == "strings" and seed == 2:
-            result.metrics["epic"] = float("nan")
-        return result
+        results = real(task, seeds, budgets, config=config)
+        if task.name == "strings":
+            for r in results[20]:
+                if r.seed == 2:
+                    r.metrics["epic"] = float("nan")
+        return results
 
-    monkeypatch.setattr(cell_mod.rlhf, "train", flaky)
+    monkeypatch.setattr(cell_mod.rlhf, "train_checkpoints", flaky)
     summary = sweep.run_sweep(config.load(tiny_config), tmp_path / "out", progress=False)
-    assert (summary.total, summary.run, summary.failed) == (14, 14, 4)
+    assert (summary.total, summary.run, summary.failed) == (14, 14, 3)
     with Store(tmp_path / "out") as store:
-        failed = {r["config"]["seed"]: r["error"] for r in store.rows() if r["status"] == "failed"}
+        failed = [r for r in store.rows() if r["status"] == "failed"]
         frame = sweep.cells_frame(store, config.load(tiny_config).cells)
-    assert set(failed) == {1, 2}
-    assert all("planted failure" in e or "NaN in metrics: epic" in e for e in failed.values())
-    assert (frame["status"] == "done").sum() == 10 and len(frame) == 14
+    planted = [r for r in failed if "planted failure" in r["error"]]
+    nan = [r for r in failed if "NaN in metrics: epic" in r["error"]]
+    assert len(planted) == 2 and {r["config"]["size"] for r in planted} == {4}
+    assert len(nan) == 1 and (nan[0]["config"]["seed"], nan[0]["config"]["budget"]) == (2, 20)
+    assert (frame["status"] == "done").sum() == 11 and len(frame) == 14
 
 
 def test_retry_failed_runs_only_failed_cells(tmp_path, tiny_config, monkeypatch):
-    real_train = rlhf.train
-    monkeypatch.setattr(cell_mod.rlhf, "train", lambda task, seed, config: (_ for _ in ()).throw(ValueError("x"))
-                        if seed == 0 else real_train(task, seed=seed, config=config))
+    real = rlhf.train_checkpoints
+
+    def strings_fail(task, seeds, budgets, config):
+        if task.name == "strings":
+            raise ValueError("x")
+        return real(task, seeds, budgets, config=config)
+
+    monkeypatch.setattr(cell_mod.rlhf, "train_checkpoints", strings_fail)
     first = sweep.run_sweep(config.load(tiny_config), tmp_path / "o", progress=False)
-    monkeypatch.setattr(cell_mod.rlhf, "train", real_train)
+    monkeypatch.setattr(cell_mod.rlhf, "train_checkpoints", real)
     again = sweep.run_sweep(config.load(tiny_config), tmp_path / "o", progress=False)
     retried = sweep.run_sweep(config.load(tiny_config), tmp_path / "o", retry_failed=True, progress=False)
     assert first.failed == 6 and again.run == 0 and (retried.run, retried.failed) == (6, 0)

@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import rlhf
+from helpers import keys_from
 from rlhf.learner import (
     LearnerConfig,
     RewardLearner,
@@ -11,7 +12,7 @@ from rlhf.learner import (
 
 
 def pairs(task, rng, n=40):
-    return rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * n, task.horizon, rng).split()
+    return rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * n, task.horizon, keys_from(rng)).split()
 
 
 def part(traj, sl):
@@ -27,7 +28,7 @@ def test_closed_form_update_equals_autograd_with_torch_optim(make, rng):
     first, second = pairs(task, rng)
     y = torch.rand(len(first), generator=rng)
     for cfg in (LearnerConfig("adam", 0.05, epochs=4, batch_size=0), LearnerConfig("sgd", 0.1, epochs=2, batch_size=7)):
-        model = task.new_reward_model(torch.Generator().manual_seed(0))
+        model = task.new_reward_model(rlhf.Keys.from_seeds([0])[0])
         theta = model.theta.clone().requires_grad_()
         opt = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)([theta], lr=cfg.lr)
         to_reward = (lambda t: torch.log_softmax(t, -1)) if task.true_reward.dim() == 1 else (
@@ -50,7 +51,7 @@ def test_reported_loss_is_the_bradley_terry_loss(rng):
     task = rlhf.GridWorld(size=3, horizon=5)
     first, second = pairs(task, rng)
     y = (torch.rand(len(first), generator=rng) < 0.5).float()
-    model = task.new_reward_model(rng)
+    model = task.new_reward_model(rlhf.Keys.from_seeds([0])[0])
     before = float(bradley_terry_loss(preference_logits(model.reward(), first, second), y))
     loss = RewardLearner(model, LearnerConfig("adam", 0.01, epochs=1)).update(first, second, y)
     assert loss == pytest.approx(before, rel=1e-5)
@@ -102,7 +103,7 @@ def test_large_model_support_path_equals_autograd_with_torch_optim(cfg, fused, r
         first, second = rlhf.Trajectories(states[:n], actions[:n]), rlhf.Trajectories(states[n:], actions[n:])
         return first, second, torch.rand(n, generator=rng)
 
-    model = rlhf.TableReward(S, A, torch.Generator().manual_seed(0))
+    model = rlhf.TableReward(S, A, rlhf.Keys.from_seeds([0])[0])
     assert model.theta.numel() > _ALL_FEATURES_MAX
     rounds = [round_pairs() for _ in range(2)]
     support, _ = count_differences(model.features(rounds[0][0]), model.features(rounds[0][1]), model.theta.numel())

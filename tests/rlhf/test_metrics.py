@@ -2,6 +2,7 @@ import pytest
 import torch
 
 import rlhf
+from helpers import keys_from
 from rlhf.learner import LearnerConfig, RewardLearner
 
 
@@ -67,9 +68,9 @@ def test_epic_on_state_rewards_is_the_pearson_distance_of_centred_rewards(rng):
 def test_string_task_epic_still_ignores_per_position_shifts(rng):
     """The string task's metric keeps its value: per-position offsets removed, then EPIC."""
     task = rlhf.StringTask(vocab="ABCD", target="DCBA")
-    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 60, task.horizon, rng).split()
+    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 60, task.horizon, keys_from(rng)).split()
     margin = rlhf.step_rewards(task.true_reward, first).sum(-1) - rlhf.step_rewards(task.true_reward, second).sum(-1)
-    model = task.new_reward_model(rng)
+    model = task.new_reward_model(rlhf.Keys.from_seeds([0])[0])
     learner = RewardLearner(model, LearnerConfig("sgd", 0.05, epochs=3, batch_size=5))
     learner.update(first, second, torch.sigmoid(margin))
     table = model.reward().detach()

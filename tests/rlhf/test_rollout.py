@@ -1,12 +1,16 @@
-"""The rollout sampler: one search per step in a flat table of (action, successor) outcomes."""
+"""The rollout sampler: one inverse-CDF draw per step over a state's (action, successor) outcomes."""
 
+import importlib
+
+import pytest
 import torch
 
 import rlhf
-from rlhf.rollout import _RESOLUTION, _StepTable
+
+module = importlib.import_module("rlhf.rollout")     # rlhf.rollout is also the function
 
 
-def one_step_frequencies(mdp, policy, rng, n):
+def one_step_frequencies(mdp, policy, keys, n):
     """Empirical P(a, s' | s) from ``n`` one-step rollouts out of each start state."""
     S, A = mdp.num_states, mdp.num_actions
     counts = torch.zeros(S, A, S)
@@ -14,35 +18,52 @@ def one_step_frequencies(mdp, policy, rng, n):
         start = torch.zeros(S)
         start[s] = 1.0
         one = rlhf.TabularMDP.from_sparse(mdp.next_states, mdp.probs, start, mdp.action_noise)
-        traj = rlhf.rollout(one, policy, n, 2, rng)
+        traj = rlhf.rollout(one, policy, n, 2, keys.fold(s))
         counts[s].index_put_((traj.actions[:, 0], traj.states[:, 1]), torch.ones(n), accumulate=True)
     return counts / n
 
 
-def test_action_and_successor_frequencies_match_the_model(rng):
+@pytest.mark.parametrize("loop_from", [module._LOOP_FROM, 1])       # both ways of drawing
+def test_action_and_successor_frequencies_match_the_model(rng, keys, loop_from, monkeypatch):
     """Slip and action noise together: the joint of executed action and successor is right."""
+    monkeypatch.setattr(module, "_LOOP_FROM", loop_from)
     grid = rlhf.GridWorld(size=3, slip=0.3).mdp
     mdp = rlhf.TabularMDP.from_sparse(grid.next_states, grid.probs, grid.start, action_noise=0.2)
     policy = torch.softmax(2 * torch.randn(9, 5, generator=rng), dim=-1)
     executed = policy @ mdp.executed_action_probs()
     expected = executed.unsqueeze(-1) * mdp.executed_transitions.transpose(0, 1)     # [S, A, S']
     n = 20_000
-    observed = one_step_frequencies(mdp, policy, rng, n)
+    observed = one_step_frequencies(mdp, policy, keys, n)
     sigma = (expected * (1 - expected) / n).sqrt()
     assert ((observed - expected).abs() <= 5 * sigma + 1e-6).all()
     assert (observed[expected == 0] == 0).all()
 
 
-def test_extreme_draws_never_pick_a_zero_probability_outcome_or_leave_the_row():
-    """Draws 0 and 2³² − 1 at every state, with zero-probability actions first and last."""
+@pytest.mark.parametrize("loop_from", [module._LOOP_FROM, 1])
+def test_extreme_draws_never_pick_a_zero_probability_outcome_or_leave_the_row(loop_from, monkeypatch):
+    """Draws 0 and 2³¹ − 1 at every state, with zero-probability actions first and last."""
+    monkeypatch.setattr(module, "_LOOP_FROM", loop_from)
     mdp = rlhf.GridWorld(size=3, slip=0.0).mdp
-    policy = torch.zeros(9, 5)
-    policy[:, 1:4] = torch.tensor([0.2, 0.5, 0.3])
-    table = _StepTable(mdp, policy)
-    states = torch.arange(9).repeat(2)
-    draws = torch.cat([torch.zeros(9, dtype=torch.int64), torch.full((9,), _RESOLUTION - 1)])
-    outcomes = table.draw(states, draws.clone())
-    actions = table.action(outcomes)
-    assert (outcomes // 5 == states).all()                          # each draw stays in its state's row
+    policy = torch.zeros(1, 9, 5)
+    policy[..., 1:4] = torch.tensor([0.2, 0.5, 0.3])
+    table = module._StepTable(mdp, policy)
+    rows = torch.arange(9, dtype=torch.int32).repeat(2)
+    draws = torch.cat([torch.zeros(9, dtype=torch.int32), torch.full((9,), 2**31 - 1, dtype=torch.int32)])
+    outcomes = table.draw(rows, draws, out=torch.empty_like(rows))
+    actions = outcomes // table.slots
     assert (actions[:9] == 1).all() and (actions[9:] == 3).all()
-    assert torch.equal(table.successor[outcomes], mdp.action_successors[actions, states])
+    successors = table.successor(rows, outcomes, out=torch.empty_like(rows))
+    assert torch.equal(successors.long(), mdp.action_successors[actions.long(), rows.long()])
+
+
+def test_batched_rollouts_give_each_key_its_own_trajectories(keys):
+    """[B] keys and [B, S, A] policies: row k is the rollout of key k alone with policy k."""
+    mdp = rlhf.GridWorld(size=3, slip=0.2).mdp
+    batch = rlhf.Keys.from_seeds(range(5))
+    policy = torch.softmax(torch.randn(5, 9, 5, generator=torch.Generator().manual_seed(0)), -1)
+    together = rlhf.rollout(mdp, policy, 40, 6, batch)
+    assert together.states.shape == (5, 40, 6)
+    for k in range(5):
+        alone = rlhf.rollout(mdp, policy[k], 40, 6, batch[k])
+        assert torch.equal(alone.states, together.states[k]) and torch.equal(alone.actions, together.actions[k])
+    assert not torch.equal(together.states[0], together.states[1])

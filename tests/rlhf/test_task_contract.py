@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import rlhf
+from helpers import keys_from
 
 TASKS = {
     "grid-seed": lambda: rlhf.GridWorld(size=5, slip=0.0, start=[(0, 0)], goal=[(4, 4)], horizon=30),
@@ -32,7 +33,7 @@ def test_mdp_shapes_and_rows_sum_to_one(task):
 def test_true_reward_and_reward_model_shapes(task, rng):
     S, A = task.mdp.num_states, task.mdp.num_actions
     assert task.true_reward.shape in {(S,), (S, A)}
-    assert task.new_reward_model(rng).reward().shape == task.true_reward.shape
+    assert task.new_reward_model(rlhf.Keys.from_seeds([0])[0]).reward().shape == task.true_reward.shape
     low, high = task.reward_range()
     assert low == pytest.approx(float(task.true_reward.min())) and high == pytest.approx(float(task.true_reward.max()))
 
@@ -40,7 +41,7 @@ def test_true_reward_and_reward_model_shapes(task, rng):
 def test_rollouts_follow_the_transitions(task, rng):
     mdp = task.mdp
     policy = rlhf.uniform_policy(mdp)
-    traj = rlhf.rollout(mdp, policy, 64, task.horizon, rng)
+    traj = rlhf.rollout(mdp, policy, 64, task.horizon, keys_from(rng))
     assert traj.states.shape == traj.actions.shape == (64, task.horizon)
     assert (mdp.start[traj.states[:, 0]] > 0).all()
     executed = mdp.executed_transitions            # rollouts record the executed action

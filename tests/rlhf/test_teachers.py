@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+from helpers import keys_from
 from rlhf import Teacher
 
 N = 20_000
@@ -24,7 +25,7 @@ def constant_pairs(r1, r2, T=4, n=N):
 
 
 def mean_label(teacher, r1, r2, rng, T=4):
-    labels = teacher.label(*constant_pairs(r1, r2, T), RANGE, rng)
+    labels = teacher.label(*constant_pairs(r1, r2, T), RANGE, keys_from(rng))
     return float(labels.prefer_first[labels.answered].mean()), labels
 
 
@@ -55,14 +56,14 @@ def test_myopic_weights_recent_steps():
     early = torch.tensor([[1.0, 0.0, 0.0, 0.0]])
     late = torch.tensor([[0.0, 0.0, 0.0, 0.9]])
     g = torch.Generator().manual_seed(0)
-    assert Teacher.parse("oracle").label(early, late, RANGE, g).prefer_first.item() == 1.0
-    assert Teacher.parse("myopic:0.5+oracle").label(early, late, RANGE, g).prefer_first.item() == 0.0
+    assert Teacher.parse("oracle").label(early, late, RANGE, keys_from(g)).prefer_first.item() == 1.0
+    assert Teacher.parse("myopic:0.5+oracle").label(early, late, RANGE, keys_from(g)).prefer_first.item() == 0.0
 
 
 def test_skip_drops_pairs_whose_best_return_is_low(rng):
     teacher = Teacher.parse("skip:0.5+oracle")
-    low = teacher.label(*constant_pairs(0.4 * 4, 0.2 * 4, n=10), RANGE, rng)
-    high = teacher.label(*constant_pairs(0.6 * 4, 0.2 * 4, n=10), RANGE, rng)
+    low = teacher.label(*constant_pairs(0.4 * 4, 0.2 * 4, n=10), RANGE, keys_from(rng))
+    high = teacher.label(*constant_pairs(0.6 * 4, 0.2 * 4, n=10), RANGE, keys_from(rng))
     assert not low.answered.any() and high.answered.all()
 
 
@@ -75,9 +76,9 @@ def test_equal_gives_half_and_mistakes_leave_it_half(rng):
 
 def test_composition_order_skip_before_equal_before_mistake(rng):
     teacher = Teacher.parse("skip:0.9+equal:0.5+oracle+mistake:1")
-    skipped = teacher.label(*constant_pairs(0.5 * 4, 0.4 * 4, n=50), RANGE, rng)
+    skipped = teacher.label(*constant_pairs(0.5 * 4, 0.4 * 4, n=50), RANGE, keys_from(rng))
     assert not skipped.answered.any()                       # skip wins over equal
-    answered = teacher.label(*constant_pairs(0.95 * 4, 0.0, n=50), RANGE, rng)
+    answered = teacher.label(*constant_pairs(0.95 * 4, 0.0, n=50), RANGE, keys_from(rng))
     assert answered.answered.all() and (answered.prefer_first == 0.0).all()   # oracle 1, then flipped
 
 

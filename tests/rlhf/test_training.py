@@ -73,13 +73,13 @@ def test_unknown_preset():
 def test_what_a_run_leaves_behind_is_not_inference_mode_tensors():
     """``train`` runs under inference mode; the caches it fills on the task's MDP and the
     reward it returns outlive it, so they must stay ordinary (autograd-usable) tensors."""
-    from rlhf.rollout import _layout
+    from rlhf.rollout import _layout, _start_cdf
     task = rlhf.GridWorld(size=3, slip=0.0, horizon=5)
     result = rlhf.train(task, budget=20, pairs_per_round=10, heldout_pairs=10)
     mdp = task.mdp
     layout = _layout(mdp)
     left = [result.reward, mdp.next_states, mdp.probs, mdp.action_successors, mdp.executed_transitions,
-            layout.probs, layout.successor, layout.action, layout.row_start]
+            layout.probs, layout.successor, _start_cdf(mdp)]
     assert [t.is_inference() for t in left] == [False] * len(left)
     logits = torch.zeros(9, 5, requires_grad=True)
     torch.einsum("sa,ast->st", torch.softmax(logits, -1), mdp.executed_transitions).sum().backward()
@@ -96,15 +96,16 @@ def test_a_teacher_instance_is_used_as_given():
 class AlwaysFirst(rlhf.Teacher):
     """A custom teacher: prefers the first segment of every pair, whatever the rewards."""
 
-    def label(self, rewards_1, rewards_2, reward_range, generator):
-        n = rewards_1.shape[0]
-        return rlhf.Labels(prefer_first=torch.ones(n), answered=torch.ones(n, dtype=torch.bool), entropy=0.0)
+    def label(self, rewards_1, rewards_2, reward_range, keys):
+        shape = rewards_1.shape[:-1]                  # [..., B]: leading dimensions are seeds
+        return rlhf.Labels(prefer_first=torch.ones(shape), answered=torch.ones(shape, dtype=torch.bool),
+                           entropy=torch.zeros(shape[:-1]))
 
 
 class SecondIfTied:
     """Not a Teacher at all: any object with the label signature is a teacher."""
 
-    def label(self, rewards_1, rewards_2, reward_range, generator):
+    def label(self, rewards_1, rewards_2, reward_range, keys):
         margin = rewards_1.sum(-1) - rewards_2.sum(-1)
         return rlhf.Labels(prefer_first=(margin > 0).float(), answered=torch.ones_like(margin, dtype=torch.bool),
                            entropy=0.0)

@@ -1,0 +1,87 @@
+"""A seed's result does not depend on which other seeds share its batch (#12)."""
+
+import pytest
+import torch
+
+import rlhf
+from rlhf import batched
+
+TEACHERS = ["boltzmann:1", "oracle", "deterministic", "boltzmann:0.5+mistake:0.1", "myopic:0.9+boltzmann:1",
+            "skip:0.02+boltzmann:1", "equal:0.1+boltzmann:1"]
+
+
+def assert_same_run(alone: rlhf.RunResult, inside: rlhf.RunResult) -> None:
+    assert alone.seed == inside.seed
+    # repr: exact for floats (shortest round trip), and NaN (a round with nothing answered) equals NaN
+    assert repr(alone.history) == repr(inside.history)
+    assert repr(alone.metrics) == repr(inside.metrics)
+    assert torch.equal(alone.reward, inside.reward)
+
+
+CASES = [
+    pytest.param(lambda: rlhf.GridWorld(size=4, slip=0.0, horizon=8), dict(budget=60, pairs_per_round=20),
+                 id="gridworld"),
+    pytest.param(lambda: rlhf.GridWorld(size=4, slip=0.2, start=[(0, 0)], horizon=8),
+                 dict(budget=60, pairs_per_round=20), id="gridworld-slip"),
+    pytest.param(lambda: rlhf.StringTask("ABC", "CAB"), dict(budget=30, pairs_per_round=10), id="strings"),
+    pytest.param(lambda: rlhf.StringTask("ABCD", "DAB", slip=0.2),
+                 dict(budget=30, pairs_per_round=10, sampler="on-policy", optimizer="adam", batch_size=4),
+                 id="strings-slip-adam-minibatch"),
+]
+
+
+@pytest.mark.parametrize("teacher", TEACHERS)
+@pytest.mark.parametrize(("make", "settings"), CASES)
+def test_seed_alone_equals_seed_inside_a_batch_of_32(make, settings, teacher):
+    task = make()
+    batch = rlhf.train_batch(task, range(32), teacher=teacher, heldout_pairs=50, **settings)
+    for k in (0, 13, 31):
+        alone = rlhf.train(task, teacher=teacher, seed=k, heldout_pairs=50, **settings)
+        assert_same_run(alone, batch[k])
+    assert len({repr(r.history) for r in batch}) > 1     # the seeds differ
+
+
+def test_seeds_in_another_order_and_company_give_the_same_runs():
+    task = rlhf.StringTask("ABC", "ABC")
+    one = rlhf.train_batch(task, [5, 6, 7], budget=40, pairs_per_round=10, heldout_pairs=50)
+    other = rlhf.train_batch(task, [7, 100, 5], budget=40, pairs_per_round=10, heldout_pairs=50)
+    assert_same_run(one[0], other[2])
+    assert_same_run(one[2], other[0])
+
+
+def test_the_seed_presets_are_batch_invariant():
+    """The exact seed configurations (gridworld shortened): rlhf.train equals the batch."""
+    grid = rlhf.preset_task("seed-gridworld")
+    batch = rlhf.train_batch(grid, [0, 1, 2], budget=500)
+    assert_same_run(rlhf.train(grid, seed=1, budget=500), batch[1])
+    strings = rlhf.preset_task("seed-strings")
+    batch = rlhf.train_batch(strings, range(8))
+    assert_same_run(rlhf.train(strings, seed=6), batch[6])
+
+
+@pytest.mark.parametrize("shape", [(25,), (9,), (100, 25), (3, 37)])
+def test_batched_kernels_do_not_depend_on_the_batch(shape):
+    g = torch.Generator().manual_seed(0)
+    x = torch.randn(32, *shape, generator=g) * 4
+    for f in (batched.sigmoid, batched.softplus):
+        full = f(x)
+        assert all(torch.equal(f(x[k:k + 1])[0], full[k]) for k in range(32))
+    matrices = torch.randint(-5, 6, (32, 100, 25), generator=g).float()
+    vectors = torch.randn(32, 25, generator=g)
+    full = batched.bmv(matrices, vectors)
+    assert all(torch.equal(batched.bmv(matrices[k:k + 1], vectors[k:k + 1])[0], full[k]) for k in range(32))
+    torch.testing.assert_close(full, torch.einsum("bmn,bn->bm", matrices, vectors))
+    torch.testing.assert_close(batched.sigmoid(x), torch.sigmoid(x))
+    torch.testing.assert_close(batched.softplus(x), torch.nn.functional.softplus(x))
+
+
+def test_the_planner_decides_exp_or_log_space_per_reward():
+    """A reward too spread for exp space goes to log space without moving its neighbours."""
+    task = rlhf.GridWorld(size=4, horizon=10)
+    g = torch.Generator().manual_seed(1)
+    rewards = torch.randn(4, 16, 1, generator=g)
+    rewards[2] *= 1e4                                      # forces log space for this one only
+    together = rlhf.soft_value_iteration(task.mdp, rewards, 10)
+    for k in range(4):
+        assert torch.equal(rlhf.soft_value_iteration(task.mdp, rewards[k:k + 1], 10)[0], together[k])
+    torch.testing.assert_close(together[2], rlhf.soft_value_iteration(task.mdp, rewards[2, :, 0], 10))
