@@ -52,7 +52,7 @@ def groups(cells: Iterable[CellConfig], max_cells: int = 200) -> list[CellGroup]
     at most ``max_cells`` a group (an interrupted group loses at most that many)."""
     by_config: dict[str, list[CellConfig]] = {}
     for cell in cells:
-        rest = {k: v for k, v in cell.fields().items() if k not in ("seed", "budget")}
+        rest = {k: v for k, v in cell.configuration().items() if k != "budget"}
         by_config.setdefault(repr(sorted(rest.items())), []).append(cell)
     return [CellGroup(tuple(members[lo:lo + max_cells]))
             for members in by_config.values() for lo in range(0, len(members), max_cells)]

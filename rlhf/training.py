@@ -247,7 +247,7 @@ class _Loop:
     def _results(self, rounds: int, cfg: TrainConfig) -> list[RunResult]:
         """Each seed's result after ``rounds`` rounds (its history so far, metrics now)."""
         history = {k: torch.stack(v[:rounds], -1).tolist() for k, v in self.history.items()}
-        accuracy = self._heldout_accuracy(cfg).tolist()
+        accuracy = self._heldout_accuracy().tolist()
         out = []
         for k, seed in enumerate(self.seeds):
             model = self.model[k]
@@ -259,23 +259,24 @@ class _Loop:
             out.append(RunResult(cfg, seed, {key: rows[k] for key, rows in history.items()}, metrics, reward))
         return out
 
-    def _heldout_accuracy(self, cfg: TrainConfig) -> torch.Tensor:
+    def _heldout_accuracy(self) -> torch.Tensor:
         """``[B]`` agreement with the noiseless teacher on held-out pairs."""
-        first, second, truth = self._heldout_pairs(cfg)
+        first, second, truth = self._heldout_pairs
         learned = self._learned_returns(first) - self._learned_returns(second)
         return preference_accuracies(learned, truth.expand_as(learned))
 
-    @functools.cache  # noqa: B019 (one loop object per run: the cache dies with it)
-    def _heldout_pairs(self, cfg: TrainConfig) -> tuple[Trajectories, Trajectories, torch.Tensor]:
+    @functools.cached_property
+    def _heldout_pairs(self) -> tuple[Trajectories, Trajectories, torch.Tensor]:
         """The held-out pairs and their true margins R₁ − R₂: one set for every seed and budget
         (a key of its own, not the seed's), so accuracies compare learned rewards on one test set.
+        Drawn once per run: checkpoints differ only in budget, which the pairs do not depend on.
 
         Each trajectory comes, by a fair coin, from the soft-optimal policy for the
         true reward or from uniformly random actions, so pairs span good and bad
         behaviour; pairs the truth ranks equal are left out of the accuracy.
         """
-        task, keys, n = self.task, _HELDOUT_KEYS.fold(HELDOUT), 2 * cfg.heldout_pairs
-        keys = Keys(keys.key.to(self.keys.device))
+        task, cfg, n = self.task, self.cfg, 2 * self.cfg.heldout_pairs
+        keys = Keys(_HELDOUT_KEYS.fold(HELDOUT).key.to(self.keys.device))
         expert = rollout(task.mdp, plan(task, task.true_reward, cfg), n, self.length, keys.fold(0))
         random = rollout(task.mdp, uniform_policy(task.mdp), n, self.length, keys.fold(1))
         coin = (keys.fold(2).uniform(n) < 0.5).unsqueeze(-1)

@@ -20,6 +20,20 @@ def part(traj, sl):
     return rlhf.Trajectories(traj.states[sl], traj.actions[sl])
 
 
+def autograd_round(opt, reward_of, first, second, y, cfg):
+    """One round of the reference fit: autograd + ``opt`` (torch.optim) over the pairs in
+    minibatches of ``cfg.batch_size`` (0: all), ``cfg.epochs`` times."""
+    n = len(first)
+    size = cfg.batch_size or n
+    for _ in range(cfg.epochs):
+        for lo in range(0, n, size):
+            sl = slice(lo, lo + size)
+            loss = bradley_terry_loss(preference_logits(reward_of(), part(first, sl), part(second, sl)), y[sl])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+
+
 @pytest.mark.parametrize("make", [lambda: rlhf.GridWorld(size=4, horizon=6),
                                   lambda: rlhf.StringTask("ABCD", "DCB")])
 def test_closed_form_update_equals_autograd_with_torch_optim(make, rng):
@@ -35,16 +49,36 @@ def test_closed_form_update_equals_autograd_with_torch_optim(make, rng):
             lambda t: t.view(task.mdp.num_states, -1))
         learner = RewardLearner(model, cfg)
         for _ in range(2):            # two rounds: the optimiser state carries over
-            for _ in range(cfg.epochs):
-                for lo in range(0, len(first), cfg.batch_size or len(first)):
-                    sl = slice(lo, lo + (cfg.batch_size or len(first)))
-                    logits = preference_logits(to_reward(theta), part(first, sl), part(second, sl))
-                    loss = bradley_terry_loss(logits, y[sl])
-                    opt.zero_grad()
-                    loss.backward()
-                    opt.step()
+            autograd_round(opt, lambda: to_reward(theta), first, second, y, cfg)
             learner.update(first, second, y)
         torch.testing.assert_close(model.theta, theta.detach(), rtol=1e-4, atol=1e-5)
+
+
+@pytest.mark.parametrize("optimizer", ["adam", "sgd"])
+def test_skipped_pairs_are_dropped_and_the_rest_fitted_as_autograd_would(optimizer, rng):
+    """may_skip: each seed fits only its answered pairs, rebatched in collection order, with its
+    own Adam step count (seed 1 answers nothing in the second round: it must not move)."""
+    task = rlhf.StringTask("ABCD", "DCB")
+    cfg = LearnerConfig(optimizer, 0.05, epochs=3, batch_size=4)
+    rounds = [(*pairs(task, rng, n=20), torch.rand(20, generator=rng)) for _ in range(2)]
+    answered = [torch.rand(2, 20, generator=rng) < 0.6, torch.rand(2, 20, generator=rng) < 0.6]
+    answered[1][1] = False
+    model = task.new_reward_model(rlhf.Keys.from_seeds([0, 1]))
+    learner = RewardLearner(model, cfg, may_skip=True)
+    thetas = [model.theta[k].clone().requires_grad_() for k in range(2)]
+    opts = [(torch.optim.Adam if optimizer == "adam" else torch.optim.SGD)([t], lr=cfg.lr) for t in thetas]
+    for (first, second, y), mask in zip(rounds, answered, strict=True):
+        for k in range(2):
+            keep = mask[k]
+            if keep.any():
+                autograd_round(opts[k], lambda k=k: thetas[k].view(task.mdp.num_states, -1),
+                               part(first, keep), part(second, keep), y[keep], cfg)
+        batch = rlhf.Trajectories(first.states.expand(2, -1, -1), first.actions.expand(2, -1, -1))
+        other = rlhf.Trajectories(second.states.expand(2, -1, -1), second.actions.expand(2, -1, -1))
+        loss = learner.update(batch, other, y.expand(2, -1), mask)
+    assert torch.isnan(loss[1]) and not torch.isnan(loss[0])
+    for k in range(2):
+        torch.testing.assert_close(model.theta[k], thetas[k].detach(), rtol=1e-4, atol=1e-5)
 
 
 def test_reported_loss_is_the_bradley_terry_loss(rng):
@@ -112,15 +146,7 @@ def test_large_model_support_path_equals_autograd_with_torch_optim(cfg, fused, r
     opt = (torch.optim.Adam if cfg.optimizer == "adam" else torch.optim.SGD)([theta], lr=cfg.lr)
     learner = RewardLearner(model, cfg)
     for first, second, y in rounds:                # two rounds: the optimiser state carries over
-        size = cfg.batch_size or n
-        for _ in range(cfg.epochs):
-            for lo in range(0, n, size):
-                sl = slice(lo, lo + size)
-                logits = preference_logits(theta.view(S, A), part(first, sl), part(second, sl))
-                loss = bradley_terry_loss(logits, y[sl])
-                opt.zero_grad()
-                loss.backward()
-                opt.step()
+        autograd_round(opt, lambda: theta.view(S, A), first, second, y, cfg)
         learner.update(first, second, y)
         torch.testing.assert_close(model.theta, theta.detach(), rtol=1e-5, atol=1e-6)
 
