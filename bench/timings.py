@@ -23,6 +23,8 @@ from .errors import BenchError
 
 BATCH_SEEDS = 100
 """Seeds in the batched-run benchmark (`seed_batch`)."""
+THROUGHPUT_SEEDS = 20
+"""Seeds of the default-sweep configuration the `sweep_throughput` benchmark runs (as default.toml)."""
 
 JSON_NAME = "timings.json"
 _MEMORY_PROBE = r"""
@@ -220,13 +222,13 @@ def _throughput(frame: pd.DataFrame) -> list[str]:
     table["batched / one-seed"] = table["batched"] / table["one-seed"]
     shown = table.reset_index().rename(columns={"batched": "cells/s batched", "one-seed": "cells/s one seed"})
     return ["## Sweep throughput", "",
-            "One configuration of the default sweep (slip 0.1; gridworld uniform start), its 20 seeds × 5 budgets "
-            "= 100 cells: one `rlhf.train_checkpoints` call over all seeds (what a harness group runs), against "
-            "one seed's checkpointed run (5 cells) at a time. One thread.", "",
+            f"One configuration of the default sweep (slip 0.1; gridworld uniform start), its {THROUGHPUT_SEEDS} "
+            f"seeds × 5 budgets = {THROUGHPUT_SEEDS * 5} cells: one `rlhf.train_checkpoints` call over all seeds "
+            "(what a harness group runs), against one seed's checkpointed run (5 cells) at a time. One thread.", "",
             shown.to_markdown(index=False, floatfmt=".1f"), "",
             "What bounds it: a round's work is a fixed sequence of torch calls whatever the number of seeds, so "
             "one seed alone is dispatch-bound (microseconds a call on tensors of tens of elements) and a batch "
-            "shares that cost; at 20 seeds the rollout (one integer inverse-CDF draw a step, per trajectory) "
-            "and the learner's batched matrix-vector products (`torch.bmm`, 2 per Adam step) carry most of "
+            f"shares that cost; at {THROUGHPUT_SEEDS} seeds the rollout (one integer inverse-CDF draw a step, per "
+            "trajectory) and the learner's batched matrix-vector products (`torch.bmm`, 2 per Adam step) carry most of "
             "the time, and the per-seed metrics at each checkpoint (normalised regret plans twice per seed) "
             "a fixed share.", ""]

@@ -43,7 +43,8 @@ def log_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, discount: 
     A, S, eta = mdp.num_actions, mdp.num_states, mdp.action_noise
     # A batch of rewards always takes the plain path: exp2 rounds differently in its SIMD
     # loop and its scalar tail, so in a batch a reward's last bits would depend on its neighbours.
-    if batch.numel() or A * S < _BUFFERED_FROM:      # tiny: allocate freely, one torch.logsumexp
+    # (len, not numel: an unbatched reward's empty batch Size has numel() 1.)
+    if len(batch) or A * S < _BUFFERED_FROM:       # tiny (or a batch): allocate freely, one torch.logsumexp
         unit, log_base = temperature, 1.0
         chunks = _chunks(mdp, S)
         soft_max = _log_sum_exp

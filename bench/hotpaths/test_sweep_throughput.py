@@ -7,11 +7,11 @@ import pytest
 
 import rlhf
 from bench import config
+from bench.timings import THROUGHPUT_SEEDS as SEEDS
 
 from .conftest import info
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
-SEEDS = 20
 CASES = [("gridworld", 5), ("gridworld", 10), ("gridworld", 15), ("strings", 3), ("strings", 5), ("strings", 8)]
 
 

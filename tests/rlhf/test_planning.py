@@ -184,3 +184,21 @@ def test_rewards_too_spread_for_exp_space_fall_back_to_log_space(rng):
         expected = reward.double() + torch.einsum("ast,t->sa", P, torch.logsumexp(expected, dim=-1))
     assert torch.isfinite(q).all()
     torch.testing.assert_close(q.double(), expected, rtol=1e-5, atol=1e-2)
+
+
+def test_a_large_single_reward_takes_the_buffered_base_2_loop_and_a_batch_does_not(monkeypatch):
+    """Base 2 and reused buffers are for one large reward; a batch of rewards always takes the
+    plain base-e loop (exp2's SIMD tail would make a reward's bits depend on its neighbours)."""
+    from rlhf import soft_backups
+    calls = []
+    real = soft_backups._log2_sum_exp2
+    monkeypatch.setattr(soft_backups, "_log2_sum_exp2", lambda *a, **k: calls.append(1) or real(*a, **k))
+    monkeypatch.setattr(soft_backups, "_BUFFERED_FROM", 5 * 16)          # a 4×4 grid counts as large
+    mdp = rlhf.GridWorld(size=4, slip=0.1).mdp
+    reward = torch.randn(16, generator=torch.Generator().manual_seed(0))
+    single = rlhf.soft_value_iteration(mdp, reward, 6)
+    assert calls
+    calls.clear()
+    batch = rlhf.soft_value_iteration(mdp, reward.view(1, 16, 1).expand(2, 16, 1), 6)
+    assert not calls
+    torch.testing.assert_close(batch[0], single)
