@@ -78,16 +78,16 @@ def count_differences(
     gather and scatter in the optimiser's inner loop. Large ones (one seed at a
     time) get the features the pairs use."""
     *batch, B, T = features_1.shape
-    both = torch.cat([features_1, features_2], dim=-1)
     if num_features <= _ALL_FEATURES_MAX:
-        support, inverse, width = None, both, num_features
+        support, width, index_1, index_2 = None, num_features, features_1, features_2
     else:
-        support, inverse = torch.unique(both, return_inverse=True)
-        width = support.numel()
-    counts = torch.zeros(*batch, B, width, device=both.device)
-    flat, index = counts.view(-1, width), inverse.reshape(-1, 2 * T)
-    ones = torch.ones(flat.shape[0], T, device=both.device)
-    flat.scatter_add_(1, index[:, :T], ones).scatter_add_(1, index[:, T:], -ones)
+        support, inverse = torch.unique(torch.cat([features_1, features_2], dim=-1), return_inverse=True)
+        width, index_1, index_2 = support.numel(), inverse[..., :T], inverse[..., T:]
+    counts = torch.zeros(*batch, B, width, device=features_1.device)
+    flat = counts.view(-1, width)
+    plus = torch.ones(1, 1, device=flat.device).expand(flat.shape[0], T)
+    minus = torch.full((1, 1), -1.0, device=flat.device).expand(flat.shape[0], T)
+    flat.scatter_add_(1, index_1.reshape(-1, T), plus).scatter_add_(1, index_2.reshape(-1, T), minus)
     return support, counts
 
 
@@ -162,25 +162,26 @@ class RewardLearner:
         for lo in range(0, n, size):
             c, y_b = counts[:, lo:lo + size], y[:, lo:lo + size]
             if valid is None:
-                c_t = c.transpose(1, 2) / c.shape[1]
+                rows = c / c.shape[1]
                 active = None
             else:
                 w = valid[:, lo:lo + size].float()
                 k = w.sum(-1, keepdim=True)
-                c_t = c.transpose(1, 2) * (w / k.clamp(min=1)).unsqueeze(1)
+                rows = c * (w / k.clamp(min=1)).unsqueeze(-1)
                 active = k > 0                                               # [B, 1]
-            c_t = c_t.contiguous()
-            # ∇ = (Cᵀ/B)(σ(z) − y) = (Cᵀ/B)·σ(z) − (Cᵀ/B)·y: the second term is fixed per batch.
-            batches.append((c, c_t, batched.bmv(c_t, y_b).neg_(), active))
+            # −z = θ·(−Cᵀ) and ∇ = σ(z)·C/B − y·C/B: row vector times matrix (batched.vecmat);
+            # −z saves the negation in σ(z) = 1 / (1 + exp(−z)), and y·C/B is fixed per batch.
+            batches.append((c.transpose(1, 2).neg().contiguous(), rows.contiguous(),
+                            batched.vecmat(y_b, rows).neg_(), active))
         step = self._step_all(valid is not None, self.config.epochs * len(batches))
         grad = self._grad[:, :self._theta.shape[-1]]
         last_logits = []
         for epoch in range(self.config.epochs):
-            for c, c_t, offset, active in batches:
-                z = batched.bmv(c, self._theta)
+            for minus_c_t, rows, offset, active in batches:
+                minus_z = batched.vecmat(self._theta, minus_c_t)
                 if epoch == self.config.epochs - 1:
-                    last_logits.append(z)
-                torch.add(batched.bmv(c_t, batched.sigmoid(z)), offset, out=grad)
+                    last_logits.append(minus_z.neg())
+                torch.add(batched.vecmat(minus_z.exp_().add_(1.0).reciprocal_(), rows), offset, out=grad)
                 step(active)
         z = torch.cat(last_logits, dim=1)
         losses = batched.softplus(z) - y * z

@@ -108,10 +108,9 @@ def expected_returns(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor
     visits = [d]
     if mdp.num_states <= _DENSE_EVAL_MAX_STATES:     # one [S, S] matrix a policy, one product a step
         # P_π(s, t) = Σ_a π(a|s) P(t|s, a), summed over a element by element
-        p_pi_t = (flat.unsqueeze(-1) * mdp.executed_transitions.transpose(0, 1)).sum(-2).transpose(1, 2)
-        p_pi_t = p_pi_t.contiguous()
+        p_pi = (flat.unsqueeze(-1) * mdp.executed_transitions.transpose(0, 1)).sum(-2)
         for _ in range(length - 1):
-            d = batched.bmv(p_pi_t, d)                    # d'(t) = Σ_s d(s) P_π(s, t)
+            d = batched.vecmat(d, p_pi)                   # d'(t) = Σ_s d(s) P_π(s, t)
             visits.append(d)
     else:
         for _ in range(length - 1):

@@ -206,12 +206,14 @@ def exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperatur
     if S <= _EXP_SPACE_DENSE_MAX_STATES:     # one [S, S] matrix-vector product a backup
         backup = torch.zeros(*batch, S * S, dtype=torch.float64, device=r.device)
         rows = torch.arange(S, device=r.device).repeat(A)                  # action-major, like index
-        backup.index_add_(-1, rows * S + index, weight.expand(*batch, A, S).reshape(*batch, A * S))
+        # A batch multiplies row vectors, W'ᵀ = Wᵀ·Mᵀ (batched.vecmat), so it stores Mᵀ.
+        entry = index * S + rows if batch else rows * S + index
+        backup.index_add_(-1, entry, weight.expand(*batch, A, S).reshape(*batch, A * S))
         if batch:
-            flat = backup.view(-1, S, S)
+            transposed = backup.view(-1, S, S)
             w = w.view(-1, S)
             for _ in range(horizon - 1):
-                w = batched.bmv(flat, w)
+                w = batched.vecmat(w, transposed)
             w = w.view(*batch, S)
         else:
             backup = backup.view(S, S)

@@ -66,11 +66,15 @@ def test_batched_kernels_do_not_depend_on_the_batch(shape):
     for f in (batched.sigmoid, batched.softplus):
         full = f(x)
         assert all(torch.equal(f(x[k:k + 1])[0], full[k]) for k in range(32))
-    matrices = torch.randint(-5, 6, (32, 100, 25), generator=g).float()
-    vectors = torch.randn(32, 25, generator=g)
-    full = batched.bmv(matrices, vectors)
-    assert all(torch.equal(batched.bmv(matrices[k:k + 1], vectors[k:k + 1])[0], full[k]) for k in range(32))
-    torch.testing.assert_close(full, torch.einsum("bmn,bn->bm", matrices, vectors))
+    for m, n in [(25, 100), (100, 25), (25, 25), (3, 7)]:       # z = θ·Cᵀ, ∇ = r·C, planner, tiny
+        for dtype in (torch.float32, torch.float64):
+            matrices = torch.randint(-5, 6, (32, m, n), generator=g).to(dtype)
+            vectors = torch.randn(32, m, generator=g, dtype=dtype)
+            full = batched.vecmat(vectors, matrices)
+            for k in range(32):
+                assert torch.equal(batched.vecmat(vectors[k:k + 1], matrices[k:k + 1])[0], full[k])
+                assert torch.equal(batched.vecmat(vectors[k:k + 2], matrices[k:k + 2])[0], full[k])
+            torch.testing.assert_close(full, torch.einsum("bm,bmn->bn", vectors, matrices))
     torch.testing.assert_close(batched.sigmoid(x), torch.sigmoid(x))
     torch.testing.assert_close(batched.softplus(x), torch.nn.functional.softplus(x))
 
