@@ -94,15 +94,20 @@ def normalized_regret(
     acting uniformly at random (it can exceed 1 when worse). 0 when the truth
     is no better than random (nothing to learn).
     """
-    def as_table(r: torch.Tensor) -> torch.Tensor:
-        return r if r.dim() == 2 else r.unsqueeze(-1)   # [S] -> [S, 1]
+    def soft_optimal_return(r: torch.Tensor) -> float:
+        """J of the soft-optimal policy for ``r``, planned as a batch of one: the planner's
+        result for a reward does not depend on its batch, so this is what any batch gives."""
+        r = torch.as_tensor(r, dtype=torch.float32)
+        q = soft_value_iteration(mdp, (r if r.dim() == 2 else r.unsqueeze(-1)).unsqueeze(0), horizon, discount,
+                                 temperature)
+        return policy_return(mdp, soft_policy(q[0], temperature), true, horizon)
 
-    rewards = torch.stack([as_table(torch.as_tensor(r, dtype=torch.float32)) for r in (true, learned)])
-    q = soft_value_iteration(mdp, rewards, horizon, discount, temperature)
-    pi_true, pi_learned = soft_policy(q, temperature)
-    j_true = policy_return(mdp, pi_true, true, horizon)
-    j_learned = policy_return(mdp, pi_learned, true, horizon)
-    j_uniform = policy_return(mdp, uniform_policy(mdp), true, horizon)
+    # The truth's two returns are the same for every learned reward: once per MDP and setting.
+    true_key = (tuple(true.shape), torch.as_tensor(true, dtype=torch.float32).cpu().numpy().tobytes())
+    j_true, j_uniform = mdp.cached(
+        ("metrics.normalized_regret", true_key, horizon, discount, temperature),
+        lambda: (soft_optimal_return(true), policy_return(mdp, uniform_policy(mdp), true, horizon)))
+    j_learned = soft_optimal_return(learned)
     gap = j_true - j_uniform
     return (j_true - j_learned) / gap if gap > 1e-9 * max(1.0, abs(j_true)) else 0.0
 

@@ -81,6 +81,26 @@ def log_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, discount: 
     return q if unit == 1.0 else q.div_(unit)
 
 
+def evaluation_backups(mdp: TabularMDP, executed: torch.Tensor, step_reward: torch.Tensor,
+                       length: int) -> torch.Tensor:
+    """``V_0[..., S]``: the expected return over ``length`` steps of stationary policies, by
+    backward induction ``V_{T−1} = r_π``, ``V_t = r_π + Σ_a π(a|s)·E[V_{t+1}(s') | s, a]``.
+
+    ``executed[..., A, S]``: each policy's executed-action probabilities, action-major;
+    ``step_reward[..., S]``: ``r_π(s)``. A backup is the planner's gather, a product and
+    a sum over actions, with no scatter; each policy's result is independent of the batch.
+    In float64 (see :func:`rlhf.expected_returns`).
+    """
+    batch = executed.shape[:-2]
+    work, chunk = _Work(mdp, batch, buffered=False), _chunks(mdp, mdp.num_states)[0]
+    executed = executed.double()
+    r_pi = step_reward.double().expand(*batch, mdp.num_states)
+    v = r_pi
+    for _ in range(length - 1):
+        v = torch.sum(work.expected(chunk, v).mul_(executed), dim=-2).add_(r_pi)
+    return v
+
+
 def _log_sum_exp(q: torch.Tensor, work: _Work, out: torch.Tensor) -> torch.Tensor:
     """``ln Σ_a e^q`` over actions, in one call (the cheapest for small inputs)."""
     return torch.logsumexp(q, dim=-2, out=out)
@@ -172,7 +192,11 @@ class _Work:
             assert mdp.moves is not None and mdp.move_probs is not None
             moves = self._buffer("moves", mdp.moves.shape[0] * n) if self.buffered else None
             moves = torch.index_select(v, -1, c.index, out=moves).view(*batch, -1, n)
-            return torch.matmul(mdp.move_probs, moves, out=out)
+            move_probs = mdp.move_probs
+            if moves.dtype != move_probs.dtype:          # float64 policy evaluation
+                move_probs = mdp.cached(("soft_backups.move_probs", moves.dtype),
+                                        lambda: mdp.move_probs.to(moves.dtype))
+            return torch.matmul(move_probs, moves, out=out)
         assert c.probs is not None                   # sparse MDP: _chunk gathered the probabilities
         successors = self._buffer("successors", c.index.numel()) if self.buffered else None
         successors = torch.index_select(v, -1, c.index, out=successors).view(*batch, *c.probs.shape)

@@ -95,22 +95,27 @@ def test_policy_return_matches_dense_forward_propagation(rng):
         for _ in range(7):
             expected += float(d @ (executed.double() * reward.double()).sum(-1))
             d = torch.einsum("s,sa,ast->t", d, policy.double(), P.double())
-        assert rlhf.policy_return(mdp, policy, reward, 7) == pytest.approx(expected, rel=1e-5)
+        assert rlhf.policy_return(mdp, policy, reward, 7) == pytest.approx(expected, rel=1e-6)
 
 
-def test_large_sparse_evaluation_path_agrees_with_dense(rng):
-    """Above the dense-evaluation threshold the scatter path runs; both must agree."""
+@pytest.mark.parametrize("make", [lambda: rlhf.GridWorld(size=5, slip=0.2).mdp,            # factored
+                                  lambda: rlhf.GridWorld(size=5).mdp,                      # deterministic
+                                  lambda: rlhf.StringTask("ABCD", "BAD", slip=0.2).mdp])  # sparse
+def test_backward_evaluation_path_agrees_with_dense_forward(rng, monkeypatch, make):
+    """Above the dense-evaluation threshold returns come by backward induction; both must agree,
+    for state and state-action rewards, and each policy of a batch as alone."""
     from rlhf import planning
-    mdp = rlhf.GridWorld(size=5, slip=0.2).mdp
-    policy = torch.softmax(torch.randn(25, 5, generator=rng), -1)
-    reward = torch.randn(25, generator=rng)
-    dense = rlhf.policy_return(mdp, policy, reward, 9)
-    old = planning._DENSE_EVAL_MAX_STATES
-    planning._DENSE_EVAL_MAX_STATES = 0
-    try:
-        assert rlhf.policy_return(mdp, policy, reward, 9) == pytest.approx(dense, rel=1e-5)
-    finally:
-        planning._DENSE_EVAL_MAX_STATES = old
+    mdp = make()
+    S, A = mdp.num_states, mdp.num_actions
+    policies = torch.softmax(torch.randn(6, S, A, generator=rng), -1)
+    rewards = [torch.randn(S, generator=rng), torch.randn(S, A, generator=rng)]
+    dense = [rlhf.expected_returns(mdp, policies, r, 9) for r in rewards]
+    monkeypatch.setattr(planning, "_DENSE_EVAL_MAX_STATES", 0)
+    for r, expected in zip(rewards, dense):
+        backward = rlhf.expected_returns(mdp, policies, r, 9)
+        torch.testing.assert_close(backward, expected, rtol=1e-6, atol=1e-9)   # float32 inputs, two roundings
+        for k in range(6):
+            assert torch.equal(rlhf.expected_returns(mdp, policies[k:k + 1], r, 9)[0], backward[k])
 
 
 @pytest.mark.parametrize("kwargs,needle", [
