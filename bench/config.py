@@ -9,10 +9,16 @@ A config has one table per task; each table's axes are crossed::
     teachers = ["boltzmann:1"]
     starts = ["corner", "uniform"]   # gridworld only; default ["uniform"], as rlhf.GridWorld()
     seeds = 10               # a count (0..9) or a list
+    queries = ["on-policy", "disagreement"]   # optional: query rules (default: the train table's)
+    ensembles = [1, 5]       # optional: reward ensemble sizes (default: the train table's)
     [gridworld.train]        # fixed hyperparameters (TrainConfig / LearnerConfig fields)
     pairs_per_round = 100
 
-An optional ``[check]`` table holds the convergence gate's tolerances, one
+A rule that compares ensemble members is not crossed with an ensemble of one
+(``disagreement`` and ``info-gain`` with ``ensembles = [1, 5]`` run at 5 only).
+
+A task may also have several tables (``[[gridworld]]`` … ``[[gridworld]]``), each crossed on its
+own: the cells are all of them. An optional ``[check]`` table holds the convergence gate's tolerances, one
 ``metric = { abs = A, rel = R }`` entry per metric (see :mod:`bench.check`).
 """
 
@@ -38,7 +44,7 @@ STARTS = ("corner", "uniform")
 DEFAULT_START = "uniform"
 """Gridworld start when a config names none: every non-goal cell, as ``rlhf.GridWorld()`` (the seed's default)."""
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_AXES = {"sizes", "slips", "budgets", "teachers", "seeds"}
+_AXES = {"sizes", "slips", "budgets", "teachers", "seeds", "queries", "ensembles"}
 _TASK_KEYS = {
     "gridworld": _AXES | {"starts", "horizon", "train"},
     "strings": _AXES | {"vocab_size", "train"},
@@ -176,8 +182,9 @@ def load(path: str | Path) -> SweepConfig:
     if not tasks:
         raise ConfigError(path, None, None, f"names no task (expected a [{TASKS[0]}] or [{TASKS[1]}] table)")
     cells: list[CellConfig] = []
-    for task in tasks:
-        cells.extend(_expand(path, task, raw[task]))
+    for task in tasks:           # [task] is one table of axes, [[task]] several (their cells are joined)
+        for table in raw[task] if isinstance(raw[task], list) else [raw[task]]:
+            cells.extend(_expand(path, task, table))
     return SweepConfig(path, str(raw.get("name", path.stem)), tuple(cells), _check_table(path, raw.get("check", {})))
 
 
@@ -228,13 +235,26 @@ def _expand(path: Path, task: str, table: object) -> list[CellConfig]:
              "vocab_size": _scalar(path, task, table, "vocab_size", int, 3, "an integer in [2, 26]",
                                    lambda v: 2 <= v <= 26) if task == "strings" else 0}
     defaults = rlhf.GridWorld.defaults if task == "gridworld" else rlhf.StringTask.defaults
+    train = _train_fields(path, task, table.get("train", {}))
+    for key, field in (("queries", "query"), ("ensembles", "ensemble")):
+        if key in table and field in train:
+            raise ConfigError(path, f"{task}.train.{field}", train[field], f"conflicts with the {key} axis")
+    queries = axis("queries", str, f"one of {', '.join(rlhf.QUERIES)}", lambda v: v in rlhf.QUERIES,
+                   default=[train.get("query", defaults.query)])
+    ensembles = axis("ensembles", int, "an integer >= 1", lambda v: v >= 1,
+                     default=[train.get("ensemble", defaults.ensemble)])
+    methods = [(q, e) for q in queries for e in ensembles if e > 1 or q not in rlhf.ENSEMBLE_QUERIES]
+    if not methods:
+        raise ConfigError(path, f"{task}.ensembles", ensembles, f"must include one >= 2 for {', '.join(queries)}")
     try:       # validate the training setup with the library's own checks
-        base = defaults.replace(**_train_fields(path, task, table.get("train", {})))
-        trains = {(b, t): base.replace(budget=b, teacher=t) for b in budgets for t in teachers}
+        base = defaults.replace(**train)
+        trains = {(b, t, q, e): base.replace(budget=b, teacher=t, query=q, ensemble=e)
+                  for b in budgets for t in teachers for q, e in methods}
     except ValueError as exc:
         raise ConfigError(path, f"{task}.train", None, str(exc)) from None
-    return [CellConfig(task=task, size=n, slip=float(p), train=trains[b, t], seed=s, start=st, **fixed)
-            for n, p, b, t, st, s in itertools.product(sizes, slips, budgets, teachers, starts, seeds)]
+    return [CellConfig(task=task, size=n, slip=float(p), train=trains[b, t, q, e], seed=s, start=st, **fixed)
+            for n, p, b, t, (q, e), st, s in itertools.product(sizes, slips, budgets, teachers, methods, starts,
+                                                               seeds)]
 
 
 def _train_fields(path: Path, task: str, train: object) -> dict:

@@ -5,6 +5,7 @@ soft value iteration planner, simulated teachers, Bradley–Terry reward
 learning, and :func:`train` to tie them together.
 """
 
+from .ensemble import Ensemble
 from .gridworld import GridWorld
 from .keys import Keys
 from .learner import LearnerConfig, RewardLearner, bradley_terry_loss
@@ -12,6 +13,7 @@ from .mdp import TabularMDP
 from .metrics import epic_distance, normalized_regret, pearson_distance, preference_accuracy, total_variation
 from .planning import expected_returns, policy_return, soft_policy, soft_value_iteration, uniform_policy
 from .presets import PRESETS, preset_task, train_preset
+from .queries import ENSEMBLE_QUERIES, QUERIES
 from .rewards import StateLogSoftmaxReward, TableReward
 from .rollout import Trajectories, rollout, step_rewards
 from .strings import StringTask
@@ -28,7 +30,8 @@ __all__ = [  # noqa: RUF022
     "soft_value_iteration", "soft_policy", "uniform_policy", "policy_return", "plan",
     "expected_returns", "Keys", "rollout", "step_rewards", "train", "train_batch", "train_checkpoints",
     "train_preset", "preset_task", "PRESETS",
-    "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward",
+    "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward", "Ensemble",
+    "QUERIES", "ENSEMBLE_QUERIES",
     "total_variation", "epic_distance", "pearson_distance", "normalized_regret",
     "preference_accuracy",
 ]

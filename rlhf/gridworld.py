@@ -29,7 +29,7 @@ CONVERGED_MAX_REGRET = 0.1
 at most this fraction of the truth's advantage over a random policy."""
 
 SEED_DEFAULTS = TrainConfig(
-    budget=20_000, teacher="boltzmann:1", pairs_per_round=100, sampler="on-policy",
+    budget=20_000, teacher="boltzmann:1", pairs_per_round=100, query="on-policy",
     learner=LearnerConfig(optimizer="adam", lr=1e-2, epochs=50, batch_size=0),
 )
 

@@ -109,7 +109,8 @@ class RewardLearner:
         self.model, self.config, self.may_skip = model, config, may_skip
         theta = model.theta
         self._unbatched = theta.dim() == 1
-        self._model_theta = theta.view(1, -1) if self._unbatched else theta       # [B, F], shares storage
+        self._batch = theta.shape[:-1]        # seeds, or seeds and ensemble members: rows alike
+        self._model_theta = theta.view(-1, theta.shape[-1])       # [B, F], shares storage
         # The optimiser works on rows padded to whole SIMD blocks: torch's fused Adam (like
         # sigmoid) rounds differently in its scalar tail, and with no tail at all an element's
         # update cannot depend on where its seed sits in the batch. Copied back after each update.
@@ -126,15 +127,16 @@ class RewardLearner:
 
     def update(self, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor,
                answered: torch.Tensor | None = None) -> torch.Tensor | float:
-        """Fit one round's pairs (``[B, n, T]``, labels ``[B, n]``; no seed dimension for an
-        unbatched model); returns each seed's mean pre-step loss over the last epoch (a float
-        for an unbatched model; NaN for a seed with nothing answered)."""
+        """Fit one round's pairs (``[*batch, n, T]``, labels ``[*batch, n]``, ``batch`` the model's
+        leading dimensions: none, seeds, or seeds and ensemble members); returns each row's mean
+        pre-step loss over the last epoch (a float for an unbatched model; NaN for a row with
+        nothing answered)."""
         f1, f2 = self.model.features(first), self.model.features(second)
         if f1.shape != f2.shape:
             raise ValueError(f"segments must have equal shapes, got {tuple(f1.shape)} and {tuple(f2.shape)}")
-        if self._unbatched:
-            f1, f2, prefer_first = f1.unsqueeze(0), f2.unsqueeze(0), prefer_first.unsqueeze(0)
-            answered = None if answered is None else answered.unsqueeze(0)
+        n, T = f1.shape[-2:]        # [*batch, n, T] -> [rows, n, T]
+        f1, f2, prefer_first = f1.reshape(-1, n, T), f2.reshape(-1, n, T), prefer_first.reshape(-1, n)
+        answered = None if answered is None else answered.reshape(-1, n)
         if answered is not None and not self.may_skip and not bool(answered.all()):
             raise ValueError("unanswered pairs given to a learner made with may_skip=False")
         if self._theta.shape[-1] <= _ALL_FEATURES_MAX:
@@ -144,7 +146,7 @@ class RewardLearner:
                                                  None if answered is None else answered[b])
                                 for b in range(self._theta.shape[0])])
         self._model_theta.copy_(self._theta)
-        return float(loss[0]) if self._unbatched else loss
+        return float(loss[0]) if self._unbatched else loss.view(self._batch)
 
     # ------------------------------------------------------------- all seeds
     def _update(self, f1: torch.Tensor, f2: torch.Tensor, y: torch.Tensor, answered: torch.Tensor | None,

@@ -28,6 +28,12 @@ class Trajectories:
         return (Trajectories(self.states[..., :n, :], self.actions[..., :n, :]),
                 Trajectories(self.states[..., n:, :], self.actions[..., n:, :]))
 
+    def pick(self, index: torch.Tensor) -> Trajectories:
+        """The trajectories ``index[..., n]`` of each seed's batch, in that order: ``[..., n, T]``."""
+        index = index.unsqueeze(-1)
+        return Trajectories(torch.take_along_dim(self.states, index, dim=-2),
+                            torch.take_along_dim(self.actions, index, dim=-2))
+
     def __getitem__(self, index: int | slice | torch.Tensor) -> Trajectories:
         """The trajectories of one seed (or a selection of seeds) of a batch."""
         return Trajectories(self.states[index], self.actions[index])

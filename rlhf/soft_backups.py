@@ -194,8 +194,7 @@ class _Work:
             moves = torch.index_select(v, -1, c.index, out=moves).view(*batch, -1, n)
             move_probs = mdp.move_probs
             if moves.dtype != move_probs.dtype:          # float64 policy evaluation
-                move_probs = mdp.cached(("soft_backups.move_probs", moves.dtype),
-                                        lambda: mdp.move_probs.to(moves.dtype))
+                move_probs = mdp.cached(("soft_backups.move_probs", moves.dtype), lambda: move_probs.to(moves.dtype))
             return torch.matmul(move_probs, moves, out=out)
         assert c.probs is not None                   # sparse MDP: _chunk gathered the probabilities
         successors = self._buffer("successors", c.index.numel()) if self.buffered else None

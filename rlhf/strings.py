@@ -20,7 +20,7 @@ from .rewards import TableReward
 from .task import TrainConfig
 
 SEED_DEFAULTS = TrainConfig(
-    budget=10, teacher="deterministic", pairs_per_round=0, sampler="uniform",
+    budget=10, teacher="deterministic", pairs_per_round=0, query="uniform",
     learner=LearnerConfig(optimizer="sgd", lr=0.01, epochs=5, batch_size=1),
 )
 

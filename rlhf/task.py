@@ -12,9 +12,8 @@ import torch
 from .keys import Keys
 from .learner import LearnerConfig, RewardModel
 from .mdp import TabularMDP
+from .queries import ENSEMBLE_QUERIES, QUERIES
 from .teachers import Labeller, Teacher
-
-SAMPLERS = ("on-policy", "uniform")
 
 M = TypeVar("M", bound=RewardModel)
 """A task's reward model type: what its ``new_reward_model`` makes and its ``convergence_metrics`` reads."""
@@ -38,10 +37,18 @@ class TrainConfig:
     """Pairs asked per round, re-planning between rounds; 0 = all in one round."""
     segment_length: int = 0
     """Steps per trajectory; 0 = the task's horizon."""
-    sampler: str = "on-policy"
-    """``"on-policy"``: pairs rolled out from the soft-optimal policy for the
-    current learned reward (gridworld seed); ``"uniform"``: uniformly random
-    actions (string seed)."""
+    query: str = "on-policy"
+    """Which pairs the teacher is asked (:mod:`rlhf.queries`): ``"on-policy"``, pairs rolled
+    out from the soft-optimal policy for the current learned reward (gridworld seed);
+    ``"uniform"``, uniformly random actions (string seed); or an active rule choosing from an
+    on-policy pool of ``oversample`` × the round's pairs: ``"disagreement"``, ``"entropy"``,
+    ``"info-gain"`` (these two and disagreement use the ensemble), ``"kcenter"``."""
+    ensemble: int = 1
+    """Reward models fitted side by side, each on its own bootstrap resample of every round's
+    pairs; planning and metrics use their mean reward. 1 = a single model on all pairs."""
+    oversample: int = 10
+    """Candidate pool of an active query rule, in multiples of the round's pairs (B-Pref's
+    ``large_batch``); unused by ``on-policy`` and ``uniform``."""
     learner: LearnerConfig = LearnerConfig()
     """How the reward model is fitted each round."""
     discount: float = 1.0
@@ -56,8 +63,13 @@ class TrainConfig:
         _check_int("pairs_per_round", self.pairs_per_round, 0)
         _check_int("segment_length", self.segment_length, 0)
         _check_int("heldout_pairs", self.heldout_pairs, 1)
-        if self.sampler not in SAMPLERS:
-            raise ValueError(f"sampler must be one of {SAMPLERS}, got {self.sampler!r}")
+        _check_int("ensemble", self.ensemble, 1)
+        _check_int("oversample", self.oversample, 1)
+        if self.query not in QUERIES:
+            raise ValueError(f"query must be one of {', '.join(QUERIES)}, got {self.query!r}")
+        if self.query in ENSEMBLE_QUERIES and self.ensemble < 2:
+            raise ValueError(f"query {self.query!r} compares ensemble members: ensemble must be >= 2, "
+                             f"got {self.ensemble}")
         if not 0.0 <= self.discount <= 1.0:
             raise ValueError(f"discount must be in [0, 1], got {self.discount}")
         if not self.temperature > 0:

@@ -10,6 +10,8 @@ from dataclasses import dataclass
 
 import torch
 
+from . import queries
+from .ensemble import Ensemble, bootstrap_indices, member_keys, resample
 from .keys import Keys
 from .learner import RewardLearner
 from .mdp import TabularMDP
@@ -36,7 +38,7 @@ class RoundRecord:
     first: Trajectories
     second: Trajectories
     labels: Labels
-    model: RewardModel
+    model: RewardModel | Ensemble
 
     def __getitem__(self, k: int) -> RoundRecord:
         labels = self.labels
@@ -60,7 +62,7 @@ class RunResult:
     """The final learned reward, [S] or [S, A]."""
 
 
-INIT, SAMPLE, TEACHER, HELDOUT = range(4)
+INIT, SAMPLE, TEACHER, HELDOUT, BOOTSTRAP = range(5)
 """Purposes of the random streams (:meth:`Keys.fold`): a new teacher leaves the sampled states alone."""
 _HELDOUT_KEYS = Keys.from_seeds([0])[0]
 """The held-out pairs' key: the same for every seed."""
@@ -202,8 +204,13 @@ class _Loop:
         self.task, self.cfg, self.keys, self.seeds = task, cfg, keys, seeds
         self.judge = cfg.labeller()
         self.may_skip = not isinstance(self.judge, Teacher) or self.judge.skip > 0
-        self.model = task.new_reward_model(keys.fold(INIT))
-        self.learner = RewardLearner(self.model, cfg.learner, may_skip=self.may_skip)
+        self.model: RewardModel | Ensemble
+        if cfg.ensemble == 1:
+            self.members = self.model = task.new_reward_model(keys.fold(INIT))
+        else:                          # members [B, E, F]: the learner fits them as rows, like seeds
+            self.members = task.new_reward_model(member_keys(keys.fold(INIT), cfg.ensemble))
+            self.model = Ensemble(self.members)
+        self.learner = RewardLearner(self.members, cfg.learner, may_skip=self.may_skip)
         self.length = cfg.segment_length or task.horizon
         self.history: dict[str, list[torch.Tensor]] = {k: [] for k in HISTORY_KEYS}
 
@@ -217,14 +224,12 @@ class _Loop:
         results: dict[int, list[RunResult]] = {}
         for index in range(cfg.rounds):
             n = min(per_round, cfg.budget - index * per_round)
-            behaviour = policy if cfg.sampler == "on-policy" else uniform
-            first, second = rollout(task.mdp, behaviour, 2 * n, self.length, keys.fold(SAMPLE, index)).split()
+            first, second = self._query(index, n, uniform if cfg.query == "uniform" else policy)
             answers = self.judge.label(step_rewards(task.true_reward, first), step_rewards(task.true_reward, second),
                                        task.reward_range(), keys.fold(TEACHER, index))
             labels = Labels(answers.prefer_first.expand(*batch, n), answers.answered.expand(*batch, n),
                             torch.as_tensor(answers.entropy).expand(batch))      # a custom labeller's shapes too
-            loss = self.learner.update(first, second, labels.prefer_first,
-                                       labels.answered if self.may_skip else None)
+            loss = self._update(index, first, second, labels)
             policy = self._plan()
             self.history["true_return"].append(expected_returns(task.mdp, policy, task.true_reward, self.length))
             self.history["loss"].append(torch.as_tensor(loss))
@@ -236,6 +241,33 @@ class _Loop:
             if pairs in checkpoints:
                 results[pairs] = self._results(index + 1, cfg.replace(budget=pairs))
         return results
+
+    def _query(self, index: int, n: int, behaviour: torch.Tensor) -> tuple[Trajectories, Trajectories]:
+        """The round's n pairs ``[B, n, T]``: rolled out from ``behaviour``, or chosen by an
+        active rule from a pool of ``oversample · n`` rolled out from it (:mod:`rlhf.queries`)."""
+        cfg, keys = self.cfg, self.keys.fold(SAMPLE, index)
+        if cfg.query in queries.SAMPLED_QUERIES:
+            return rollout(self.task.mdp, behaviour, 2 * n, self.length, keys).split()
+        pool_1, pool_2 = rollout(self.task.mdp, behaviour, 2 * cfg.oversample * n, self.length, keys).split()
+        members = self.members.reward().flatten(self.members.theta.dim() - 1)          # [B, (E,) F]
+        table = members if cfg.ensemble > 1 else members.unsqueeze(-2)
+        chosen = queries.select(cfg.query, n, self.members.features(pool_1), self.members.features(pool_2), table)
+        return pool_1.pick(chosen), pool_2.pick(chosen)
+
+    def _update(self, index: int, first: Trajectories, second: Trajectories, labels: Labels) -> torch.Tensor:
+        """Fit the round's labels; ``[B]`` the last epoch's loss (the members' mean in an ensemble,
+        each member fitted on its own bootstrap resample of the pairs)."""
+        answered = labels.answered if self.may_skip else None
+        if self.cfg.ensemble == 1:
+            return torch.as_tensor(self.learner.update(first, second, labels.prefer_first, answered))
+        size, n = self.cfg.ensemble, labels.prefer_first.shape[-1]
+        chosen = bootstrap_indices(self.keys.fold(BOOTSTRAP, index), size, n)         # [B, E, n]
+
+        def take(x: torch.Tensor) -> torch.Tensor:
+            return torch.take_along_dim(x.unsqueeze(-2), chosen, dim=-1)
+        loss = self.learner.update(resample(first, chosen), resample(second, chosen), take(labels.prefer_first),
+                                   None if answered is None else take(answered))
+        return queries.member_mean(torch.as_tensor(loss), -1)
 
     def _plan(self) -> torch.Tensor:
         """``pi[B, s, a]`` for each seed's current learned reward."""

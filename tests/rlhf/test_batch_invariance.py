@@ -24,8 +24,14 @@ CASES = [
     pytest.param(lambda: rlhf.GridWorld(size=4, slip=0.2, start=[(0, 0)], horizon=8),
                  dict(budget=60, pairs_per_round=20), id="gridworld-slip"),
     pytest.param(lambda: rlhf.StringTask("ABC", "CAB"), dict(budget=30, pairs_per_round=10), id="strings"),
+    pytest.param(lambda: rlhf.GridWorld(size=4, slip=0.1, horizon=8),
+                 dict(budget=60, pairs_per_round=20, query="info-gain", ensemble=3, oversample=3),
+                 id="gridworld-ensemble-info-gain"),
+    pytest.param(lambda: rlhf.StringTask("ABC", "CAB"),
+                 dict(budget=30, pairs_per_round=10, query="kcenter", ensemble=2, oversample=4),
+                 id="strings-ensemble-kcenter"),
     pytest.param(lambda: rlhf.StringTask("ABCD", "DAB", slip=0.2),
-                 dict(budget=30, pairs_per_round=10, sampler="on-policy", optimizer="adam", batch_size=4),
+                 dict(budget=30, pairs_per_round=10, query="on-policy", optimizer="adam", batch_size=4),
                  id="strings-slip-adam-minibatch"),
 ]
 

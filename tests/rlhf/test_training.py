@@ -58,7 +58,7 @@ def test_corner_start_at_n10_with_slip_never_learns():
 
 
 @pytest.mark.parametrize("kwargs,needle", [({"budget": 0}, "budget"), ({"seed": -1}, "seed"),
-                                           ({"sampler": "greedy"}, "sampler"), ({"temperature": 0.0}, "temperature"),
+                                           ({"query": "greedy"}, "query"), ({"query": "disagreement"}, "ensemble"), ({"temperature": 0.0}, "temperature"),
                                            ({"teacher": "rational"}, "cannot read")])
 def test_bad_train_arguments(kwargs, needle):
     with pytest.raises(ValueError, match=needle):
