@@ -231,8 +231,9 @@ def _ensemble_targets(frame: pd.DataFrame) -> list[str]:
              f"({median(1, seeds) / ENSEMBLE_ROUNDS * 1e3:.1f} → {median(5, seeds) / ENSEMBLE_ROUNDS * 1e3:.1f} ms "
              "a round)" for seeds in ENSEMBLE_SEEDS]
     return ["- a 5-member reward ensemble against one model, per round of the seed gridworld: "
-            + "; ".join(parts) + " (target ≤ 2×). Members are extra rows of the learner's batch, so one seed's "
-            "ensemble rides on the per-call overhead, while a batch of seeds pays for 5× the rows."]
+            + "; ".join(parts) + " (target ≤ 2×). Members share their seed's pairs: a bootstrap resample is a "
+            "vector of multiplicities, and an Adam step is two [E, F] × [F, n] products per seed, which read the "
+            "count matrix once for all members."]
 
 
 def _throughput(frame: pd.DataFrame) -> list[str]:

@@ -3,8 +3,9 @@
 As in B-Pref (Lee et al., 2021) and ``imitation``'s ``RewardEnsemble``, every
 member sees its own resample, drawn with replacement, of each round's pairs;
 planning and the metrics use the members' mean reward. The members are one
-parameter tensor ``theta[..., E, F]`` (the seeds' batch, then members), so the
-learner fits all of them at once, exactly as it fits a batch of seeds.
+parameter tensor ``theta[..., E, F]`` (the seeds' batch, then members), and a
+resample is a vector of multiplicities (:func:`bootstrap_weights`), so the
+learner fits all members at once on their seed's pairs, without copying them.
 """
 
 from __future__ import annotations
@@ -61,8 +62,9 @@ def bootstrap_indices(keys: Keys, size: int, n: int) -> torch.Tensor:
     return (draws * n) >> 32
 
 
-def resample(traj: Trajectories, index: torch.Tensor) -> Trajectories:
-    """Trajectories ``[..., n, T]`` resampled per member: ``[..., E, n, T]`` for ``index[..., E, n]``."""
-    def take(x: torch.Tensor) -> torch.Tensor:
-        return torch.take_along_dim(x.unsqueeze(-3), index.unsqueeze(-1), dim=-2)
-    return Trajectories(take(traj.states), take(traj.actions))
+def bootstrap_weights(keys: Keys, size: int, n: int) -> torch.Tensor:
+    """``[*keys.shape, size, n]`` float32: how many times member e's resample (:func:`bootstrap_indices`)
+    holds pair i; each row sums to n. The learner weights the pairs by it rather than copying them."""
+    chosen = bootstrap_indices(keys, size, n)
+    ones = torch.ones(1, device=chosen.device).expand(chosen.shape)
+    return torch.zeros(chosen.shape, device=chosen.device).scatter_add_(-1, chosen, ones)

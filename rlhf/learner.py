@@ -126,11 +126,15 @@ class RewardLearner:
         """[B, 1] Adam steps each seed has taken."""
 
     def update(self, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor,
-               answered: torch.Tensor | None = None) -> torch.Tensor | float:
+               answered: torch.Tensor | None = None, weights: torch.Tensor | None = None,
+               ) -> torch.Tensor | float:
         """Fit one round's pairs (``[*batch, n, T]``, labels ``[*batch, n]``, ``batch`` the model's
-        leading dimensions: none, seeds, or seeds and ensemble members); returns each row's mean
-        pre-step loss over the last epoch (a float for an unbatched model; NaN for a row with
-        nothing answered)."""
+        leading dimensions: none or seeds); returns each row's mean pre-step loss over the last
+        epoch (a float for an unbatched model; NaN for a row with nothing answered).
+
+        ``weights[*batch, E, n]``: for a model whose last batch dimension holds E ensemble members
+        (pairs then have the batch without it), how many times each member counts each pair (its
+        bootstrap multiplicities; see :meth:`_update_members`)."""
         f1, f2 = self.model.features(first), self.model.features(second)
         if f1.shape != f2.shape:
             raise ValueError(f"segments must have equal shapes, got {tuple(f1.shape)} and {tuple(f2.shape)}")
@@ -139,7 +143,13 @@ class RewardLearner:
         answered = None if answered is None else answered.reshape(-1, n)
         if answered is not None and not self.may_skip and not bool(answered.all()):
             raise ValueError("unanswered pairs given to a learner made with may_skip=False")
-        if self._theta.shape[-1] <= _ALL_FEATURES_MAX:
+        if weights is not None:
+            if self._theta.shape[-1] > _ALL_FEATURES_MAX:
+                raise ValueError(f"an ensemble needs a model of at most {_ALL_FEATURES_MAX} features, "
+                                 f"got {self._theta.shape[-1]}")
+            loss = self._update_members(f1, f2, prefer_first, answered if self.may_skip else None,
+                                        weights.reshape(f1.shape[0], -1, n))
+        elif self._theta.shape[-1] <= _ALL_FEATURES_MAX:
             loss = self._update(f1, f2, prefer_first, answered if self.may_skip else None)
         else:
             loss = torch.stack([self._update_one(b, f1[b], f2[b], prefer_first[b],
@@ -190,6 +200,46 @@ class RewardLearner:
         if valid is None:
             return losses.mean(-1)
         return torch.where(valid, losses, 0.0).sum(-1) / valid.sum(-1)      # NaN: nothing answered
+
+    # ------------------------------------------------------- ensemble members
+    def _update_members(self, f1: torch.Tensor, f2: torch.Tensor, y: torch.Tensor, answered: torch.Tensor | None,
+                        weights: torch.Tensor) -> torch.Tensor:
+        """Every member of every seed on its seed's pairs ``f[B, n, T]``, member e of seed b
+        weighting pair i by ``weights[b, e, i]`` (0 where unanswered): each batch's loss is the
+        member's weighted mean, so with whole-round batches a member fits exactly its bootstrap
+        resample (pair i counted w_i times); with mini-batches pairs stay in collection order,
+        and a member skips a batch it gives no weight. The count matrix C is built once per seed
+        and shared: a step is two ``[E, F] × [F, n]`` products per seed (``torch.bmm``, the same
+        BLAS path at every batch size: tested), not E row-vector products."""
+        _, counts = count_differences(f1, f2, self._theta.shape[-1])          # [B, n, F]
+        B, E, n = weights.shape
+        w = weights.float() if answered is None else weights.float() * answered.unsqueeze(-2)
+        size = self.config.batch_size or n
+        batches = []
+        for lo in range(0, n, size):
+            c, w_b = counts[:, lo:lo + size], w[..., lo:lo + size]
+            total = w_b.sum(-1, keepdim=True)                                  # [B, E, 1]
+            scale = (w_b / total.clamp(min=1)).contiguous()                    # [B, E, b]
+            offset = torch.bmm(scale * y[:, None, lo:lo + size], c).neg_()     # −(w·y)·C / Σw
+            batches.append((c.transpose(1, 2).neg().contiguous(), c.contiguous(), scale, offset,
+                            (total > 0).view(B * E, 1)))
+        masked = self.may_skip or len(batches) > 1
+        step = self._step_all(masked, self.config.epochs * len(batches))
+        F, P = self._theta.shape[-1], self._padded.shape[-1]
+        theta = self._padded.view(B, E, P)[..., :F]
+        grad = self._grad.view(B, E, P)[..., :F]
+        last_logits = []
+        for epoch in range(self.config.epochs):
+            for minus_c_t, c, scale, offset, active in batches:
+                minus_z = torch.bmm(theta, minus_c_t)                         # [B, E, b]
+                if epoch == self.config.epochs - 1:
+                    last_logits.append(minus_z.neg())
+                sigma = minus_z.exp_().add_(1.0).reciprocal_().mul_(scale)
+                torch.add(torch.bmm(sigma, c), offset, out=grad)
+                step(active if masked else None)
+        z = torch.cat(last_logits, dim=-1)
+        losses = (batched.softplus(z) - y.unsqueeze(-2) * z) * w
+        return (losses.sum(-1) / w.sum(-1)).view(-1)                          # NaN: no weight at all
 
     def _step_all(self, masked: bool, total: int):
         """``step(active)``: one of this update's ``total`` optimiser steps for every seed on

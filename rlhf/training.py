@@ -11,7 +11,7 @@ from dataclasses import dataclass
 import torch
 
 from . import queries
-from .ensemble import Ensemble, bootstrap_indices, member_keys, resample
+from .ensemble import Ensemble, bootstrap_weights, member_keys
 from .keys import Keys
 from .learner import RewardLearner
 from .mdp import TabularMDP
@@ -260,13 +260,9 @@ class _Loop:
         answered = labels.answered if self.may_skip else None
         if self.cfg.ensemble == 1:
             return torch.as_tensor(self.learner.update(first, second, labels.prefer_first, answered))
-        size, n = self.cfg.ensemble, labels.prefer_first.shape[-1]
-        chosen = bootstrap_indices(self.keys.fold(BOOTSTRAP, index), size, n)         # [B, E, n]
-
-        def take(x: torch.Tensor) -> torch.Tensor:
-            return torch.take_along_dim(x.unsqueeze(-2), chosen, dim=-1)
-        loss = self.learner.update(resample(first, chosen), resample(second, chosen), take(labels.prefer_first),
-                                   None if answered is None else take(answered))
+        weights = bootstrap_weights(self.keys.fold(BOOTSTRAP, index), self.cfg.ensemble,
+                                    labels.prefer_first.shape[-1])                     # [B, E, n]
+        loss = self.learner.update(first, second, labels.prefer_first, answered, weights=weights)
         return queries.member_mean(torch.as_tensor(loss), -1)
 
     def _plan(self) -> torch.Tensor:

@@ -138,3 +138,26 @@ def test_rules_that_compare_members_need_two():
         rlhf.train(rlhf.GridWorld(size=3), budget=10, query="disagreement")
     with pytest.raises(ValueError, match="oversample"):
         rlhf.train(rlhf.GridWorld(size=3), budget=10, query="kcenter", oversample=0)
+
+
+def test_members_fit_exactly_their_bootstrap_resamples():
+    """Weighting pair i by its multiplicity is, up to rounding, training on the resample itself.
+    (SGD: Adam's first steps are lr·sign(gradient), which turns rounding in a gradient that is
+    zero in exact arithmetic into a ±lr difference.)"""
+    from rlhf.ensemble import bootstrap_weights
+    from rlhf.learner import LearnerConfig, RewardLearner
+    task, n = rlhf.GridWorld(size=4, horizon=6), 40
+    keys = rlhf.Keys.from_seeds([5, 6])
+    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * n, 6, keys.fold(0)).split()
+    y = (keys.fold(1).uniform(n) < 0.5).float()
+    config = LearnerConfig("sgd", 0.5, 20, 0)
+    members = rlhf.StateLogSoftmaxReward(16, batch=(2, 3))
+    RewardLearner(members, config).update(first, second, y, weights=bootstrap_weights(keys.fold(2), 3, n))
+    chosen = bootstrap_indices(keys.fold(2), 3, n)
+    for b in range(2):
+        for e in range(3):
+            alone = rlhf.StateLogSoftmaxReward(16)
+            idx = chosen[b, e]
+            RewardLearner(alone, config).update(first[b].pick(idx), second[b].pick(idx), y[b, idx])
+            torch.testing.assert_close(members.theta[b, e], alone.theta, atol=2e-5, rtol=0)
+    assert not torch.equal(members.theta[0, 0], members.theta[0, 1])
