@@ -53,6 +53,14 @@ BAD_CONFIGS = [  # (case, TOML text, what the error must name)
      "[check]\ntv = { abs = -1 }", "check.tv.abs = -1"),
     ("check tolerance unknown part", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
      "[check]\ntv = { absolute = 0.1 }", "check.tv"),
+    ("unknown query rule", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
+     "queries=['greedy']", "strings.queries = 'greedy'"),
+    ("ensemble of 0", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\nensembles=[0]",
+     "strings.ensembles = 0"),
+    ("only member-comparing rules, one member", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\n"
+     "teachers=['oracle']\nseeds=1\nqueries=['disagreement']\nensembles=[1]", "strings.ensembles = [1]"),
+    ("query twice", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
+     "queries=['uniform']\n[strings.train]\nquery='uniform'", "strings.train.query = 'uniform'"),
 ]
 
 
