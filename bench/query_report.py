@@ -79,11 +79,12 @@ class _RuleRow:
     mean_success: float
     epic: float
     regret: float
+    near_optimal: float
 
     def shown(self, top: int) -> dict[str, object]:
         return {"rule": self.rule, "pairs to target": _pairs(self.need, top),
                 "CI": f"[{_pairs(self.low, top)}, {_pairs(self.high, top)}]", "mean success": self.mean_success,
-                f"EPIC @ {top}": self.epic, f"regret @ {top}": self.regret}
+                f"EPIC @ {top}": self.epic, f"regret @ {top}": self.regret, f"near-opt. @ {top}": self.near_optimal}
 
 
 def _rule_row(rule: str, rows: pd.DataFrame, cells: pd.DataFrame, top: int, target: float) -> _RuleRow:
@@ -91,7 +92,9 @@ def _rule_row(rule: str, rows: pd.DataFrame, cells: pd.DataFrame, top: int, targ
     need, low, high = pairs_needed(rule_cells, target)
     last = rows[rows["budget"] == top].iloc[0]
     regret = float(last["regret_mean"]) if "regret_mean" in last else float("nan")
-    return _RuleRow(rule, need, low, high, float(rows["success_mean"].mean()), float(last["epic_mean"]), regret)
+    near = float(last["near_optimal_mean"]) if "near_optimal_mean" in last else float("nan")
+    return _RuleRow(rule, need, low, high, float(rows["success_mean"].mean()), float(last["epic_mean"]), regret,
+                    near)
 
 
 def _pairs(value: float, top: int) -> str:

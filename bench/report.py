@@ -32,7 +32,8 @@ from .provenance import Provenance
 from .stats import CONFIDENCE, summarize
 from .store import Store
 
-METRICS = ["tv", "regret", "goal_hit", "exact_match", "position_accuracy", "epic", "pref_accuracy"]
+METRICS = ["tv", "regret", "goal_hit", "exact_match", "position_accuracy", "epic", "pref_accuracy", "scaled_return",
+           "near_optimal"]
 SUCCESS_TARGET = 0.9
 PATH_ROUNDS = (1, 2, 3, 5, 10, 20, 50, 100, 150, 200)
 STRING_TABLE_BUDGETS = (10, 200)
@@ -134,7 +135,8 @@ def _markdown(summary: pd.DataFrame, extra: tuple[str, ...]) -> str:
         rows.append({"task": r["task"], "N / L": r["size"], "slip": r["slip"], "start": r["start"],
                      "teacher": r["teacher"], **{name: r[name] for name in extra},
                      "budget": r["budget"], "seeds": r["seeds"], "failed": r["failed"],
-                     "success": ci(r, "success", ".2f"), "TV": ci(r, "tv", ".3f"),
+                     "success": ci(r, "success", ".2f"), "near-opt.": ci(r, "near_optimal", ".2f"),
+                     "TV": ci(r, "tv", ".3f"),
                      "regret": ci(r, "regret", ".3f"), "EPIC": ci(r, "epic", ".3f"),
                      "pref. acc.": ci(r, "pref_accuracy", ".3f")})
     return pd.DataFrame(rows).to_markdown(index=False)
@@ -205,12 +207,16 @@ def _findings(summary: pd.DataFrame, extra: tuple[str, ...]) -> list[str]:
                 + "".join(f", {k} {fields[k]}" for k in sorted(per_task[str(fields["task"])])))
         hit = rows[rows["success_mean"] >= SUCCESS_TARGET]
         if len(hit):
-            lines.append(f"{name}: ≥ {SUCCESS_TARGET:.0%} success from {int(hit['budget'].iloc[0])} pairs.")
+            line = f"{name}: ≥ {SUCCESS_TARGET:.0%} success from {int(hit['budget'].iloc[0])} pairs"
         else:
             # pandas-stubs: .loc[] does not accept the Hashable label that idxmax() is typed to return
             best = rows.loc[rows["success_mean"].idxmax()]  # type: ignore[call-overload]
-            lines.append(f"{name}: never reaches {SUCCESS_TARGET:.0%} success "
-                         f"(best {best['success_mean']:.0%} at {int(best['budget'])} pairs).")
+            line = (f"{name}: never reaches {SUCCESS_TARGET:.0%} success "
+                    f"(best {best['success_mean']:.0%} at {int(best['budget'])} pairs)")
+        if "near_optimal_mean" in rows:
+            last = rows.iloc[-1]
+            line += f"; near-optimal in {last['near_optimal_mean']:.0%} of seeds at {int(last['budget'])} pairs"
+        lines.append(line + ".")
     return lines
 
 
@@ -278,6 +284,8 @@ def _teacher_section(summary: pd.DataFrame) -> list[str]:
             entry[f"EPIC @ {top}"] = (f"{g.loc[top, 'epic_mean']:.3f} [{g.loc[top, 'epic_ci_low']:.3f}, "
                                       f"{g.loc[top, 'epic_ci_high']:.3f}]")
             entry[f"pref. acc. @ {top}"] = f"{g.loc[top, 'pref_accuracy_mean']:.3f}"
+            if "near_optimal_mean" in g:
+                entry[f"near-opt. @ {top}"] = f"{g.loc[top, 'near_optimal_mean']:.0%}"
             table.append(entry)
         table.sort(key=lambda e: float(e[f"EPIC @ {top}"].split()[0]))
         name = f"{task}, {'N' if task == 'gridworld' else 'L'} = {size}" + (f", {start} start" if start else "")
@@ -324,9 +332,14 @@ def _front_page(runs: list[Run], rows: dict[str, dict], cells: pd.DataFrame, sum
         lines += [corner, ""]
     lines += ["Smallest budget reaching the success target, per configuration:", ""]
     lines += [f"- {f}" for f in _findings(summary, extra)]
-    lines += ["", "Success means: gridworld — the learned reward's argmax is the goal and planning on it loses at "
-              "most 10% of the truth's advantage over a random policy (normalised regret ≤ 0.1); strings — the "
-              "greedy string equals the target. A failed cell counts as not converged. Full table with CIs: "
+    lines += ["", "Success means: gridworld — the learned reward's argmax is the goal and planning on it *softly at "
+              "temperature 1* loses at most 10% of the truth's advantage over a random policy (normalised regret "
+              "≤ 0.1); strings — the greedy string equals the target. A failed cell counts as not converged. "
+              "Beside it, *near-optimal* is Knox et al.'s scale-free criterion: the greedy (hard-max) policy for "
+              "the learned reward has scaled return (J − J_uniform) / (V* − J_uniform) ≥ 0.9 under the true reward. "
+              "Soft planning also needs the reward's *scale*, so a noisy teacher, whose labels bound the "
+              "Bradley–Terry logits, can leave a reward that ranks behaviour well (near-optimal) yet plans nearly "
+              "at random at temperature 1 (not a success). Full table with CIs: "
               "[convergence.md](convergence.md), numbers: [convergence.csv](convergence.csv).", ""]
     lines += _teacher_section(summary)
     lines += queries

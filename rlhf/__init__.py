@@ -10,7 +10,15 @@ from .gridworld import GridWorld
 from .keys import Keys
 from .learner import LearnerConfig, RewardLearner, bradley_terry_loss
 from .mdp import TabularMDP
-from .metrics import epic_distance, normalized_regret, pearson_distance, preference_accuracy, total_variation
+from .metrics import (
+    NEAR_OPTIMAL_SCALED_RETURN,
+    epic_distance,
+    normalized_regret,
+    pearson_distance,
+    preference_accuracy,
+    scaled_return,
+    total_variation,
+)
 from .planning import expected_returns, policy_return, soft_policy, soft_value_iteration, uniform_policy
 from .presets import PRESETS, preset_task, train_preset
 from .queries import ENSEMBLE_QUERIES, QUERIES
@@ -32,6 +40,7 @@ __all__ = [  # noqa: RUF022
     "train_preset", "preset_task", "PRESETS",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward", "Ensemble",
     "QUERIES", "ENSEMBLE_QUERIES",
-    "total_variation", "epic_distance", "pearson_distance", "normalized_regret",
+    "total_variation", "epic_distance", "pearson_distance", "normalized_regret", "scaled_return",
+    "NEAR_OPTIMAL_SCALED_RETURN",
     "preference_accuracy",
 ]

@@ -17,7 +17,7 @@ import torch
 from .keys import Keys
 from .learner import LearnerConfig
 from .mdp import TabularMDP
-from .metrics import epic_distance, normalized_regret, total_variation
+from .metrics import NEAR_OPTIMAL_SCALED_RETURN, epic_distance, normalized_regret, scaled_return, total_variation
 from .rewards import StateLogSoftmaxReward
 from .task import TrainConfig
 
@@ -101,12 +101,15 @@ class GridWorld:
             goal_hit = bool(torch.isin(learned.argmax(), self.goal_states))
             regret = normalized_regret(self.mdp, learned, self.true_reward, self.horizon,
                                        config.discount, config.temperature)
+            scaled = scaled_return(self.mdp, learned, self.true_reward, self.horizon, config.discount)
             return {
                 "converged": float(goal_hit and regret <= CONVERGED_MAX_REGRET),
                 "goal_hit": float(goal_hit),
                 "tv": total_variation(model.distribution(), self.target),
                 "regret": regret,
                 "epic": epic_distance(learned, self.true_reward),
+                "scaled_return": scaled,
+                "near_optimal": float(scaled >= NEAR_OPTIMAL_SCALED_RETURN),
             }
 
     # -------------------------------------------------------------- helpers

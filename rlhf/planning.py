@@ -7,11 +7,13 @@ one call.
 
 from __future__ import annotations
 
+import math
+
 import torch
 
 from . import batched
 from .mdp import TabularMDP
-from .soft_backups import evaluation_backups, exp_space_backups, exp_space_fits, log_space_backups
+from .soft_backups import evaluation_backups, exp_space_backups, exp_space_fits, hard_max_backups, log_space_backups
 
 
 def _as_action_major(mdp: TabularMDP, reward: torch.Tensor) -> torch.Tensor:
@@ -50,7 +52,8 @@ def soft_value_iteration(
     With ``action_noise`` η the executed action is uniform w.p. η, so
     ``Q(s, a) = (1 − η)·Q_exec(s, a) + η·mean_b Q_exec(s, b)``.
     O(H·S·M) time on factored transitions (O(H·S·A·K) on sparse ones) and
-    O(S·A) memory per reward in the batch.
+    O(S·A) memory per reward in the batch. ``temperature=math.inf`` is the hard max,
+    ``V_i(s) = max_a Q_i(s, a)``: the Q of the optimal policy.
     """
     if horizon < 1:
         raise ValueError(f"horizon must be >= 1, got {horizon}")
@@ -59,6 +62,8 @@ def soft_value_iteration(
     if not 0.0 <= discount <= 1.0:
         raise ValueError(f"discount must be in [0, 1], got {discount}")
     r = _as_action_major(mdp, reward)
+    if math.isinf(temperature):
+        return hard_max_backups(mdp, r, horizon, discount).transpose(-1, -2)
     if not (discount == 1.0 and mdp.deterministic and not mdp.action_noise):
         return log_space_backups(mdp, r, horizon, discount, temperature).transpose(-1, -2)
     # Exp space where a reward's range allows it, log space for the others: decided per
@@ -75,7 +80,11 @@ def soft_value_iteration(
 
 
 def soft_policy(q: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
-    """The soft-optimal policy ``pi[..., s, a] = softmax(τ · Q[..., s, a])``."""
+    """The soft-optimal policy ``pi[..., s, a] = softmax(τ · Q[..., s, a])``; at ``temperature=math.inf``
+    the greedy policy, uniform over the actions that tie for the max (the limit of the softmax)."""
+    if math.isinf(temperature):
+        best = (q == q.amax(dim=-1, keepdim=True)).float()
+        return best / best.sum(-1, keepdim=True)
     return torch.softmax(q if temperature == 1.0 else temperature * q, dim=-1)
 
 

@@ -81,6 +81,18 @@ def log_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, discount: 
     return q if unit == 1.0 else q.div_(unit)
 
 
+def hard_max_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, discount: float) -> torch.Tensor:
+    """``Q[..., A, S]`` of the optimal policy: the recurrence at τ → ∞, ``V = max_a Q``
+    (exact: a max has no rounding, so a reward's Q does not depend on its batch)."""
+    batch, A, S = r.shape[:-2], mdp.num_actions, mdp.num_states
+    work, chunk = _Work(mdp, batch, buffered=False), _chunks(mdp, S)[0]
+    q, v = torch.zeros(*batch, A, S, device=r.device), torch.empty(*batch, S, device=r.device)
+    for _ in range(horizon):
+        torch.amax(q, dim=-2, out=v)
+        q = _mix_executed_actions(mdp.action_noise, torch.add(r, work.expected(chunk, v), alpha=discount))
+    return q
+
+
 def evaluation_backups(mdp: TabularMDP, executed: torch.Tensor, step_reward: torch.Tensor,
                        length: int) -> torch.Tensor:
     """``V_0[..., S]``: the expected return over ``length`` steps of stationary policies, by

@@ -101,3 +101,19 @@ def keys_from(rng):
     import rlhf
     import torch
     return rlhf.Keys.from_seeds([int(torch.randint(2**62, (1,), generator=rng))])[0]
+
+
+def dense_hard_max_q(mdp, reward, horizon: int, discount: float = 1.0):
+    """An independent float64 dynamic program: Q_{i+1}(s, a) = r̄(s, a) + γ Σ_s' P(s'|s, a) max_a' Q_i(s', a'),
+    P the dense transitions of the chosen action and r̄ its expected reward over the executed
+    action (action noise included), loops written out."""
+    import torch
+    P = mdp.dense_transitions().double()                       # [A, S, S]
+    A, S = P.shape[0], P.shape[1]
+    r = reward.double().reshape(S, -1).expand(S, A) @ mdp.executed_action_probs().double().T
+    q = torch.zeros(S, A, dtype=torch.float64)
+    for _ in range(horizon):
+        v = q.max(-1).values
+        q = torch.stack([torch.stack([r[s, a] + discount * (P[a, s] * v).sum() for a in range(A)])
+                         for s in range(S)])
+    return q

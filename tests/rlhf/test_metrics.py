@@ -2,7 +2,7 @@ import pytest
 import torch
 
 import rlhf
-from helpers import keys_from
+from helpers import dense_hard_max_q, keys_from
 from rlhf.learner import LearnerConfig, RewardLearner
 
 
@@ -100,3 +100,29 @@ def test_preference_accuracy_ignores_ties():
     learned = torch.tensor([1.0, -1.0, 2.0, 0.5])
     truth = torch.tensor([2.0, 1.0, 0.0, 3.0])
     assert rlhf.preference_accuracy(learned, truth) == pytest.approx(2 / 3)
+
+
+def test_scaled_return_is_scale_free_and_spans_random_to_optimal():
+    import math
+    task = rlhf.GridWorld(size=5, slip=0.1)
+    mdp, H, truth = task.mdp, task.horizon, task.true_reward
+    assert rlhf.scaled_return(mdp, truth, truth, H) == pytest.approx(1.0, abs=1e-6)
+    # scale does not matter to a greedy policy; soft planning's regret does see it
+    compressed = truth / 50
+    assert rlhf.scaled_return(mdp, compressed, truth, H) == pytest.approx(1.0, abs=1e-6)
+    assert rlhf.normalized_regret(mdp, compressed, truth, H) > 0.3
+    # a flat reward's greedy policy is uniform (every action ties): 0; the negated truth is worse than random
+    assert rlhf.scaled_return(mdp, torch.zeros(25), truth, H) == pytest.approx(0.0, abs=1e-6)
+    assert rlhf.scaled_return(mdp, -truth, truth, H) < 0
+    # V* is the finite-horizon optimum: the hard-max value at the start, by the independent program
+    v_star = float((mdp.start.double() * dense_hard_max_q(mdp, truth, H).max(-1).values).sum())
+    j_uniform = rlhf.policy_return(mdp, rlhf.uniform_policy(mdp), truth, H)
+    greedy = rlhf.soft_policy(rlhf.soft_value_iteration(mdp, truth * 2, H, temperature=math.inf), math.inf)
+    expected = (rlhf.policy_return(mdp, greedy, truth, H) - j_uniform) / (v_star - j_uniform)
+    assert rlhf.scaled_return(mdp, truth * 2, truth, H) == pytest.approx(expected, rel=1e-6)
+
+
+def test_both_tasks_report_near_optimal_beside_success():
+    for task, budget in ((rlhf.GridWorld(size=4, horizon=8), 200), (rlhf.StringTask("ABC", "CAB"), 50)):
+        metrics = rlhf.train(task, budget=budget).metrics
+        assert metrics["near_optimal"] == float(metrics["scaled_return"] >= rlhf.NEAR_OPTIMAL_SCALED_RETURN)

@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import rlhf
+from helpers import dense_hard_max_q
 
 
 def brute_force_q(P, reward, horizon, discount, temperature, action_noise=0.0):
@@ -207,3 +208,30 @@ def test_a_large_single_reward_takes_the_buffered_base_2_loop_and_a_batch_does_n
     batch = rlhf.soft_value_iteration(mdp, reward.view(1, 16, 1).expand(2, 16, 1), 6)
     assert not calls
     torch.testing.assert_close(batch[0], single)
+
+
+@pytest.mark.parametrize("make", [lambda: rlhf.GridWorld(size=3, slip=0.2, horizon=5),
+                                  lambda: rlhf.GridWorld(size=3, horizon=4),
+                                  lambda: rlhf.StringTask("ABC", "CAB", slip=0.3)])
+def test_hard_max_planning_equals_an_independent_dynamic_program(rng, make):
+    task = make()
+    S, A = task.mdp.num_states, task.mdp.num_actions
+    for reward in (task.true_reward, torch.randn(S, A, generator=rng)):
+        for discount in (1.0, 0.9):
+            q = rlhf.soft_value_iteration(task.mdp, reward, task.horizon, discount, math.inf)
+            torch.testing.assert_close(q.double(), dense_hard_max_q(task.mdp, reward, task.horizon, discount),
+                                       atol=1e-5, rtol=1e-6)
+    # the soft recurrence tends to it as τ grows
+    soft = rlhf.soft_value_iteration(task.mdp, task.true_reward, task.horizon, temperature=1e3)
+    hard = rlhf.soft_value_iteration(task.mdp, task.true_reward, task.horizon, temperature=math.inf)
+    torch.testing.assert_close(soft, hard, atol=task.horizon * math.log(A) / 1e3 + 1e-4, rtol=0)
+
+
+def test_hard_max_is_batch_invariant_and_greedy_policies_split_ties(rng):
+    mdp = rlhf.GridWorld(size=4, slip=0.1).mdp
+    rewards = torch.randn(5, 16, 1, generator=rng)
+    together = rlhf.soft_value_iteration(mdp, rewards, 7, temperature=math.inf)
+    assert all(torch.equal(rlhf.soft_value_iteration(mdp, rewards[k:k + 1], 7, temperature=math.inf)[0],
+                           together[k]) for k in range(5))
+    q = torch.tensor([[1.0, 3.0, 3.0, 0.0], [2.0, 2.0, 2.0, 2.0]])
+    assert rlhf.soft_policy(q, math.inf).tolist() == [[0.0, 0.5, 0.5, 0.0], [0.25, 0.25, 0.25, 0.25]]
