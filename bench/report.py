@@ -71,9 +71,10 @@ def write_report(runs: list[Path], to: Path, command: str = "") -> list[Path]:
             written.append(figures.sample_efficiency(_main_rows(main, task, extra), task, panels,
                                                      stage / f"sample_efficiency_{task}.png"))
             teachers = _teacher_rows(main, task)
-            if teachers is not None:
+            if teachers is not None:     # a line's label names only what varies between its lines
+                varying = tuple(c for c in extra if teachers[c].nunique() > 1)
                 written.append(figures.sample_efficiency(teachers, task, panels, stage / f"teachers_{task}.png",
-                                                         line_by="teacher", extra=extra))
+                                                         line_by="teacher", extra=varying))
         queries, query_figures = query_report.section(summary, cells, SUCCESS_TARGET, stage)
         seed_figures, notes = _seed_figures(stored, loaded[0].provenance, stage)
         written += seed_figures
