@@ -19,7 +19,14 @@ from .metrics import (
     scaled_return,
     total_variation,
 )
-from .planning import expected_returns, policy_return, soft_policy, soft_value_iteration, uniform_policy
+from .planning import (
+    expected_returns,
+    optimal_advantages,
+    policy_return,
+    soft_policy,
+    soft_value_iteration,
+    uniform_policy,
+)
 from .presets import PRESETS, preset_task, train_preset
 from .queries import ENSEMBLE_QUERIES, QUERIES
 from .rewards import StateLogSoftmaxReward, TableReward
@@ -36,7 +43,8 @@ __all__ = [  # noqa: RUF022
     "GridWorld", "StringTask", "Task", "TabularMDP", "TrainConfig", "LearnerConfig",
     "Teacher", "Labeller", "Labels", "Trajectories", "RunResult", "RoundRecord",
     "soft_value_iteration", "soft_policy", "uniform_policy", "policy_return", "plan",
-    "expected_returns", "Keys", "rollout", "step_rewards", "train", "train_batch", "train_checkpoints",
+    "expected_returns", "optimal_advantages", "Keys", "rollout", "step_rewards", "train", "train_batch",
+    "train_checkpoints",
     "train_preset", "preset_task", "PRESETS",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward", "Ensemble",
     "QUERIES", "ENSEMBLE_QUERIES",

@@ -88,6 +88,15 @@ def soft_policy(q: torch.Tensor, temperature: float = 1.0) -> torch.Tensor:
     return torch.softmax(q if temperature == 1.0 else temperature * q, dim=-1)
 
 
+def optimal_advantages(mdp: TabularMDP, reward: torch.Tensor, horizon: int, discount: float = 1.0) -> torch.Tensor:
+    """``A*[s, a] = Q*(s, a) − max_b Q*(s, b)`` (≤ 0) of the hard-max recurrence over ``horizon``
+    steps: how much choosing a in s loses against acting optimally with the horizon ahead (the
+    finite-horizon counterpart of Knox et al.'s infinite-horizon optimal advantage; action noise
+    included, as in Q). A segment's summed A* is minus its regret for deterministic transitions."""
+    q = soft_value_iteration(mdp, reward, horizon, discount, math.inf)
+    return q - q.amax(dim=-1, keepdim=True)
+
+
 def uniform_policy(mdp: TabularMDP) -> torch.Tensor:
     """``pi[s, a] = 1 / A``."""
     return torch.full((mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions, device=mdp.start.device)

@@ -1,7 +1,11 @@
 """Simulated teachers: the B-Pref family (Lee et al., 2021) on any task.
 
 A teacher sees the true step rewards of the two segments of each pair and
-answers with a *soft label* ``y = P(first segment preferred)``. Its parts are
+answers with a *soft label* ``y = P(first segment preferred)``. Its preference
+model (Knox et al., 2022) says what a step is worth: ``partial`` (the default)
+scores a segment by its summed true reward, ``regret`` by its summed optimal
+advantage A*(s, a) under the true reward (:func:`rlhf.optimal_advantages`;
+the loop hands such a teacher advantages instead of rewards). Its parts are
 applied in B-Pref's order:
 
 1. **skip f**: drop the pair when max(R̂₁, R̂₂) < f (it asks, but gets no answer);
@@ -18,8 +22,9 @@ every task and need no running statistics (B-Pref's are data-dependent).
 
 Specs (the sweep axis ``teacher``): ``boltzmann:1``, ``oracle``,
 ``deterministic`` (oracle, ties to the second: the string lab's human),
-``mistake:0.1``, ``myopic:0.9``, ``skip:0.1``, ``equal:0.1``, joined with ``+``,
-for example ``oracle+mistake:0.1``.
+``mistake:0.1``, ``myopic:0.9``, ``skip:0.1``, ``equal:0.1``, and the preference
+model ``regret`` (or ``partial``), joined with ``+``, for example
+``oracle+mistake:0.1`` or ``regret+boltzmann:1``.
 """
 
 from __future__ import annotations
@@ -34,6 +39,7 @@ from . import batched
 from .keys import Keys
 
 _RATIONAL = {"oracle", "deterministic", "boltzmann"}
+PREFERENCE_MODELS = ("partial", "regret")
 
 
 @dataclass(frozen=True)
@@ -77,8 +83,12 @@ class Teacher:
     """Skip the pair when both normalised returns are below this (0: never)."""
     equal: float = 0.0
     """Label 0.5 when normalised returns differ by less than this (0: never)."""
+    model: str = "partial"
+    """Preference model: ``"partial"`` (summed reward) or ``"regret"`` (summed optimal advantage)."""
 
     def __post_init__(self) -> None:
+        if self.model not in PREFERENCE_MODELS:
+            raise ValueError(f"teacher model must be one of {', '.join(PREFERENCE_MODELS)}, got {self.model!r}")
         if not self.beta > 0:
             raise ValueError(f"teacher beta must be > 0, got {self.beta}")
         if self.ties not in ("half", "second"):
@@ -101,8 +111,12 @@ class Teacher:
             name, _, arg = term.strip().partition(":")
             if name in _RATIONAL and ({"beta", "ties"} & kwargs.keys()):
                 raise ValueError(f"teacher {spec!r} names two rational parts")
+            if name in PREFERENCE_MODELS and "model" in kwargs:
+                raise ValueError(f"teacher {spec!r} names two preference models")
             try:
-                if name == "oracle" and not arg:
+                if name in PREFERENCE_MODELS and not arg:
+                    kwargs["model"] = name
+                elif name == "oracle" and not arg:
                     kwargs["beta"] = math.inf
                 elif name == "deterministic" and not arg:
                     kwargs.update(beta=math.inf, ties="second")
@@ -113,14 +127,15 @@ class Teacher:
             except ValueError:
                 raise ValueError(
                     f"teacher {spec!r}: cannot read {term.strip()!r} (expected oracle, deterministic, "
-                    "boltzmann:B, mistake:E, myopic:G, skip:F or equal:F joined by '+')"
+                    "boltzmann:B, mistake:E, myopic:G, skip:F, equal:F, regret or partial joined by '+')"
                 ) from None
         return cls(**kwargs)
 
     def __str__(self) -> str:
         defaults = {f.name: f.default for f in fields(self)}
-        parts = [f"{name}:{_fmt(getattr(self, name))}" for name in ("skip", "equal", "myopic")
-                 if getattr(self, name) != defaults[name]]
+        parts = [self.model] if self.model != defaults["model"] else []
+        parts += [f"{name}:{_fmt(getattr(self, name))}" for name in ("skip", "equal", "myopic")
+                  if getattr(self, name) != defaults[name]]
         if math.isinf(self.beta):
             parts.append("deterministic" if self.ties == "second" else "oracle")
         else:

@@ -16,7 +16,7 @@ from .keys import Keys
 from .learner import RewardLearner
 from .mdp import TabularMDP
 from .metrics import preference_accuracies
-from .planning import expected_returns, soft_policy, soft_value_iteration, uniform_policy
+from .planning import expected_returns, optimal_advantages, soft_policy, soft_value_iteration, uniform_policy
 from .rewards import RewardModel
 from .rollout import Trajectories, rollout, step_rewards
 from .task import Task, TrainConfig
@@ -213,6 +213,7 @@ class _Loop:
         self.learner = RewardLearner(self.members, cfg.learner, may_skip=self.may_skip)
         self.length = cfg.segment_length or task.horizon
         self.history: dict[str, list[torch.Tensor]] = {k: [] for k in HISTORY_KEYS}
+        self.scores, self.score_range = self._teacher_scores()
 
     def run(self, checkpoints: list[int], on_round: Callable[[RoundRecord], None] | None,
             ) -> dict[int, list[RunResult]]:
@@ -225,8 +226,8 @@ class _Loop:
         for index in range(cfg.rounds):
             n = min(per_round, cfg.budget - index * per_round)
             first, second = self._query(index, n, uniform if cfg.query == "uniform" else policy)
-            answers = self.judge.label(step_rewards(task.true_reward, first), step_rewards(task.true_reward, second),
-                                       task.reward_range(), keys.fold(TEACHER, index))
+            answers = self.judge.label(step_rewards(self.scores, first), step_rewards(self.scores, second),
+                                       self.score_range, keys.fold(TEACHER, index))
             labels = Labels(answers.prefer_first.expand(*batch, n), answers.answered.expand(*batch, n),
                             torch.as_tensor(answers.entropy).expand(batch))      # a custom labeller's shapes too
             loss = self._update(index, first, second, labels)
@@ -241,6 +242,15 @@ class _Loop:
             if pairs in checkpoints:
                 results[pairs] = self._results(index + 1, cfg.replace(budget=pairs))
         return results
+
+    def _teacher_scores(self) -> tuple[torch.Tensor, tuple[float, float]]:
+        """What a step is worth to the teacher, and the range of that: the true reward, or for a
+        regret teacher the true reward's optimal advantages A* (at most 0)."""
+        task = self.task
+        if getattr(self.judge, "model", "partial") != "regret":
+            return task.true_reward, task.reward_range()
+        advantages = optimal_advantages(task.mdp, task.true_reward, task.horizon, self.cfg.discount)
+        return advantages, (float(advantages.min()), 0.0)
 
     def _query(self, index: int, n: int, behaviour: torch.Tensor) -> tuple[Trajectories, Trajectories]:
         """The round's n pairs ``[B, n, T]``: rolled out from ``behaviour``, or chosen by an

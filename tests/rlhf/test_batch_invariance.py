@@ -7,7 +7,7 @@ import rlhf
 from rlhf import batched
 
 TEACHERS = ["boltzmann:1", "oracle", "deterministic", "boltzmann:0.5+mistake:0.1", "myopic:0.9+boltzmann:1",
-            "skip:0.02+boltzmann:1", "equal:0.1+boltzmann:1"]
+            "skip:0.02+boltzmann:1", "equal:0.1+boltzmann:1", "regret+boltzmann:1"]
 
 
 def assert_same_run(alone: rlhf.RunResult, inside: rlhf.RunResult) -> None:

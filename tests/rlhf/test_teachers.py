@@ -9,6 +9,7 @@ import math
 import pytest
 import torch
 
+import rlhf
 from helpers import keys_from
 from rlhf import Teacher
 
@@ -94,3 +95,47 @@ def test_spec_round_trip(spec):
 def test_bad_specs(spec, needle):
     with pytest.raises(ValueError, match=needle):
         Teacher.parse(spec)
+
+
+def test_optimal_advantages_equal_an_independent_dynamic_program(rng):
+    from helpers import dense_hard_max_q
+    for task in (rlhf.GridWorld(size=3, slip=0.2, horizon=5), rlhf.StringTask("ABC", "CAB", slip=0.3)):
+        S, A = task.mdp.num_states, task.mdp.num_actions
+        for reward in (task.true_reward, torch.randn(S, A, generator=rng)):
+            q = dense_hard_max_q(task.mdp, reward, task.horizon)
+            expected = q - q.max(-1, keepdim=True).values
+            advantages = rlhf.optimal_advantages(task.mdp, reward, task.horizon)
+            torch.testing.assert_close(advantages.double(), expected, atol=1e-5, rtol=1e-6)
+            assert float(advantages.max()) == 0.0 and bool((advantages.amax(-1) == 0).all())
+
+
+def test_a_regret_teacher_prefers_the_segment_with_less_regret():
+    """Constructed segments on a 3×3 grid (goal (2, 2)): an oracle regret teacher ranks by summed
+    optimal advantage, where partial return sees a tie."""
+    task = rlhf.GridWorld(size=3, horizon=4, goal=[(2, 2)])
+    advantages = rlhf.optimal_advantages(task.mdp, task.true_reward, task.horizon)
+    up, stay = 0, 4
+    # segment 1: at the goal's neighbour (1, 2), stay (a suboptimal action next to the goal);
+    # segment 2: far from the goal, moving towards it (optimal steps, low reward)
+    first = rlhf.Trajectories(torch.tensor([[5, 5]]), torch.tensor([[stay, stay]]))
+    second = rlhf.Trajectories(torch.tensor([[0, 1]]), torch.tensor([[up, up]]))
+    regret_1 = rlhf.step_rewards(advantages, first).sum(-1)
+    regret_2 = rlhf.step_rewards(advantages, second).sum(-1)
+    assert float(regret_1) < float(regret_2) == 0.0                     # staying loses, moving up is optimal
+    assert float(rlhf.step_rewards(task.true_reward, first).sum()) == float(
+        rlhf.step_rewards(task.true_reward, second).sum())               # partial return cannot tell them apart
+    keys = rlhf.Keys.from_seeds([0])[0]
+    oracle = rlhf.Teacher.parse("regret+oracle")
+    labels = oracle.label(rlhf.step_rewards(advantages, first), rlhf.step_rewards(advantages, second),
+                          (float(advantages.min()), 0.0), keys)
+    assert labels.prefer_first.tolist() == [0.0]
+
+
+def test_preference_model_specs_round_trip_and_reject_two_models():
+    for spec in ("regret+boltzmann:1", "regret+skip:0.1+oracle+mistake:0.1", "partial+boltzmann:1"):
+        teacher = rlhf.Teacher.parse(spec)
+        assert rlhf.Teacher.parse(str(teacher)) == teacher
+    assert str(rlhf.Teacher.parse("partial+boltzmann:1")) == "boltzmann:1"        # the default is not written
+    assert rlhf.Teacher.parse("boltzmann:1+regret").model == "regret"
+    with pytest.raises(ValueError, match="two preference models"):
+        rlhf.Teacher.parse("regret+partial+oracle")
