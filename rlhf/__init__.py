@@ -29,6 +29,7 @@ from .planning import (
 )
 from .presets import PRESETS, preset_task, train_preset
 from .queries import ENSEMBLE_QUERIES, QUERIES
+from .random_gridworld import RandomGridWorld
 from .rewards import StateLogSoftmaxReward, TableReward
 from .rollout import Trajectories, rollout, step_rewards
 from .strings import StringTask
@@ -40,7 +41,7 @@ __version__ = "0.1.0"
 
 # Grouped by theme (tasks and configs, data types, planning, training, rewards, metrics), not sorted.
 __all__ = [  # noqa: RUF022
-    "GridWorld", "StringTask", "Task", "TabularMDP", "TrainConfig", "LearnerConfig",
+    "GridWorld", "StringTask", "RandomGridWorld", "Task", "TabularMDP", "TrainConfig", "LearnerConfig",
     "Teacher", "Labeller", "Labels", "Trajectories", "RunResult", "RoundRecord",
     "soft_value_iteration", "soft_policy", "uniform_policy", "policy_return", "plan",
     "expected_returns", "optimal_advantages", "Keys", "rollout", "step_rewards", "train", "train_batch",

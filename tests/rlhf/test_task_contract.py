@@ -11,6 +11,7 @@ TASKS = {
     "grid-slip-uniform-start": lambda: rlhf.GridWorld(size=4, slip=0.2, goal=[(1, 2), (3, 3)], horizon=7),
     "strings-seed": lambda: rlhf.StringTask(vocab="ABC", target="ABC"),
     "strings-slip": lambda: rlhf.StringTask(vocab="ABCD", target="DAB", slip=0.3),
+    "random-gridworld": lambda: rlhf.RandomGridWorld(seed=3),
 }
 
 
