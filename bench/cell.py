@@ -46,7 +46,6 @@ class CellGroup:
         """A content hash of the member cells (Dask's task key: never computed twice)."""
         return hashlib.sha256(",".join(c.key for c in self.cells).encode()).hexdigest()[:16]
 
-
     def work(self) -> int:
         """A rough cost estimate, for ordering: seeds × largest budget × the task's states."""
         seeds = len({c.seed for c in self.cells})

@@ -110,10 +110,11 @@ def _memory() -> pd.DataFrame:
 
 
 def _value(frame: pd.DataFrame, column: str, group: str, size: int, implementation: str = "fast",
-           slip: float = 0.0) -> float:
-    """One cell of the timings table (NaN when that benchmark or column is absent)."""
+           slip: float = 0.0, seeds: int | None = None) -> float:
+    """One cell of the timings table (NaN when that benchmark or column is absent); ``seeds``
+    picks among benchmarks of one case that differ in their number of seeds."""
     row = frame[(frame["group"] == group) & (frame["size"] == size) & (frame["slip"] == slip)
-                & (frame["implementation"] == implementation)]
+                & (frame["implementation"] == implementation) & ((frame["seeds"] == seeds) if seeds else True)]
     return float(row[column].iloc[0]) if len(row) and column in row else float("nan")
 
 
@@ -219,13 +220,11 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
 
 def _ensemble_targets(frame: pd.DataFrame) -> list[str]:
     """The ensemble's cost per round, E = 5 against E = 1 (the seed gridworld, on-policy)."""
-    rows = frame[frame["group"] == "ensemble"]
-    if rows.empty:
+    if not (frame["group"] == "ensemble").any():
         return []
 
     def median(members: int, seeds: int) -> float:
-        hit = rows[(rows["implementation"] == f"E={members}") & (rows["seeds"] == seeds)]
-        return float(hit["median_s"].iloc[0]) if len(hit) else float("nan")
+        return _value(frame, "median_s", "ensemble", 5, f"E={members}", seeds=seeds)
 
     parts = [f"{seeds} seed{'s' if seeds > 1 else ''}: {median(5, seeds) / median(1, seeds):.2f}× "
              f"({median(1, seeds) / ENSEMBLE_ROUNDS * 1e3:.1f} → {median(5, seeds) / ENSEMBLE_ROUNDS * 1e3:.1f} ms "

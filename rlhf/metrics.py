@@ -97,21 +97,30 @@ def normalized_regret(
     is no better than random (nothing to learn).
     """
     def soft_optimal_return(r: torch.Tensor) -> float:
-        """J of the soft-optimal policy for ``r``, planned as a batch of one: the planner's
-        result for a reward does not depend on its batch, so this is what any batch gives."""
-        r = torch.as_tensor(r, dtype=torch.float32)
-        q = soft_value_iteration(mdp, (r if r.dim() == 2 else r.unsqueeze(-1)).unsqueeze(0), horizon, discount,
-                                 temperature)
-        return policy_return(mdp, soft_policy(q[0], temperature), true, horizon)
+        q = _plan_alone(mdp, r, horizon, discount, temperature)
+        return policy_return(mdp, soft_policy(q, temperature), true, horizon)
 
     # The truth's two returns are the same for every learned reward: once per MDP and setting.
-    true_key = (tuple(true.shape), torch.as_tensor(true, dtype=torch.float32).cpu().numpy().tobytes())
     j_true, j_uniform = mdp.cached(
-        ("metrics.normalized_regret", true_key, horizon, discount, temperature),
+        ("metrics.normalized_regret", _reward_key(true), horizon, discount, temperature),
         lambda: (soft_optimal_return(true), policy_return(mdp, uniform_policy(mdp), true, horizon)))
     j_learned = soft_optimal_return(learned)
     gap = j_true - j_uniform
     return (j_true - j_learned) / gap if gap > 1e-9 * max(1.0, abs(j_true)) else 0.0
+
+
+def _plan_alone(mdp: TabularMDP, reward: torch.Tensor, horizon: int, discount: float,
+                temperature: float) -> torch.Tensor:
+    """``Q[S, A]`` for ``reward`` ([S] or [S, A]) planned as a batch of one: the planner's result
+    for a reward does not depend on its batch, so this is what the training loop's batches give."""
+    r = torch.as_tensor(reward, dtype=torch.float32)
+    table = (r if r.dim() == 2 else r.unsqueeze(-1)).unsqueeze(0)
+    return soft_value_iteration(mdp, table, horizon, discount, temperature)[0]
+
+
+def _reward_key(reward: torch.Tensor) -> tuple:
+    """A reward's identity by content, for :meth:`TabularMDP.cached` (its shape and bytes)."""
+    return tuple(reward.shape), torch.as_tensor(reward, dtype=torch.float32).cpu().numpy().tobytes()
 
 
 NEAR_OPTIMAL_SCALED_RETURN = 0.9
@@ -131,20 +140,14 @@ def scaled_return(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor, ho
     optimum even for the true reward (0.96 on a 15×15 grid from the corner with slip 0.2,
     measured); on the tasks here it is 1 otherwise. NaN when the truth is no better than random.
     """
-    def optimal_q(r: torch.Tensor) -> torch.Tensor:
-        r = torch.as_tensor(r, dtype=torch.float32)
-        table = (r if r.dim() == 2 else r.unsqueeze(-1)).unsqueeze(0)            # a batch of one
-        return soft_value_iteration(mdp, table, horizon, discount, math.inf)[0]
-
-    true_key = (tuple(true.shape), torch.as_tensor(true, dtype=torch.float32).cpu().numpy().tobytes())
-
     def truth() -> tuple[float, float]:       # V* of the undiscounted return J measures
         v_star = soft_value_iteration(mdp, torch.as_tensor(true, dtype=torch.float32), horizon, 1.0, math.inf)
         j_star = float((mdp.start.double() * v_star.amax(-1).double()).sum())
         return j_star, policy_return(mdp, uniform_policy(mdp), true, horizon)
 
-    j_star, j_uniform = mdp.cached(("metrics.scaled_return", true_key, horizon, discount), truth)
-    j_greedy = policy_return(mdp, soft_policy(optimal_q(learned), math.inf), true, horizon)
+    j_star, j_uniform = mdp.cached(("metrics.scaled_return", _reward_key(true), horizon, discount), truth)
+    greedy = soft_policy(_plan_alone(mdp, learned, horizon, discount, math.inf), math.inf)
+    j_greedy = policy_return(mdp, greedy, true, horizon)
     gap = j_star - j_uniform
     return (j_greedy - j_uniform) / gap if gap > 1e-9 * max(1.0, abs(j_star)) else float("nan")
 

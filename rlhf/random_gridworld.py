@@ -57,7 +57,8 @@ class RandomGridWorld:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
             raise ValueError(f"seed must be an integer >= 0, got {seed!r}")
         self.seed = seed
-        draws = iter(Keys.from_seeds([seed])[0].bits(16).tolist())
+        key = Keys.from_seeds([seed])[0]
+        draws = iter(key.bits(16).tolist())
 
         def pick(options: tuple[T, ...]) -> T:
             return options[next(draws) % len(options)]
@@ -71,7 +72,7 @@ class RandomGridWorld:
         if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 1:
             raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
         # cell types: the goal, then exact shares of the rest, in a keyed shuffle
-        order = torch.argsort(Keys.from_seeds([seed])[0].fold(1).bits(cells), stable=True)
+        order = torch.argsort(key.fold(1).bits(cells), stable=True)
         self.cell_types = torch.full((cells,), EMPTY, dtype=torch.int64)
         self.cell_types[order[0]] = GOAL
         position = 1
