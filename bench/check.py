@@ -19,7 +19,7 @@ from pathlib import Path
 import pandas as pd
 from tabulate import tabulate
 
-from .config import SHOWN_COLUMNS, CellConfig, config_columns, text_columns
+from .config import SHOWN_COLUMNS, CellConfig, config_columns, instance_label, text_columns
 from .config import load as load_config
 from .errors import BenchError
 from .stats import config_id, configurations, plain, success_values
@@ -57,8 +57,8 @@ def aggregate(frame: pd.DataFrame) -> dict[str, dict]:
 def label(fields: dict, varying: frozenset[str] = frozenset()) -> str:
     """A short human name of a configuration; ``varying`` names the other fields that tell
     the configurations at hand apart (shown as ``name=value``)."""
-    parts = [fields["task"], f"N={fields['size']}" if fields["task"] == "gridworld" else f"L={fields['size']}",
-             f"slip={fields['slip']:g}", f"budget={fields['budget']}", fields["teacher"]]
+    parts = [fields["task"], instance_label(fields), f"slip={fields['slip']:g}", f"budget={fields['budget']}",
+             fields["teacher"]]
     if fields.get("start"):
         parts.append(f"start={fields['start']}")
     parts += [f"{k}={fields[k]}" for k in sorted(varying - set(SHOWN_COLUMNS)) if k in fields]

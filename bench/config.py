@@ -11,8 +11,15 @@ A config has one table per task; each table's axes are crossed::
     seeds = 10               # a count (0..9) or a list
     queries = ["on-policy", "disagreement"]   # optional: query rules (default: the train table's)
     ensembles = [1, 5]       # optional: reward ensemble sizes (default: the train table's)
+    learner_models = ["partial", "regret"]    # optional: the learner's preference model
     [gridworld.train]        # fixed hyperparameters (TrainConfig / LearnerConfig fields)
     pairs_per_round = 100
+
+    [random-gridworld]       # Knox et al.'s random feature gridworlds: rlhf.RandomGridWorld(world)
+    worlds = 30              # a count (0..29) or a list; no sizes or slips (a world fixes both)
+    budgets = [300, 3000]
+    teachers = ["boltzmann:1", "regret+boltzmann:1"]
+    seeds = 1
 
 A rule that compares ensemble members is not crossed with an ensemble of one
 (``disagreement`` and ``info-gain`` with ``ensembles = [1, 5]`` run at 5 only).
@@ -29,6 +36,7 @@ import itertools
 import json
 import tomllib
 import typing
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
@@ -39,18 +47,22 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
-TASKS = ("gridworld", "strings")
+TASKS = ("gridworld", "strings", "random-gridworld")
 STARTS = ("corner", "uniform")
 DEFAULT_START = "uniform"
 """Gridworld start when a config names none: every non-goal cell, as ``rlhf.GridWorld()`` (the seed's default)."""
 LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_AXES = {"sizes", "slips", "budgets", "teachers", "seeds", "queries", "ensembles"}
+_AXES = {"budgets", "teachers", "seeds", "queries", "ensembles", "learner_models", "train"}
 _TASK_KEYS = {
-    "gridworld": _AXES | {"starts", "horizon", "train"},
-    "strings": _AXES | {"vocab_size", "train"},
+    "gridworld": _AXES | {"sizes", "slips", "starts", "horizon"},
+    "strings": _AXES | {"sizes", "slips", "vocab_size"},
+    "random-gridworld": _AXES | {"worlds"},
 }
+_REQUIRED = {"gridworld": ("sizes", "slips"), "strings": ("sizes", "slips"), "random-gridworld": ("worlds",)}
+_TASK_DEFAULTS = {"gridworld": rlhf.GridWorld.defaults, "strings": rlhf.StringTask.defaults,
+                  "random-gridworld": rlhf.RandomGridWorld.defaults}
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
-TASK_FIELDS = ("task", "size", "slip", "start", "vocab_size", "horizon")
+TASK_FIELDS = ("task", "size", "slip", "start", "vocab_size", "horizon", "world")
 """The fields that make the task instance; the rest of a configuration is :class:`rlhf.TrainConfig`'s."""
 PUBLIC_COLUMNS = ("task", "size", "slip", "budget", "teacher", "seed")
 """The first columns of ``cells.csv``, in this order."""
@@ -72,7 +84,7 @@ class CellConfig:
 
     task: str
     size: int
-    """Grid side N (gridworld) or target length L (strings)."""
+    """Grid side N (gridworld), target length L (strings), or cells (random-gridworld: set by the world)."""
     slip: float
     seed: int
     train: rlhf.TrainConfig
@@ -80,6 +92,8 @@ class CellConfig:
     """Gridworld start mode: ``corner`` (0, 0) or ``uniform`` (every non-goal cell)."""
     vocab_size: int = 0
     horizon: int = 0
+    world: int = 0
+    """The random gridworld's generator seed (``rlhf.RandomGridWorld(world)``); 0 for other tasks."""
 
     def fields(self) -> dict[str, object]:
         """Every field by its flat name, public columns first."""
@@ -114,6 +128,8 @@ class CellConfig:
         return {k: v for k, v in self.fields().items() if k != "seed"}
 
     def make_task(self) -> rlhf.Task:
+        if self.task == "random-gridworld":
+            return rlhf.RandomGridWorld(self.world)
         if self.task == "gridworld":
             n = self.size
             return rlhf.GridWorld(size=n, slip=self.slip, start=[(0, 0)] if self.start == "corner" else None,
@@ -136,6 +152,13 @@ def preset_cell(name: str, seed: int = 0, **train: object) -> CellConfig:
     assert isinstance(task, rlhf.StringTask)
     return CellConfig(task="strings", size=len(task.target), slip=task.slip, seed=seed, train=config,
                       vocab_size=len(task.vocab))
+
+
+def instance_label(fields: Mapping[Any, Any]) -> str:
+    """A task instance's short name: ``N=5`` (a grid's side), ``L=3`` (a string's length), ``world=7``."""
+    if fields["task"] == "random-gridworld":
+        return f"world={fields['world']}"
+    return f"{'N' if fields['task'] == 'gridworld' else 'L'}={fields['size']}"
 
 
 def config_columns() -> list[str]:
@@ -180,7 +203,7 @@ def load(path: str | Path) -> SweepConfig:
         raise ConfigError(path, unknown[0], raw[unknown[0]], f"unknown task or key (tasks: {', '.join(TASKS)})")
     tasks = [t for t in raw if t in TASKS]
     if not tasks:
-        raise ConfigError(path, None, None, f"names no task (expected a [{TASKS[0]}] or [{TASKS[1]}] table)")
+        raise ConfigError(path, None, None, f"names no task (expected a table named after one of {', '.join(TASKS)})")
     cells: list[CellConfig] = []
     for task in tasks:           # [task] is one table of axes, [[task]] several (their cells are joined)
         for table in raw[task] if isinstance(raw[task], list) else [raw[task]]:
@@ -209,7 +232,7 @@ def _expand(path: Path, task: str, table: object) -> list[CellConfig]:
     for key in table:
         if key not in _TASK_KEYS[task]:
             raise ConfigError(path, f"{task}.{key}", table[key], "unknown key")
-    for key in ("sizes", "slips", "budgets", "teachers", "seeds"):
+    for key in (*_REQUIRED[task], "budgets", "teachers", "seeds"):
         if key not in table:
             raise ConfigError(path, f"{task}.{key}", None, "missing")
 
@@ -222,39 +245,53 @@ def _expand(path: Path, task: str, table: object) -> list[CellConfig]:
                 raise ConfigError(path, f"{task}.{key}", v, f"must be {rule}")
         return values
 
-    sizes = axis("sizes", int, "an integer >= 2", lambda v: v >= 2)
-    slips = axis("slips", float, "a number in [0, 1)", lambda v: 0 <= v < 1)
+    instances = _task_instances(path, task, table, axis)
     budgets = axis("budgets", int, "an integer >= 1", lambda v: v >= 1)
     teachers = axis("teachers", str, "a teacher spec such as 'boltzmann:1' or 'oracle+mistake:0.1'",
                     _valid_teacher)
-    starts = (axis("starts", str, f"one of {', '.join(STARTS)}", lambda v: v in STARTS, default=[DEFAULT_START])
-              if task == "gridworld" else [""])
-    seeds = _seeds(path, task, table["seeds"])
-    fixed = {"horizon": _scalar(path, task, table, "horizon", int, 30, "an integer >= 1", lambda v: v >= 1)
-             if task == "gridworld" else 0,
-             "vocab_size": _scalar(path, task, table, "vocab_size", int, 3, "an integer in [2, 26]",
-                                   lambda v: 2 <= v <= 26) if task == "strings" else 0}
-    defaults = rlhf.GridWorld.defaults if task == "gridworld" else rlhf.StringTask.defaults
+    seeds = _seeds(path, f"{task}.seeds", table["seeds"])
+    defaults = _TASK_DEFAULTS[task]
     train = _train_fields(path, task, table.get("train", {}))
-    for key, field in (("queries", "query"), ("ensembles", "ensemble")):
+    for key, field in (("queries", "query"), ("ensembles", "ensemble"), ("learner_models", "learner_model")):
         if key in table and field in train:
             raise ConfigError(path, f"{task}.train.{field}", train[field], f"conflicts with the {key} axis")
     queries = axis("queries", str, f"one of {', '.join(rlhf.QUERIES)}", lambda v: v in rlhf.QUERIES,
                    default=[train.get("query", defaults.query)])
     ensembles = axis("ensembles", int, "an integer >= 1", lambda v: v >= 1,
                      default=[train.get("ensemble", defaults.ensemble)])
-    methods = [(q, e) for q in queries for e in ensembles if e > 1 or q not in rlhf.ENSEMBLE_QUERIES]
+    learners = axis("learner_models", str, f"one of {', '.join(rlhf.PREFERENCE_MODELS)}",
+                    lambda v: v in rlhf.PREFERENCE_MODELS,
+                    default=[train.get("learner_model", defaults.learner_model)])
+    methods = [(q, e, m) for q in queries for e in ensembles for m in learners
+               if e > 1 or q not in rlhf.ENSEMBLE_QUERIES]
     if not methods:
         raise ConfigError(path, f"{task}.ensembles", ensembles, f"must include one >= 2 for {', '.join(queries)}")
     try:       # validate the training setup with the library's own checks
         base = defaults.replace(**train)
-        trains = {(b, t, q, e): base.replace(budget=b, teacher=t, query=q, ensemble=e)
-                  for b in budgets for t in teachers for q, e in methods}
+        trains = {(b, t, *method): base.replace(budget=b, teacher=t, query=method[0], ensemble=method[1],
+                                                learner_model=method[2])
+                  for b in budgets for t in teachers for method in methods}
     except ValueError as exc:
         raise ConfigError(path, f"{task}.train", None, str(exc)) from None
-    return [CellConfig(task=task, size=n, slip=float(p), train=trains[b, t, q, e], seed=s, start=st, **fixed)
-            for n, p, b, t, (q, e), st, s in itertools.product(sizes, slips, budgets, teachers, methods, starts,
-                                                               seeds)]
+    return [CellConfig(task=task, train=trains[b, t, *method], seed=s, **instance)
+            for instance, b, t, method, s in itertools.product(instances, budgets, teachers, methods, seeds)]
+
+
+def _task_instances(path: Path, task: str, table: dict, axis: Callable) -> list[dict[str, Any]]:
+    """The task fields of every task instance a table crosses (everything :meth:`CellConfig.make_task` reads)."""
+    if task == "random-gridworld":
+        worlds = _seeds(path, f"{task}.worlds", table["worlds"])
+        return [{"size": w.height * w.width, "slip": 0.0, "world": w.seed}
+                for w in map(rlhf.RandomGridWorld, worlds)]
+    sizes = axis("sizes", int, "an integer >= 2", lambda v: v >= 2)
+    slips = axis("slips", float, "a number in [0, 1)", lambda v: 0 <= v < 1)
+    if task == "strings":
+        vocab = _scalar(path, task, table, "vocab_size", int, 3, "an integer in [2, 26]", lambda v: 2 <= v <= 26)
+        return [{"size": n, "slip": float(p), "vocab_size": vocab} for n, p in itertools.product(sizes, slips)]
+    starts = axis("starts", str, f"one of {', '.join(STARTS)}", lambda v: v in STARTS, default=[DEFAULT_START])
+    horizon = _scalar(path, task, table, "horizon", int, 30, "an integer >= 1", lambda v: v >= 1)
+    return [{"size": n, "slip": float(p), "start": st, "horizon": horizon}
+            for n, p, st in itertools.product(sizes, slips, starts)]
 
 
 def _train_fields(path: Path, task: str, train: object) -> dict:
@@ -271,14 +308,15 @@ def _train_fields(path: Path, task: str, train: object) -> dict:
     return out
 
 
-def _seeds(path: Path, task: str, seeds: object) -> list[int]:
+def _seeds(path: Path, field: str, seeds: object) -> list[int]:
+    """A count ``n`` (0 … n − 1) or a list of distinct integers >= 0: seeds, or random worlds."""
     if _is(seeds, int) and seeds >= 1:
         return list(range(seeds))
     if isinstance(seeds, list) and seeds and all(_is(s, int) and s >= 0 for s in seeds):
         if len(set(seeds)) != len(seeds):
-            raise ConfigError(path, f"{task}.seeds", seeds, "has duplicates")
+            raise ConfigError(path, field, seeds, "has duplicates")
         return seeds
-    raise ConfigError(path, f"{task}.seeds", seeds, "must be a count >= 1 or a non-empty list of integers >= 0")
+    raise ConfigError(path, field, seeds, "must be a count >= 1 or a non-empty list of integers >= 0")
 
 
 def _scalar(path, task, table, key, kind, default, rule, check):

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from . import figures
-from .config import group_columns
+from .config import group_columns, instance_label
 from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, config_id, success_values
 
 MIN_RULES = 3
@@ -102,8 +102,8 @@ def _pairs(value: float, top: int) -> str:
 
 
 def _family_name(row: pd.Series) -> str:
-    size = "N" if row["task"] == "gridworld" else "L"
-    return f"{row['task']}, {size} = {row['size']}, slip {row['slip']:g}, teacher {row['teacher']}"
+    size = instance_label(row.to_dict()).replace("=", " = ")
+    return f"{row['task']}, {size}, slip {row['slip']:g}, teacher {row['teacher']}"
 
 
 def section(summary: pd.DataFrame, cells: pd.DataFrame, target: float, to: Path) -> tuple[list[str], list[Path]]:

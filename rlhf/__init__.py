@@ -34,7 +34,7 @@ from .rewards import StateLogSoftmaxReward, TableReward
 from .rollout import Trajectories, rollout, step_rewards
 from .strings import StringTask
 from .task import Task, TrainConfig
-from .teachers import Labeller, Labels, Teacher
+from .teachers import PREFERENCE_MODELS, Labeller, Labels, Teacher
 from .training import RoundRecord, RunResult, plan, train, train_batch, train_checkpoints
 
 __version__ = "0.1.0"
@@ -48,7 +48,7 @@ __all__ = [  # noqa: RUF022
     "train_checkpoints",
     "train_preset", "preset_task", "PRESETS",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward", "Ensemble",
-    "QUERIES", "ENSEMBLE_QUERIES",
+    "QUERIES", "ENSEMBLE_QUERIES", "PREFERENCE_MODELS",
     "total_variation", "epic_distance", "pearson_distance", "normalized_regret", "scaled_return",
     "NEAR_OPTIMAL_SCALED_RETURN",
     "preference_accuracy",

@@ -140,16 +140,36 @@ def scaled_return(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor, ho
     optimum even for the true reward (0.96 on a 15×15 grid from the corner with slip 0.2,
     measured); on the tasks here it is 1 otherwise. NaN when the truth is no better than random.
     """
+    greedy = soft_policy(_plan_alone(mdp, learned, horizon, discount, math.inf), math.inf)
+    return scaled_policy_return(mdp, greedy, true, horizon)
+
+
+def scaled_policy_return(mdp: TabularMDP, policy: torch.Tensor, true: torch.Tensor, horizon: int) -> float:
+    """``(J(π) − J(π_uniform)) / (V* − J(π_uniform))`` of a stationary policy ``pi[S, A]`` under the
+    true reward (see :func:`scaled_return`); NaN when the truth is no better than random."""
     def truth() -> tuple[float, float]:       # V* of the undiscounted return J measures
         v_star = soft_value_iteration(mdp, torch.as_tensor(true, dtype=torch.float32), horizon, 1.0, math.inf)
         j_star = float((mdp.start.double() * v_star.amax(-1).double()).sum())
         return j_star, policy_return(mdp, uniform_policy(mdp), true, horizon)
 
-    j_star, j_uniform = mdp.cached(("metrics.scaled_return", _reward_key(true), horizon, discount), truth)
-    greedy = soft_policy(_plan_alone(mdp, learned, horizon, discount, math.inf), math.inf)
-    j_greedy = policy_return(mdp, greedy, true, horizon)
+    j_star, j_uniform = mdp.cached(("metrics.scaled_return", _reward_key(true), horizon), truth)
+    j_policy = policy_return(mdp, policy, true, horizon)
     gap = j_star - j_uniform
-    return (j_greedy - j_uniform) / gap if gap > 1e-9 * max(1.0, abs(j_star)) else float("nan")
+    return (j_policy - j_uniform) / gap if gap > 1e-9 * max(1.0, abs(j_star)) else float("nan")
+
+
+def advantage_metrics(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor, true_advantages: torch.Tensor,
+                      horizon: int) -> dict[str, float]:
+    """Metrics of a learned optimal-advantage table ``Â[S, A]`` (the regret learner's model; Knox
+    et al., 2024), which is acted on greedily, not planned on: ``scaled_return`` and
+    ``near_optimal`` of the greedy policy argmax_a Â(s, a) (ties split evenly); ``converged`` =
+    ``near_optimal``; ``epic``, the EPIC distance from the truth's optimal advantages A*, the
+    quantity Â estimates (A* is the true reward shaped by the optimal value, so a distance from
+    the reward itself would count that shaping as an error)."""
+    scaled = scaled_policy_return(mdp, soft_policy(learned, math.inf), true, horizon)
+    near = float(scaled >= NEAR_OPTIMAL_SCALED_RETURN)
+    return {"converged": near, "near_optimal": near, "scaled_return": scaled,
+            "epic": epic_distance(learned, true_advantages)}
 
 
 def preference_accuracy(logit_learned: torch.Tensor, margin_true: torch.Tensor) -> float:

@@ -13,7 +13,7 @@ from .keys import Keys
 from .learner import LearnerConfig, RewardModel
 from .mdp import TabularMDP
 from .queries import ENSEMBLE_QUERIES, QUERIES
-from .teachers import Labeller, Teacher
+from .teachers import PREFERENCE_MODELS, Labeller, Teacher
 
 M = TypeVar("M", bound=RewardModel)
 """A task's reward model type: what its ``new_reward_model`` makes and its ``convergence_metrics`` reads."""
@@ -49,6 +49,12 @@ class TrainConfig:
     oversample: int = 10
     """Candidate pool of an active query rule, in multiples of the round's pairs (B-Pref's
     ``large_batch``); unused by ``on-policy`` and ``uniform``."""
+    learner_model: str = "partial"
+    """The learner's preference model (Knox et al.): ``"partial"``, Bradley–Terry on the summed
+    learned reward, planned on like a reward (the seeds); ``"regret"``, Bradley–Terry on the summed
+    learned optimal advantages ``Â[S, A]`` of the steps, acted on greedily (Knox et al., 2024:
+    "Learning optimal advantage from preferences"). Any task takes either: the regret learner's
+    model is an ``[S, A]`` table of its own, scored by :func:`rlhf.metrics.advantage_metrics`."""
     learner: LearnerConfig = LearnerConfig()
     """How the reward model is fitted each round."""
     discount: float = 1.0
@@ -70,6 +76,9 @@ class TrainConfig:
         if self.query in ENSEMBLE_QUERIES and self.ensemble < 2:
             raise ValueError(f"query {self.query!r} compares ensemble members: ensemble must be >= 2, "
                              f"got {self.ensemble}")
+        if self.learner_model not in PREFERENCE_MODELS:
+            raise ValueError(f"learner_model must be one of {', '.join(PREFERENCE_MODELS)}, "
+                             f"got {self.learner_model!r}")
         if not 0.0 <= self.discount <= 1.0:
             raise ValueError(f"discount must be in [0, 1], got {self.discount}")
         if not self.temperature > 0:

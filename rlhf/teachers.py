@@ -163,8 +163,8 @@ class Teacher:
         if self.skip or self.equal:             # both compare returns normalised to [0, 1]
             low, high = reward_range
             scale = T * (high - low) if high > low else 1.0
-            norm_1 = (rewards_1.sum(-1) - T * low) / scale
-            norm_2 = (rewards_2.sum(-1) - T * low) / scale
+            norm_1 = (batched.step_sums(rewards_1) - T * low) / scale
+            norm_2 = (batched.step_sums(rewards_2) - T * low) / scale
             if self.skip:
                 answered = torch.maximum(norm_1, norm_2) >= self.skip
             if self.equal:
@@ -174,7 +174,7 @@ class Teacher:
         if self.myopic != 1.0:
             weights = self.myopic ** torch.arange(T - 1, -1, -1, dtype=torch.float32, device=margin.device)
             margin = margin * weights
-        margin = margin.sum(-1)
+        margin = batched.step_sums(margin)
         if math.isinf(self.beta):
             p_first = (margin > 0).float()
             p_first[margin == 0] = 0.5 if self.ties == "half" else 0.0

@@ -15,9 +15,9 @@ from .ensemble import Ensemble, bootstrap_weights, member_keys
 from .keys import Keys
 from .learner import RewardLearner
 from .mdp import TabularMDP
-from .metrics import preference_accuracies
+from .metrics import advantage_metrics, preference_accuracies
 from .planning import expected_returns, optimal_advantages, soft_policy, soft_value_iteration, uniform_policy
-from .rewards import RewardModel
+from .rewards import RewardModel, TableReward
 from .rollout import Trajectories, rollout, step_rewards
 from .task import Task, TrainConfig
 from .teachers import Labeller, Labels, Teacher
@@ -204,11 +204,12 @@ class _Loop:
         self.task, self.cfg, self.keys, self.seeds = task, cfg, keys, seeds
         self.judge = cfg.labeller()
         self.may_skip = not isinstance(self.judge, Teacher) or self.judge.skip > 0
+        self.learns_advantages = cfg.learner_model == "regret"
         self.model: RewardModel | Ensemble
         if cfg.ensemble == 1:
-            self.members = self.model = task.new_reward_model(keys.fold(INIT))
+            self.members = self.model = self._new_model(keys.fold(INIT))
         else:                          # members [B, E, F]: the learner fits them as rows, like seeds
-            self.members = task.new_reward_model(member_keys(keys.fold(INIT), cfg.ensemble))
+            self.members = self._new_model(member_keys(keys.fold(INIT), cfg.ensemble))
             self.model = Ensemble(self.members)
         self.learner = RewardLearner(self.members, cfg.learner, may_skip=self.may_skip)
         self.length = cfg.segment_length or task.horizon
@@ -243,14 +244,25 @@ class _Loop:
                 results[pairs] = self._results(index + 1, cfg.replace(budget=pairs))
         return results
 
+    def _new_model(self, keys: Keys) -> RewardModel:
+        """The task's reward model, or for the regret learner an optimal-advantage table Â[S, A]."""
+        if not self.learns_advantages:
+            return self.task.new_reward_model(keys)
+        return TableReward(self.task.mdp.num_states, self.task.mdp.num_actions, keys)
+
     def _teacher_scores(self) -> tuple[torch.Tensor, tuple[float, float]]:
         """What a step is worth to the teacher, and the range of that: the true reward, or for a
         regret teacher the true reward's optimal advantages A* (at most 0)."""
-        task = self.task
         if getattr(self.judge, "model", "partial") != "regret":
-            return task.true_reward, task.reward_range()
-        advantages = optimal_advantages(task.mdp, task.true_reward, task.horizon, self.cfg.discount)
-        return advantages, (float(advantages.min()), 0.0)
+            return self.task.true_reward, self.task.reward_range()
+        return self._true_advantages, (float(self._true_advantages.min()), 0.0)
+
+    @functools.cached_property
+    def _true_advantages(self) -> torch.Tensor:
+        """A*[S, A] of the true reward over the task's horizon: the regret teacher's step scores,
+        and what the regret learner's Â is measured against."""
+        task = self.task
+        return optimal_advantages(task.mdp, task.true_reward, task.horizon, self.cfg.discount)
 
     def _query(self, index: int, n: int, behaviour: torch.Tensor) -> tuple[Trajectories, Trajectories]:
         """The round's n pairs ``[B, n, T]``: rolled out from ``behaviour``, or chosen by an
@@ -276,8 +288,12 @@ class _Loop:
         return queries.member_mean(torch.as_tensor(loss), -1)
 
     def _plan(self) -> torch.Tensor:
-        """``pi[B, s, a]`` for each seed's current learned reward."""
+        """``pi[B, s, a]`` for each seed's current learned reward, or for the regret learner the
+        Boltzmann policy ``softmax(τ·Â)`` of its learned advantages (no planning: Â is already
+        what planning would give)."""
         reward = self.model.reward()
+        if self.learns_advantages:
+            return soft_policy(reward, self.cfg.temperature)
         if reward.dim() == self.keys.key.dim() + 1:        # state rewards [B, S] -> [B, S, 1]
             reward = reward.unsqueeze(-1)
         return plan(self.task, reward, self.cfg)
@@ -289,7 +305,7 @@ class _Loop:
         out = []
         for k, seed in enumerate(self.seeds):
             model = self.model[k]
-            metrics = self.task.convergence_metrics(model, cfg)
+            metrics = self._metrics(model, cfg)
             metrics["pref_accuracy"] = accuracy[k]
             # a clone outside inference mode is a normal tensor
             with torch.inference_mode(False):
@@ -297,8 +313,17 @@ class _Loop:
             out.append(RunResult(cfg, seed, {key: rows[k] for key, rows in history.items()}, metrics, reward))
         return out
 
+    def _metrics(self, model: RewardModel | Ensemble, cfg: TrainConfig) -> dict[str, float]:
+        """One seed's metrics: the task's for a learned reward; for learned advantages, which the
+        task's reward metrics do not describe, the greedy policy's (:func:`advantage_metrics`)."""
+        if not self.learns_advantages:
+            return self.task.convergence_metrics(model, cfg)
+        task = self.task
+        return advantage_metrics(task.mdp, model.reward(), task.true_reward, self._true_advantages, task.horizon)
+
     def _heldout_accuracy(self) -> torch.Tensor:
-        """``[B]`` agreement with the noiseless teacher on held-out pairs."""
+        """``[B]`` agreement with the noiseless teacher of the learner's own preference model on
+        held-out pairs (summed true reward, or summed A* for the regret learner)."""
         first, second, truth = self._heldout_pairs
         learned = self._learned_returns(first) - self._learned_returns(second)
         return preference_accuracies(learned, truth.expand_as(learned))
@@ -321,7 +346,8 @@ class _Loop:
         mixed = Trajectories(torch.where(coin, expert.states, random.states),
                              torch.where(coin, expert.actions, random.actions))
         first, second = mixed.split()
-        truth = step_rewards(task.true_reward, first).sum(-1) - step_rewards(task.true_reward, second).sum(-1)
+        scores = self._true_advantages if self.learns_advantages else task.true_reward
+        truth = step_rewards(scores, first).sum(-1) - step_rewards(scores, second).sum(-1)
         return first, second, truth
 
     def _learned_returns(self, traj: Trajectories) -> torch.Tensor:

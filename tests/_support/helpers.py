@@ -61,6 +61,14 @@ BAD_CONFIGS = [  # (case, TOML text, what the error must name)
      "teachers=['oracle']\nseeds=1\nqueries=['disagreement']\nensembles=[1]", "strings.ensembles = [1]"),
     ("query twice", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
      "queries=['uniform']\n[strings.train]\nquery='uniform'", "strings.train.query = 'uniform'"),
+    ("unknown learner model", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
+     "learner_models=['advantage']", "strings.learner_models = 'advantage'"),
+    ("random worlds missing", "[random-gridworld]\nbudgets=[5]\nteachers=['oracle']\nseeds=1",
+     "random-gridworld.worlds"),
+    ("random worlds negative", "[random-gridworld]\nworlds=[-1]\nbudgets=[5]\nteachers=['oracle']\nseeds=1",
+     "random-gridworld.worlds = [-1]"),
+    ("sizes of a random world", "[random-gridworld]\nworlds=2\nsizes=[5]\nbudgets=[5]\nteachers=['oracle']\n"
+     "seeds=1", "random-gridworld.sizes = [5]: unknown key"),
 ]
 
 

@@ -1,5 +1,7 @@
 import pytest
 
+import rlhf
+
 from bench import config
 from bench.errors import ConfigError
 from helpers import BAD_CONFIGS as BAD
@@ -25,7 +27,7 @@ def test_hash_ignores_key_order_and_tracks_every_field(tmp_path, tiny_config):
     cell = config.load(tiny_config).cells[0]
     assert config.CellConfig.from_fields(cell.fields()) == cell
     for field, value in [("lr", 0.02), ("epochs", 11), ("teacher", "oracle"), ("seed", 9), ("temperature", 2.0),
-                         ("start", "corner"), ("horizon", 7)]:
+                         ("start", "corner"), ("horizon", 7), ("learner_model", "regret"), ("world", 3)]:
         assert config.CellConfig.from_fields(cell.fields() | {field: value}).key != cell.key, field
 
 
@@ -36,6 +38,23 @@ def test_cells_build_their_tasks(tiny_config):
         if cell.task == "strings":
             assert task.target == "ABC"[: cell.size]
 
+
+
+def test_random_worlds_and_learner_models_are_axes(tmp_path):
+    path = tmp_path / "worlds.toml"
+    path.write_text("[random-gridworld]\nworlds = [4, 7]\nbudgets = [300]\nteachers = ['regret+oracle']\n"
+                    "learner_models = ['partial', 'regret']\nseeds = 2\n")
+    cells = config.load(path).cells
+    assert len(cells) == 2 * 2 * 2 and len({c.key for c in cells}) == len(cells)
+    assert {(c.world, c.train.learner_model) for c in cells} == {(w, m) for w in (4, 7) for m in ("partial", "regret")}
+    for cell in cells:
+        world = cell.make_task()
+        assert isinstance(world, rlhf.RandomGridWorld) and world.seed == cell.world
+        assert cell.size == world.height * world.width and cell.slip == 0.0
+        assert cell.train == rlhf.RandomGridWorld.defaults.replace(budget=300, teacher="regret+oracle",
+                                                                   learner_model=cell.train.learner_model)
+        assert config.CellConfig.from_fields(cell.fields()) == cell
+    assert config.instance_label(cells[0].fields()) == "world=4"
 
 
 @pytest.mark.parametrize("name,text,needle", BAD, ids=[b[0] for b in BAD])

@@ -33,6 +33,11 @@ CASES = [
     pytest.param(lambda: rlhf.StringTask("ABCD", "DAB", slip=0.2),
                  dict(budget=30, pairs_per_round=10, query="on-policy", optimizer="adam", batch_size=4),
                  id="strings-slip-adam-minibatch"),
+    pytest.param(lambda: rlhf.GridWorld(size=4, slip=0.1, horizon=8),
+                 dict(budget=60, pairs_per_round=20, learner_model="regret"), id="gridworld-regret-learner"),
+    pytest.param(lambda: rlhf.RandomGridWorld(3),
+                 dict(budget=60, pairs_per_round=20, learner_model="regret", query="disagreement", ensemble=2,
+                      oversample=2), id="random-gridworld-regret-learner-ensemble"),
 ]
 
 
@@ -83,6 +88,21 @@ def test_batched_kernels_do_not_depend_on_the_batch(shape):
             torch.testing.assert_close(full, torch.einsum("bm,bmn->bn", vectors, matrices))
     torch.testing.assert_close(batched.sigmoid(x), torch.sigmoid(x))
     torch.testing.assert_close(batched.softplus(x), torch.nn.functional.softplus(x))
+
+
+@pytest.mark.parametrize("steps", [3, 8, 30])
+def test_step_sums_of_time_major_segments_do_not_depend_on_the_batch(steps):
+    """Rollouts are time-major ([T, B, n] in memory); torch's own sum over T of such a [1, 20, T]
+    slice and of the whole [32, 20, T] differ in the last bit for some segments, step_sums never."""
+    g = torch.Generator().manual_seed(steps)
+    values = (torch.randn(steps, 32, 20, generator=g) * 30).permute(1, 2, 0)      # [32, 20, T], time-major
+    full = batched.step_sums(values)
+    for k in range(32):
+        assert torch.equal(batched.step_sums(values[k:k + 1])[0], full[k])
+    torch.testing.assert_close(full, values.double().sum(-1).float(), atol=1e-4, rtol=1e-6)
+    if steps >= 8:                                  # the hazard is real (not seen at 3 steps)
+        raw = values.sum(-1)
+        assert not all(torch.equal(values[k:k + 1].sum(-1)[0], raw[k]) for k in range(32))
 
 
 def test_the_planner_decides_exp_or_log_space_per_reward():
