@@ -70,6 +70,32 @@ def _budget_axis(ax, budgets) -> None:
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
+def preference_models(table: pd.DataFrame, path: Path) -> Path:
+    """Share of random worlds near-optimal against budget, one panel per teacher noise; colour = the
+    teacher's preference model, line style = the learner's; CI bands over worlds."""
+    noises = sorted(table["noise"].unique())
+    fig, axes = plt.subplots(1, len(noises), figsize=(4.6 * len(noises), 3.6), squeeze=False, sharey=True)
+    colours = {"partial": "tab:blue", "regret": "tab:red"}
+    styles = {"partial": "--", "regret": "-"}
+    budgets = sorted(table["budget"].unique())
+    for ax, noise in zip(axes[0], noises, strict=True):
+        for (teacher, learner), line in table[table["noise"] == noise].groupby(["teacher_model", "learner_model"]):
+            line = line.sort_values("budget")
+            ax.plot(line["budget"], line["share"], styles[learner], color=colours[teacher], marker="o", ms=3,
+                    label=f"{teacher} teacher, {learner} learner")
+            ax.fill_between(line["budget"], line["ci_low"], line["ci_high"], color=colours[teacher], alpha=0.1)
+        _budget_axis(ax, budgets)
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_title(f"teacher {noise}", fontsize=9)
+        ax.set_xlabel("preference pairs (budget)")
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("share of worlds near-optimal")
+    handles, labels = axes[0, 0].get_legend_handles_labels()
+    fig.tight_layout(rect=(0, 0.1, 1, 1))
+    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    return _save(fig, path, tight=False)
+
+
 def gridworld_paths(task: rlhf.GridWorld, paths_by_round: dict[int, torch.Tensor], path: Path) -> Path:
     """The seed's 'sample paths by round': jittered state sequences, start green, end red."""
     jitter = np.random.default_rng(0)

@@ -87,4 +87,4 @@ def summarize(cells: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
             row[f"{name}_mean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = float(values.mean()), low, high
             row[f"{name}_iqm"] = iqm(values)
         rows.append(row)
-    return pd.DataFrame(rows)
+    return pd.DataFrame(rows, columns=None if rows else [*group_columns(), "seeds", "failed"])
