@@ -47,7 +47,7 @@ from .errors import ConfigError
 
 T = TypeVar("T")
 
-TASKS = ("gridworld", "strings", "random-gridworld")
+TASKS = ("gridworld", "strings", "random-gridworld", "gymnasium", "seals")
 STARTS = ("corner", "uniform")
 DEFAULT_START = "uniform"
 """Gridworld start when a config names none: every non-goal cell, as ``rlhf.GridWorld()`` (the seed's default)."""
@@ -57,12 +57,16 @@ _TASK_KEYS = {
     "gridworld": _AXES | {"sizes", "slips", "starts", "horizon"},
     "strings": _AXES | {"sizes", "slips", "vocab_size"},
     "random-gridworld": _AXES | {"worlds"},
+    "gymnasium": _AXES | {"envs", "horizon"},
+    "seals": _AXES | {"envs", "horizon"},
 }
-_REQUIRED = {"gridworld": ("sizes", "slips"), "strings": ("sizes", "slips"), "random-gridworld": ("worlds",)}
+_REQUIRED = {"gridworld": ("sizes", "slips"), "strings": ("sizes", "slips"), "random-gridworld": ("worlds",),
+             "gymnasium": ("envs",), "seals": ("envs",)}
 _TASK_DEFAULTS = {"gridworld": rlhf.GridWorld.defaults, "strings": rlhf.StringTask.defaults,
-                  "random-gridworld": rlhf.RandomGridWorld.defaults}
+                  "random-gridworld": rlhf.RandomGridWorld.defaults, "gymnasium": rlhf.tabular.DEFAULTS,
+                  "seals": rlhf.tabular.DEFAULTS}
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
-TASK_FIELDS = ("task", "size", "slip", "start", "vocab_size", "horizon", "world")
+TASK_FIELDS = ("task", "size", "slip", "start", "vocab_size", "horizon", "world", "env")
 """The fields that make the task instance; the rest of a configuration is :class:`rlhf.TrainConfig`'s."""
 PUBLIC_COLUMNS = ("task", "size", "slip", "budget", "teacher", "seed")
 """The first columns of ``cells.csv``, in this order."""
@@ -84,7 +88,8 @@ class CellConfig:
 
     task: str
     size: int
-    """Grid side N (gridworld), target length L (strings), or cells (random-gridworld: set by the world)."""
+    """Grid side N (gridworld), target length L (strings), or states (random-gridworld, gymnasium,
+    seals: set by the world or environment)."""
     slip: float
     seed: int
     train: rlhf.TrainConfig
@@ -94,6 +99,8 @@ class CellConfig:
     horizon: int = 0
     world: int = 0
     """The random gridworld's generator seed (``rlhf.RandomGridWorld(world)``); 0 for other tasks."""
+    env: str = ""
+    """The Gymnasium or seals environment id (``rlhf.from_gymnasium(env, horizon)``); "" for other tasks."""
 
     def fields(self) -> dict[str, object]:
         """Every field by its flat name, public columns first."""
@@ -130,6 +137,8 @@ class CellConfig:
     def make_task(self) -> rlhf.Task:
         if self.task == "random-gridworld":
             return rlhf.RandomGridWorld(self.world)
+        if self.task in ("gymnasium", "seals"):
+            return _import_env(self.task, self.env, self.horizon)
         if self.task == "gridworld":
             n = self.size
             return rlhf.GridWorld(size=n, slip=self.slip, start=[(0, 0)] if self.start == "corner" else None,
@@ -158,6 +167,8 @@ def instance_label(fields: Mapping[Any, Any]) -> str:
     """A task instance's short name: ``N=5`` (a grid's side), ``L=3`` (a string's length), ``world=7``."""
     if fields["task"] == "random-gridworld":
         return f"world={fields['world']}"
+    if fields["task"] in ("gymnasium", "seals"):
+        return str(fields["env"])
     return f"{'N' if fields['task'] == 'gridworld' else 'L'}={fields['size']}"
 
 
@@ -283,6 +294,18 @@ def _task_instances(path: Path, task: str, table: dict, axis: Callable) -> list[
         worlds = _seeds(path, f"{task}.worlds", table["worlds"])
         return [{"size": w.height * w.width, "slip": 0.0, "world": w.seed}
                 for w in map(rlhf.RandomGridWorld, worlds)]
+    if task in ("gymnasium", "seals"):
+        envs = axis("envs", str, "an environment id", lambda v: True)
+        given = _scalar(path, task, table, "horizon", int, 0, "an integer >= 1", lambda v: v >= 1) \
+            if "horizon" in table else 0
+        out = []
+        for env in envs:
+            try:
+                imported = _import_env(task, env, given)
+            except (ValueError, ImportError) as exc:
+                raise ConfigError(path, f"{task}.envs", env, str(exc)) from None
+            out.append({"size": imported.mdp.num_states, "slip": 0.0, "env": env, "horizon": imported.horizon})
+        return out
     sizes = axis("sizes", int, "an integer >= 2", lambda v: v >= 2)
     slips = axis("slips", float, "a number in [0, 1)", lambda v: 0 <= v < 1)
     if task == "strings":
@@ -292,6 +315,12 @@ def _task_instances(path: Path, task: str, table: dict, axis: Callable) -> list[
     horizon = _scalar(path, task, table, "horizon", int, 30, "an integer >= 1", lambda v: v >= 1)
     return [{"size": n, "slip": float(p), "start": st, "horizon": horizon}
             for n, p, st in itertools.product(sizes, slips, starts)]
+
+
+def _import_env(task: str, env: str, horizon: int) -> rlhf.TabularTask:
+    """The environment as a task (``horizon`` 0: the environment's own)."""
+    load = rlhf.from_gymnasium if task == "gymnasium" else rlhf.from_seals
+    return load(env, horizon=horizon or None)
 
 
 def _train_fields(path: Path, task: str, train: object) -> dict:

@@ -182,3 +182,29 @@ def scaling(frame: pd.DataFrame, path: Path) -> Path:
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)
     return _save(fig, path)
+
+
+def ecosystem(rows: pd.DataFrame, path: Path) -> Path:
+    """Share of seeds near-optimal against budget: one panel per value of the ``panel`` column
+    (e.g. the teacher), one line per environment, the same colour for an environment in every panel."""
+    panels = sorted(rows["panel"].unique())
+    envs = list(dict.fromkeys(rows["env"]))
+    colours = {env: f"C{i % 10}" for i, env in enumerate(envs)}
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.4 * len(panels) + 2.2, 3.8), squeeze=False, sharey=True)
+    for ax, panel in zip(axes[0], panels, strict=True):
+        budgets: set[int] = set()
+        for _, row in rows[rows["panel"] == panel].iterrows():
+            points = sorted((int(c.split("@")[1]), row[c]) for c in rows.columns
+                            if c.startswith("near_optimal@") and pd.notna(row[c]))
+            budgets |= {b for b, _ in points}
+            ax.plot([b for b, _ in points], [v for _, v in points], marker="o", ms=3, color=colours[row["env"]],
+                    label=str(row["env"]))
+        _budget_axis(ax, sorted(budgets))
+        ax.set_ylim(-0.02, 1.02)
+        ax.set_xlabel("preference pairs (budget)")
+        ax.set_title(str(panel), fontsize=9)
+        ax.grid(alpha=0.3)
+    axes[0, 0].set_ylabel("share of seeds near-optimal")
+    handles, labels = axes[0, -1].get_legend_handles_labels()
+    axes[0, -1].legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)
+    return _save(fig, path)

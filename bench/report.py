@@ -24,7 +24,7 @@ import torch
 
 import rlhf
 
-from . import figures, outputs, preference_report, provenance, query_report
+from . import ecosystem_report, figures, outputs, preference_report, provenance, query_report
 from .check import load_run, varying_fields
 from .config import SHOWN_COLUMNS, CellConfig, group_columns, preset_cell
 from .errors import BenchError
@@ -60,8 +60,9 @@ def write_report(runs: list[Path], to: Path, command: str = "") -> list[Path]:
     # Runs may share cells (same config hash): count each once.
     cells = cells.drop_duplicates(subset=[*group_columns(), "seed"], ignore_index=True)
     metrics = [m for m in METRICS if m in cells]
-    # random worlds are hundreds of configurations: their section aggregates them over worlds
-    summary = summarize(preference_report.without_worlds(cells), metrics)
+    # random worlds are hundreds of configurations, aggregated over worlds in a section of their own;
+    # imported environments have theirs too
+    summary = summarize(ecosystem_report.without_envs(preference_report.without_worlds(cells)), metrics)
     extra = tuple(sorted(varying_fields(summary[group_columns()].to_dict("records")) - set(SHOWN_COLUMNS)))
     timings = "timings.md" in outputs.owned(to)
     main = query_report.without_methods(summary)     # the query rules have a section of their own
@@ -78,11 +79,12 @@ def write_report(runs: list[Path], to: Path, command: str = "") -> list[Path]:
                                                          line_by="teacher", extra=varying))
         queries, query_figures = query_report.section(summary, cells, SUCCESS_TARGET, stage)
         preference, preference_files = preference_report.section(cells, stage)
+        ecosystem, ecosystem_files = ecosystem_report.section(cells, stage)
         seed_figures, notes = _seed_figures(stored, loaded[0].provenance, stage)
         written += seed_figures
         page = _front_page(loaded, stored, cells, main, extra, stage, written, notes, timings, command,
-                           [*queries, *preference])
-        written += [*query_figures, *preference_files, page]
+                           [*queries, *preference, *ecosystem])
+        written += [*query_figures, *preference_files, *ecosystem_files, page]
         names = [p.name for p in written]
     return [to / name for name in names]
 

@@ -5,6 +5,7 @@ soft value iteration planner, simulated teachers, Bradley–Terry reward
 learning, and :func:`train` to tie them together.
 """
 
+from .ecosystem import from_gymnasium, from_seals
 from .ensemble import Ensemble
 from .gridworld import GridWorld
 from .keys import Keys
@@ -33,6 +34,7 @@ from .random_gridworld import RandomGridWorld
 from .rewards import StateLogSoftmaxReward, TableReward
 from .rollout import Trajectories, rollout, step_rewards
 from .strings import StringTask
+from .tabular import TabularTask
 from .task import Task, TrainConfig
 from .teachers import PREFERENCE_MODELS, Labeller, Labels, Teacher
 from .training import RoundRecord, RunResult, plan, train, train_batch, train_checkpoints
@@ -41,7 +43,8 @@ __version__ = "0.1.0"
 
 # Grouped by theme (tasks and configs, data types, planning, training, rewards, metrics), not sorted.
 __all__ = [  # noqa: RUF022
-    "GridWorld", "StringTask", "RandomGridWorld", "Task", "TabularMDP", "TrainConfig", "LearnerConfig",
+    "GridWorld", "StringTask", "RandomGridWorld", "TabularTask", "from_gymnasium", "from_seals",
+    "Task", "TabularMDP", "TrainConfig", "LearnerConfig",
     "Teacher", "Labeller", "Labels", "Trajectories", "RunResult", "RoundRecord",
     "soft_value_iteration", "soft_policy", "uniform_policy", "policy_return", "plan",
     "expected_returns", "optimal_advantages", "Keys", "rollout", "step_rewards", "train", "train_batch",

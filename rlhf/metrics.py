@@ -140,19 +140,29 @@ def scaled_return(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor, ho
     optimum even for the true reward (0.96 on a 15×15 grid from the corner with slip 0.2,
     measured); on the tasks here it is 1 otherwise. NaN when the truth is no better than random.
     """
-    greedy = soft_policy(_plan_alone(mdp, learned, horizon, discount, math.inf), math.inf)
-    return scaled_policy_return(mdp, greedy, true, horizon)
+    return scaled_policy_return(mdp, greedy_policy(mdp, learned, horizon, discount), true, horizon)
+
+
+def greedy_policy(mdp: TabularMDP, reward: torch.Tensor, horizon: int, discount: float = 1.0) -> torch.Tensor:
+    """``pi[S, A]``: greedy on the hard-max Q of ``reward`` over ``horizon`` steps, ties split evenly."""
+    return soft_policy(_plan_alone(mdp, reward, horizon, discount, math.inf), math.inf)
+
+
+def optimal_return(mdp: TabularMDP, true: torch.Tensor, horizon: int) -> float:
+    """V*: the optimal expected undiscounted return in ``horizon`` steps, start-averaged (non-stationary
+    optimum of the hard-max recurrence; once per MDP and reward)."""
+    def build() -> float:
+        v_star = soft_value_iteration(mdp, torch.as_tensor(true, dtype=torch.float32), horizon, 1.0, math.inf)
+        return float((mdp.start.double() * v_star.amax(-1).double()).sum())
+    return mdp.cached(("metrics.optimal_return", _reward_key(true), horizon), build)
 
 
 def scaled_policy_return(mdp: TabularMDP, policy: torch.Tensor, true: torch.Tensor, horizon: int) -> float:
     """``(J(π) − J(π_uniform)) / (V* − J(π_uniform))`` of a stationary policy ``pi[S, A]`` under the
     true reward (see :func:`scaled_return`); NaN when the truth is no better than random."""
-    def truth() -> tuple[float, float]:       # V* of the undiscounted return J measures
-        v_star = soft_value_iteration(mdp, torch.as_tensor(true, dtype=torch.float32), horizon, 1.0, math.inf)
-        j_star = float((mdp.start.double() * v_star.amax(-1).double()).sum())
-        return j_star, policy_return(mdp, uniform_policy(mdp), true, horizon)
-
-    j_star, j_uniform = mdp.cached(("metrics.scaled_return", _reward_key(true), horizon), truth)
+    j_star = optimal_return(mdp, true, horizon)
+    j_uniform = mdp.cached(("metrics.uniform_return", _reward_key(true), horizon),
+                           lambda: policy_return(mdp, uniform_policy(mdp), true, horizon))
     j_policy = policy_return(mdp, policy, true, horizon)
     gap = j_star - j_uniform
     return (j_policy - j_uniform) / gap if gap > 1e-9 * max(1.0, abs(j_star)) else float("nan")

@@ -1,5 +1,6 @@
 """Shared test helpers (importable: pytest's ``pythonpath`` includes tests/_support)."""
 
+import importlib.util
 import os
 import subprocess
 import sys
@@ -70,6 +71,16 @@ BAD_CONFIGS = [  # (case, TOML text, what the error must name)
     ("sizes of a random world", "[random-gridworld]\nworlds=2\nsizes=[5]\nbudgets=[5]\nteachers=['oracle']\n"
      "seeds=1", "random-gridworld.sizes = [5]: unknown key"),
 ]
+ENV_BAD_CONFIGS = [
+    ("unknown env id", "[gymnasium]\nenvs=['FrozenPond-v9']\nbudgets=[5]\nteachers=['oracle']\nseeds=1",
+     "gymnasium.envs = 'FrozenPond-v9': unknown environment id"),
+    ("env without a horizon", "[gymnasium]\nenvs=['CliffWalking-v1']\nbudgets=[5]\nteachers=['oracle']\nseeds=1",
+     "gymnasium.envs = 'CliffWalking-v1': CliffWalking-v1 registers no max_episode_steps: pass horizon="),
+    ("not a seals env", "[seals]\nenvs=['CartPole-v1']\nbudgets=[5]\nteachers=['oracle']\nseeds=1",
+     "is not a tabular seals environment"),
+]
+if importlib.util.find_spec("gymnasium") and importlib.util.find_spec("seals"):    # the envs extra
+    BAD_CONFIGS += ENV_BAD_CONFIGS
 
 
 def run_cli(*args: str, check: bool = False, env: dict[str, str] | None = None,

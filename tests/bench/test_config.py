@@ -57,6 +57,24 @@ def test_random_worlds_and_learner_models_are_axes(tmp_path):
     assert config.instance_label(cells[0].fields()) == "world=4"
 
 
+def test_environments_are_an_axis_with_their_own_horizons(tmp_path):
+    pytest.importorskip("gymnasium")
+    pytest.importorskip("seals")
+    path = tmp_path / "envs.toml"
+    path.write_text("[[gymnasium]]\nenvs = ['FrozenLake-v1', 'Taxi-v4']\nbudgets = [100]\nteachers = ['oracle']\n"
+                    "seeds = 2\n[[gymnasium]]\nenvs = ['CliffWalking-v1']\nhorizon = 40\nbudgets = [100]\n"
+                    "teachers = ['oracle']\nseeds = 1\n[seals]\nenvs = ['seals/RiskyPath-v0']\nbudgets = [100]\n"
+                    "teachers = ['oracle']\nseeds = 1\n")
+    cells = config.load(path).cells
+    assert [(c.env, c.horizon, c.size) for c in cells if c.seed == 0] == [
+        ("FrozenLake-v1", 100, 17), ("Taxi-v4", 200, 501), ("CliffWalking-v1", 40, 49), ("seals/RiskyPath-v0", 5, 4)]
+    for cell in cells:
+        task = cell.make_task()
+        assert isinstance(task, rlhf.TabularTask) and task.label == cell.env and task.name == cell.task
+        assert task.horizon == cell.horizon and config.CellConfig.from_fields(cell.fields()) == cell
+    assert config.instance_label(cells[0].fields()) == "FrozenLake-v1"
+
+
 @pytest.mark.parametrize("name,text,needle", BAD, ids=[b[0] for b in BAD])
 def test_bad_configs_raise_naming_key_and_value(tmp_path, name, text, needle):
     path = tmp_path / "bad.toml"

@@ -12,7 +12,28 @@ TASKS = {
     "strings-seed": lambda: rlhf.StringTask(vocab="ABC", target="ABC"),
     "strings-slip": lambda: rlhf.StringTask(vocab="ABCD", target="DAB", slip=0.3),
     "random-gridworld": lambda: rlhf.RandomGridWorld(seed=3),
+    "chain": lambda: chain_task(),
 }
+try:                                     # the envs extra: imported environments keep the contract too
+    import gymnasium  # noqa: F401
+    import seals  # noqa: F401
+    TASKS |= {"gymnasium-FrozenLake": lambda: rlhf.from_gymnasium("FrozenLake-v1"),
+              "gymnasium-CliffWalking": lambda: rlhf.from_gymnasium("CliffWalking-v1", horizon=20),
+              "seals-CliffWorld": lambda: rlhf.from_seals("seals/CliffWorld7x4-v0")}
+except ImportError:
+    pass
+
+
+def chain_task():
+    """A user's own MDP (the README's chain): 6 states, left and right, paid at the end."""
+    S = 6
+    right, left = torch.arange(1, S + 1).clamp(max=S - 1), torch.arange(-1, S - 1).clamp(min=0)
+    start = torch.zeros(S)
+    start[0] = 1.0
+    mdp = rlhf.TabularMDP.from_sparse(torch.stack([left, right]).unsqueeze(-1), torch.ones(2, S, 1), start)
+    reward = torch.zeros(S, 2)
+    reward[S - 2:, 1] = 1.0
+    return rlhf.TabularTask(mdp, reward, horizon=10, label="chain")
 
 
 @pytest.fixture(params=sorted(TASKS))
