@@ -48,6 +48,20 @@ def _parser() -> argparse.ArgumentParser:
     tim.add_argument("--quick", action="store_true", help="skip the references and the largest sizes")
     tim.add_argument("--from-json", type=Path, default=None,
                      help="rebuild the report from a saved pytest-benchmark JSON instead of rerunning")
+
+    lab = sub.add_parser("label", help="label preference pairs yourself in the terminal (resumes in --out)")
+    lab.add_argument("--task", choices=("strings", "gridworld"), required=True)
+    lab.add_argument("--out", type=Path, required=True, help="the labels store's directory (one per labeller)")
+    lab.add_argument("--pairs", type=int, default=30, help="pairs to answer (default 30)")
+    lab.add_argument("--seed", type=int, default=0)
+    lab.add_argument("--vocab", default="ABC", help="strings: the tokens")
+    lab.add_argument("--target", default="ABC", help="strings: the string the simulated truth rewards")
+    lab.add_argument("--size", type=int, default=5, help="gridworld: the side N")
+    lab.add_argument("--slip", type=float, default=0.0)
+    lab.add_argument("--train", type=int, default=0, metavar="N",
+                     help="show the learned string (or reward heatmap) after every N answers")
+    lab.add_argument("--fit", action="store_true",
+                     help="print which simulated teacher the stored answers resemble, then exit")
     return p
 
 
@@ -100,4 +114,34 @@ def _dispatch(args) -> int:
         for path in run_timings(args.to, quick=args.quick, from_json=args.from_json):
             print(path)
         return 0
+    if args.command == "label":
+        return _label(args)
     raise AssertionError(args.command)
+
+
+def _label(args) -> int:
+    from .labelling import Session, SessionSpec
+    if args.pairs < 1:
+        raise BenchError(f"--pairs must be >= 1, got {args.pairs}")
+    if args.train < 0:
+        raise BenchError(f"--train must be >= 0, got {args.train}")
+    spec = SessionSpec(task=args.task, pairs=args.pairs, seed=args.seed, vocab=args.vocab, target=args.target,
+                       size=args.size, slip=args.slip)
+    try:
+        spec.make_task()                        # the task's own one-line checks, before the store exists
+        session = Session(spec, args.out)
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
+    try:
+        if args.fit:
+            for model, fit in session.fit().items():
+                ci = ", ".join(f"{k} [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in fit.ci.items())
+                print(f"{model}: {fit.spec} ({ci}); held-out log-likelihood {fit.heldout_log_likelihood:.3f} "
+                      f"per pair over {fit.pairs} answered pairs")
+            return 0
+        from .label_app import LabelApp
+        LabelApp(session, train_every=args.train).run()
+        print(f"{session.answered}/{len(session.pairs)} pairs answered; labels in {args.out}")
+        return 0
+    finally:
+        session.close()

@@ -7,6 +7,7 @@ learning, and :func:`train` to tie them together.
 
 from .ecosystem import from_gymnasium, from_seals
 from .ensemble import Ensemble
+from .fit_teacher import TeacherFit, fit_teacher
 from .gridworld import GridWorld
 from .keys import Keys
 from .learner import LearnerConfig, RewardLearner, bradley_terry_loss
@@ -31,13 +32,14 @@ from .planning import (
 from .presets import PRESETS, preset_task, train_preset
 from .queries import ENSEMBLE_QUERIES, QUERIES
 from .random_gridworld import RandomGridWorld
+from .recorded import LabelStore, RecordedTeacher
 from .rewards import StateLogSoftmaxReward, TableReward
 from .rollout import Trajectories, rollout, step_rewards
 from .strings import StringTask
 from .tabular import TabularTask
 from .task import Task, TrainConfig
 from .teachers import PREFERENCE_MODELS, Labeller, Labels, Teacher
-from .training import RoundRecord, RunResult, plan, train, train_batch, train_checkpoints
+from .training import RoundRecord, RunResult, plan, session_pairs, train, train_batch, train_checkpoints
 
 __version__ = "0.1.0"
 
@@ -48,7 +50,7 @@ __all__ = [  # noqa: RUF022
     "Teacher", "Labeller", "Labels", "Trajectories", "RunResult", "RoundRecord",
     "soft_value_iteration", "soft_policy", "uniform_policy", "policy_return", "plan",
     "expected_returns", "optimal_advantages", "Keys", "rollout", "step_rewards", "train", "train_batch",
-    "train_checkpoints",
+    "train_checkpoints", "session_pairs", "LabelStore", "RecordedTeacher", "fit_teacher", "TeacherFit",
     "train_preset", "preset_task", "PRESETS",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward", "Ensemble",
     "QUERIES", "ENSEMBLE_QUERIES", "PREFERENCE_MODELS",

@@ -37,6 +37,7 @@ import torch
 
 from . import batched
 from .keys import Keys
+from .rollout import Trajectories
 
 _RATIONAL = {"oracle", "deterministic", "boltzmann"}
 PREFERENCE_MODELS = ("partial", "regret")
@@ -64,6 +65,17 @@ class Labeller(Protocol):
               keys: Keys) -> Labels:
         """Answer B pairs from the true step rewards ``rewards_i[..., B, T]`` of their segments;
         leading dimensions are seeds, ``keys`` (of that shape) their random streams."""
+        ...
+
+
+@runtime_checkable
+class PairLabeller(Protocol):
+    """A labeller that needs the pairs themselves, not only their step rewards (e.g.
+    :class:`rlhf.RecordedTeacher`, which looks a person's answers up by the segments shown).
+    The training loop calls ``label_pairs`` where a labeller has it."""
+
+    def label_pairs(self, first: Trajectories, second: Trajectories, rewards_1: torch.Tensor,
+                    rewards_2: torch.Tensor, reward_range: tuple[float, float], keys: Keys) -> Labels:
         ...
 
 

@@ -20,7 +20,7 @@ from .planning import expected_returns, optimal_advantages, soft_policy, soft_va
 from .rewards import RewardModel, TableReward
 from .rollout import Trajectories, rollout, step_rewards
 from .task import Task, TrainConfig
-from .teachers import Labeller, Labels, Teacher
+from .teachers import Labeller, Labels, PairLabeller, Teacher
 
 HISTORY_KEYS = ("true_return", "loss", "entropy", "answered")
 
@@ -158,6 +158,25 @@ def train_checkpoints(
     return {b: out[b] for b in budgets}
 
 
+def session_pairs(task: Task, config: TrainConfig, seed: int = 0) -> list[tuple[Trajectories, Trajectories]]:
+    """The pairs :func:`train` asks with ``config`` and ``seed``, in order, one ``([T], [T])`` pair
+    each: what a person labels in a session (``python -m bench label``), so that
+    :class:`rlhf.RecordedTeacher` can answer that training run. Only for ``query="uniform"``,
+    whose pairs do not depend on the learned reward, so they are known before any answer."""
+    if config.query != "uniform":
+        raise ValueError(f"a labelling session's pairs must not depend on the answers: query must be 'uniform', "
+                         f"got {config.query!r}")
+    loop = _Loop(task, config, Keys.from_seeds([seed], device=task.mdp.start.device), [seed])
+    uniform = uniform_policy(task.mdp)
+    per_round = config.pairs_per_round or config.budget
+    pairs = []
+    with single_threaded(), torch.inference_mode():
+        for index in range(config.rounds):
+            first, second = loop._query(index, min(per_round, config.budget - index * per_round), uniform)
+            pairs += [(first[0][i], second[0][i]) for i in range(len(first[0]))]
+    return pairs
+
+
 def _config(task: Task, config: TrainConfig | None, teacher: str | Labeller | None, budget: int | None,
             overrides: dict[str, object]) -> TrainConfig:
     if teacher is not None:
@@ -203,7 +222,9 @@ class _Loop:
     def __init__(self, task: Task, cfg: TrainConfig, keys: Keys, seeds: list[int]) -> None:
         self.task, self.cfg, self.keys, self.seeds = task, cfg, keys, seeds
         self.judge = cfg.labeller()
-        self.may_skip = not isinstance(self.judge, Teacher) or self.judge.skip > 0
+        # a custom labeller may skip unless it says otherwise (a recorded teacher knows)
+        judge = self.judge
+        self.may_skip = judge.skip > 0 if isinstance(judge, Teacher) else getattr(judge, "may_skip", True)
         self.learns_advantages = cfg.learner_model == "regret"
         self.model: RewardModel | Ensemble
         if cfg.ensemble == 1:
@@ -227,8 +248,7 @@ class _Loop:
         for index in range(cfg.rounds):
             n = min(per_round, cfg.budget - index * per_round)
             first, second = self._query(index, n, uniform if cfg.query == "uniform" else policy)
-            answers = self.judge.label(step_rewards(self.scores, first), step_rewards(self.scores, second),
-                                       self.score_range, keys.fold(TEACHER, index))
+            answers = self._label(index, first, second)
             labels = Labels(answers.prefer_first.expand(*batch, n), answers.answered.expand(*batch, n),
                             torch.as_tensor(answers.entropy).expand(batch))      # a custom labeller's shapes too
             loss = self._update(index, first, second, labels)
@@ -243,6 +263,14 @@ class _Loop:
             if pairs in checkpoints:
                 results[pairs] = self._results(index + 1, cfg.replace(budget=pairs))
         return results
+
+    def _label(self, index: int, first: Trajectories, second: Trajectories) -> Labels:
+        """The judge's answers to the round's pairs (given the pairs themselves where it asks for them)."""
+        scored = (step_rewards(self.scores, first), step_rewards(self.scores, second), self.score_range,
+                  self.keys.fold(TEACHER, index))
+        if isinstance(self.judge, PairLabeller):
+            return self.judge.label_pairs(first, second, *scored)
+        return self.judge.label(*scored)
 
     def _new_model(self, keys: Keys) -> RewardModel:
         """The task's reward model, or for the regret learner an optimal-advantage table Â[S, A]."""
