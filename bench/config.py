@@ -258,7 +258,8 @@ def _expand(path: Path, task: str, table: object) -> list[CellConfig]:
 
     instances = _task_instances(path, task, table, axis)
     budgets = axis("budgets", int, "an integer >= 1", lambda v: v >= 1)
-    teachers = axis("teachers", str, "a teacher spec such as 'boltzmann:1' or 'oracle+mistake:0.1'",
+    teachers = axis("teachers", str, "a teacher spec such as 'boltzmann:1', 'oracle+mistake:0.1' or "
+                    "'recorded:DIR' (a labels store)",
                     _valid_teacher)
     seeds = _seeds(path, f"{task}.seeds", table["seeds"])
     defaults = _TASK_DEFAULTS[task]
@@ -364,8 +365,9 @@ def _is(value: object, kind: type[T]) -> TypeGuard[T]:
 
 
 def _valid_teacher(spec: str) -> bool:
+    """A spec the library takes: a simulated teacher, or ``recorded:DIR`` with a labels store there."""
     try:
-        rlhf.Teacher.parse(spec)
+        rlhf.TrainConfig(budget=1, teacher=spec)
     except ValueError:
         return False
     return True

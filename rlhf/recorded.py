@@ -148,7 +148,7 @@ class RecordedTeacher:
         """Whether some pairs can come back unanswered (the training loop's learner then masks them)."""
 
     def __str__(self) -> str:
-        return f"recorded:{self.directory}"
+        return f"recorded:{self.directory}"          # the spec TrainConfig reads back (rlhf.task.RECORDED)
 
     def label(self, rewards_1: torch.Tensor, rewards_2: torch.Tensor, reward_range: tuple[float, float],
               keys: Keys) -> Labels:

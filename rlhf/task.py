@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import typing
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, Protocol, TypeVar, runtime_checkable
 
 import torch
@@ -13,8 +14,11 @@ from .keys import Keys
 from .learner import LearnerConfig, RewardModel
 from .mdp import TabularMDP
 from .queries import ENSEMBLE_QUERIES, QUERIES
+from .recorded import STORE_NAME, RecordedTeacher
 from .teachers import PREFERENCE_MODELS, Labeller, Teacher
 
+RECORDED = "recorded:"
+"""Prefix of a teacher spec naming a labels store: ``recorded:DIR`` replays a person's answers."""
 M = TypeVar("M", bound=RewardModel)
 """A task's reward model type: what its ``new_reward_model`` makes and its ``convergence_metrics`` reads."""
 
@@ -31,8 +35,9 @@ class TrainConfig:
     budget: int
     """Preference pairs the teacher is asked (skipped ones count), >= 1."""
     teacher: str | Labeller = "boltzmann:1"
-    """Teacher spec (see :class:`rlhf.Teacher`; canonicalised on construction), a
-    :class:`rlhf.Teacher`, or any object with its ``label`` method (:class:`rlhf.Labeller`)."""
+    """Teacher spec (see :class:`rlhf.Teacher`; canonicalised on construction), ``"recorded:DIR"``
+    (a person's answers in a labels store, :class:`rlhf.RecordedTeacher`), a :class:`rlhf.Teacher`,
+    or any object with its ``label`` method (:class:`rlhf.Labeller`)."""
     pairs_per_round: int = 0
     """Pairs asked per round, re-planning between rounds; 0 = all in one round."""
     segment_length: int = 0
@@ -83,7 +88,10 @@ class TrainConfig:
             raise ValueError(f"discount must be in [0, 1], got {self.discount}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if isinstance(self.teacher, str):
+        if isinstance(self.teacher, str) and self.teacher.startswith(RECORDED):
+            if not (Path(self.teacher[len(RECORDED):]) / STORE_NAME).is_file():
+                raise ValueError(f"teacher {self.teacher!r}: no labels store ({STORE_NAME}) in that directory")
+        elif isinstance(self.teacher, str):
             object.__setattr__(self, "teacher", str(Teacher.parse(self.teacher)))
         elif not isinstance(self.teacher, Labeller):
             raise ValueError(f"teacher must be a spec string or have a label(...) method, got {self.teacher!r}")
@@ -95,6 +103,8 @@ class TrainConfig:
 
     def labeller(self) -> Labeller:
         """The teacher as an object with ``label(...)``."""
+        if isinstance(self.teacher, str) and self.teacher.startswith(RECORDED):
+            return RecordedTeacher(self.teacher[len(RECORDED):])
         return Teacher.parse(self.teacher) if isinstance(self.teacher, str) else self.teacher
 
     @classmethod

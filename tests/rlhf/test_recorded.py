@@ -97,3 +97,26 @@ def test_fit_teacher_recovers_a_known_teacher_within_its_cis():
     assert fit.ci["beta"][1] - fit.ci["beta"][0] < 0.5                       # informative, not vacuous
     assert rlhf.Teacher.parse(fit.spec).model == "partial"
     assert fit.heldout_log_likelihood > fits["regret"].heldout_log_likelihood    # the generating model wins
+
+
+def test_a_sweep_learns_from_a_person_through_a_recorded_spec(tmp_path):
+    """The string lab's sweep cell with teacher 'recorded:DIR' equals rlhf.train with the RecordedTeacher."""
+    from bench import config as sweep_config
+    from helpers import run_cli
+    task = rlhf.StringTask("ABC", "ABC")
+    labels = tmp_path / "labels"
+    session = task.defaults.replace(budget=8, query="uniform")
+    simulate_session(labels, task, session, 0, "deterministic")
+    toml = tmp_path / "person.toml"
+    toml.write_text(f"[strings]\nsizes = [3]\nslips = [0.0]\nbudgets = [8]\nteachers = ['recorded:{labels}']\n"
+                    "seeds = [0]\n")
+    cell = sweep_config.load(toml).cells[0]
+    assert cell.train.teacher == f"recorded:{labels}"
+    run = tmp_path / "run"
+    run_cli("run", "--config", str(toml), "--out", str(run), "--no-progress", check=True)
+    import pandas as pd
+    row = pd.read_csv(run / "cells.csv").iloc[0]
+    direct = rlhf.train(task, teacher=rlhf.RecordedTeacher(labels), config=session, seed=0)
+    assert row["status"] == "done" and row["epic"] == pytest.approx(direct.metrics["epic"], abs=0)
+    with pytest.raises(ValueError, match="no labels store"):
+        rlhf.TrainConfig(budget=1, teacher=f"recorded:{tmp_path / 'nobody'}")
