@@ -134,7 +134,11 @@ def _label(args) -> int:
         raise BenchError(str(exc)) from None
     try:
         if args.fit:
-            for model, fit in session.fit().items():
+            try:
+                fits = session.fit()
+            except ValueError as exc:
+                raise BenchError(f"{args.out}: {exc}") from None
+            for model, fit in fits.items():
                 ci = ", ".join(f"{k} [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in fit.ci.items())
                 print(f"{model}: {fit.spec} ({ci}); held-out log-likelihood {fit.heldout_log_likelihood:.3f} "
                       f"per pair over {fit.pairs} answered pairs")

@@ -111,5 +111,7 @@ def test_bad_label_commands_are_one_line_and_write_nothing(tmp_path):
     Session(SessionSpec("strings", pairs=5), out).close()
     result = run_cli("label", "--task", "strings", "--pairs", "6", "--out", str(out))
     assert result.returncode == 2 and "holds labels for pairs = 5, not 6" in result.stderr
+    result = run_cli("label", "--task", "strings", "--pairs", "5", "--out", str(out), "--fit")
+    assert result.returncode == 2 and "fit_teacher needs at least 10 answered pairs, got 0" in result.stderr
     result = run_cli("label", "--task", "strings", "--pairs", "0", "--out", str(tmp_path / "none"))
     assert result.returncode == 2 and "--pairs must be >= 1" in result.stderr
