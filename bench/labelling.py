@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 import rlhf
+from rlhf.fit_teacher import check_enough
 
 from . import provenance
 
@@ -117,6 +118,7 @@ class Session:
     def fit(self, resamples: int = 200) -> dict[str, rlhf.TeacherFit]:
         """Which simulated teacher the answers resemble (:func:`rlhf.fit_teacher`)."""
         answers = self.store.answers()
+        check_enough(sum(a.prefer_first is not None for a in answers))
         first = rlhf.Trajectories(torch.stack([a.first.states for a in answers]),
                                   torch.stack([a.first.actions for a in answers]))
         second = rlhf.Trajectories(torch.stack([a.second.states for a in answers]),

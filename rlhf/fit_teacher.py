@@ -26,6 +26,8 @@ from .task import Task
 from .teachers import PREFERENCE_MODELS
 
 PARAMETERS = ("beta", "mistake", "myopic")
+MIN_PAIRS = 10
+"""Fewer answered pairs than this are not fitted."""
 _STEPS = 100
 
 
@@ -66,8 +68,7 @@ def fit_teacher(task: Task, first: Trajectories, second: Trajectories, prefer_fi
     Deterministic: resamples and the held-out split come from a generator seeded with ``seed``."""
     keep = torch.ones_like(prefer_first, dtype=torch.bool) if answered is None else answered.bool()
     y = prefer_first[keep].double()
-    if y.numel() < 10:
-        raise ValueError(f"fit_teacher needs at least 10 answered pairs, got {y.numel()}")
+    check_enough(y.numel())
     generator = torch.Generator().manual_seed(seed)
     n = y.numel()
     boot = torch.randint(0, n, (resamples, n), generator=generator)
@@ -93,6 +94,11 @@ def fit_teacher(task: Task, first: Trajectories, second: Trajectories, prefer_fi
             float(_log_likelihood(diff, y, params[:1])[0].mean()),
             float((heldout * test).sum() / test.sum()), n)
     return out
+
+
+def check_enough(answered: int) -> None:
+    if answered < MIN_PAIRS:
+        raise ValueError(f"fit_teacher needs at least {MIN_PAIRS} answered pairs, got {answered}")
 
 
 def _natural(raw: torch.Tensor) -> torch.Tensor:
