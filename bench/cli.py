@@ -125,6 +125,10 @@ def _label(args) -> int:
         raise BenchError(f"--pairs must be >= 1, got {args.pairs}")
     if args.train < 0:
         raise BenchError(f"--train must be >= 0, got {args.train}")
+    if args.seed < 0:
+        raise BenchError(f"--seed must be >= 0, got {args.seed}")
+    if args.fit and not (args.out / "labels.sqlite").is_file():
+        raise BenchError(f"--fit: {args.out} has no labels store (labels.sqlite)")
     spec = SessionSpec(task=args.task, pairs=args.pairs, seed=args.seed, vocab=args.vocab, target=args.target,
                        size=args.size, slip=args.slip)
     try:

@@ -9,7 +9,6 @@ environment's registered ``reward_threshold`` where one is registered and the op
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -18,8 +17,8 @@ import pandas as pd
 import rlhf
 
 from . import figures
-from .config import CellConfig, group_columns
-from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, config_id, plain
+from .config import group_columns
+from .stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, bootstrap_rng
 
 TASKS = ("gymnasium", "seals")
 _SETTING = [c for c in group_columns() if c != "budget"]
@@ -40,8 +39,7 @@ def first_near_optimal(cells: pd.DataFrame) -> pd.Series:
 
 def median_with_ci(values: np.ndarray, fields: dict) -> tuple[float, float, float]:
     """The median of per-seed pair counts and its percentile-bootstrap CI over seeds (inf allowed)."""
-    seed = int(hashlib.sha256(config_id(fields).encode()).hexdigest()[:16], 16)
-    rng = np.random.default_rng([BOOTSTRAP_SEED, seed])
+    rng = bootstrap_rng(fields)
     draws = np.sort(values[rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))], axis=1)
     medians = draws[:, (len(values) - 1) // 2]                    # the lower median: a swept budget, or inf
     alpha = (1 - CONFIDENCE) / 2
@@ -57,11 +55,10 @@ def table(cells: pd.DataFrame) -> pd.DataFrame:
     for key, setting in envs.groupby(_SETTING, sort=True, dropna=False):
         fields = dict(zip(_SETTING, key, strict=True))
         need, low, high = median_with_ci(first_near_optimal(setting).to_numpy(), fields)
-        task = CellConfig.from_fields({str(k): plain(v) for k, v in setting.iloc[0].items()}).make_task()
-        assert isinstance(task, rlhf.TabularTask)
         top = setting[setting["budget"] == setting["budget"].max()]
         optimum = float(top["optimal_return"].dropna().iloc[0]) if top["optimal_return"].notna().any() else np.nan
-        threshold = task.reward_threshold
+        registered = top["reward_threshold"].dropna() if "reward_threshold" in top else pd.Series(dtype=float)
+        threshold = float(registered.iloc[0]) if len(registered) else None
         reachable = threshold is not None and optimum >= threshold
         reached = ((top["status"] == "done") & (top["greedy_return"] >= (threshold or 0.0))).mean() if reachable \
             else np.nan
@@ -102,8 +99,9 @@ def section(cells: pd.DataFrame, to: Path) -> tuple[list[str], list[Path]]:
     lines = ["## Tasks from the ecosystem: Gymnasium and seals", "",
              "`bench/configs/ecosystem.toml`: Gymnasium toy-text and seals tabular environments imported with "
              "`rlhf.from_gymnasium` / `rlhf.from_seals` and run through the same loop, teachers and metrics. "
-             "A Boltzmann teacher's β applies to the environment's own reward scale: with FrozenLake's 0/1 reward "
-             "it prefers the segment that reaches the goal with probability σ(1) = 0.73 at most. "
+             "A Boltzmann teacher's β applies to the environment's own reward scale, and rewards are expected "
+             "rewards of (state, action): on slippery FrozenLake a step toward the goal is worth at most 1/3, so "
+             "β = 1 labels are close to coin flips there. "
              "*Pairs to near-optimal*: per seed, the first swept budget at which the learned reward's greedy "
              f"policy has scaled return ≥ {rlhf.NEAR_OPTIMAL_SCALED_RETURN}; the median over {seeds} seeds with a "
              f"{CONFIDENCE:.0%} bootstrap CI over seeds. *reward_threshold*: the share of seeds whose greedy policy's "

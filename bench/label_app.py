@@ -9,6 +9,7 @@ the last answer, ``q`` quit. Every answer is committed to the store before the n
 from __future__ import annotations
 
 import math
+import time
 
 import torch
 from textual.app import App, ComposeResult
@@ -87,6 +88,8 @@ class LabelApp(App):
         self.session, self.train_every = session, train_every
         self.agreement = math.nan
         self.learned_text = ""
+        self.shown_at = math.inf
+        """When the pair on screen was drawn (``time.monotonic``, Textual's event clock)."""
 
     def compose(self) -> ComposeResult:
         yield Static(id="pair")
@@ -100,6 +103,8 @@ class LabelApp(App):
         key = event.character
         if key == "q":
             self.exit()
+        elif event.time < self.shown_at:
+            return          # typed before this pair was on screen: it would answer a pair nobody saw
         elif key == "u":
             if self.session.undo():
                 self._after_answer(retrain=True)
@@ -127,3 +132,4 @@ class LabelApp(App):
         agreement = "—" if math.isnan(self.agreement) else f"{self.agreement:.0%}"
         self.query_one("#status", Static).update(
             f"answered {session.answered}/{len(session.pairs)} · agreement {agreement} · {KEYS}")
+        self.shown_at = time.monotonic()

@@ -3,8 +3,8 @@
 The engine behind ``python -m bench label`` (:mod:`bench.label_app` is its terminal UI). A
 session is a task, a training configuration with ``query="uniform"`` and a seed, so its pairs
 are fixed before any answer (:func:`rlhf.session_pairs`): resuming, undoing and replaying
-are exact, and ``rlhf.train(task, teacher=rlhf.RecordedTeacher(DIR), config=session.config,
-seed=session.seed)`` learns from the person's answers.
+are exact, and ``rlhf.train(session.task, teacher=rlhf.RecordedTeacher(DIR), config=session.config,
+seed=session.spec.seed)`` learns from the person's answers.
 """
 
 from __future__ import annotations
@@ -16,6 +16,7 @@ from pathlib import Path
 import torch
 
 import rlhf
+from rlhf.batched import step_sums
 from rlhf.fit_teacher import check_enough
 
 from . import provenance
@@ -111,7 +112,8 @@ class Session:
         reward = (result or self.learned()).reward
         agree = 0
         for a in answers:
-            margin = float(rlhf.step_rewards(reward, a.first).sum() - rlhf.step_rewards(reward, a.second).sum())
+            returns = [step_sums(rlhf.step_rewards(reward, segment)) for segment in (a.first, a.second)]
+            margin = float(returns[0] - returns[1])
             agree += (margin > 0) == (a.answer == "1")
         return agree / len(answers)
 
@@ -125,4 +127,5 @@ class Session:
                                    torch.stack([a.second.actions for a in answers]))
         labels = torch.tensor([a.prefer_first if a.prefer_first is not None else 0.0 for a in answers])
         answered = torch.tensor([a.prefer_first is not None for a in answers])
-        return rlhf.fit_teacher(self.task, first, second, labels, answered, resamples=resamples)
+        return rlhf.fit_teacher(self.task, first, second, labels, answered, resamples=resamples,
+                                discount=self.config.discount)

@@ -11,7 +11,6 @@ worlds' spread in difficulty does not hide it.
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -20,7 +19,7 @@ import pandas as pd
 import rlhf
 
 from . import figures
-from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, config_id
+from .stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, bootstrap_rng
 
 TASK = "random-gridworld"
 _SETTING = ["noise", "teacher_model", "budget"]
@@ -57,8 +56,7 @@ def shares(rates: pd.DataFrame) -> pd.DataFrame:
         learners = list(table.columns)
         values = table.to_numpy(dtype=float)                                  # [worlds, learners]
         fields = dict(zip(_SETTING, setting, strict=True))
-        seed = int(hashlib.sha256(config_id(fields).encode()).hexdigest()[:16], 16)
-        rng = np.random.default_rng([BOOTSTRAP_SEED, seed])
+        rng = bootstrap_rng(fields)
         draws = values[rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))].mean(axis=1)
         low, high = np.quantile(draws, alpha, axis=0), np.quantile(draws, 1 - alpha, axis=0)
         paired = {}

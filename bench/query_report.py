@@ -11,7 +11,6 @@ rest of the report's business (:func:`without_methods`).
 
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -20,7 +19,7 @@ import pandas as pd
 
 from . import figures
 from .config import group_columns, instance_label
-from .stats import BOOTSTRAP_RESAMPLES, BOOTSTRAP_SEED, CONFIDENCE, config_id, success_values
+from .stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, bootstrap_rng, success_values
 
 MIN_RULES = 3
 UNCERTAINTY_RULES = ("disagreement", "entropy", "info-gain")
@@ -59,8 +58,7 @@ def pairs_needed(cells: pd.DataFrame, target: float) -> tuple[float, float, floa
         return np.where(reached.any(-1), np.asarray(budgets, dtype=float)[reached.argmax(-1)], np.inf)
 
     fields = {c: cells[c].iloc[0] for c in [*_FAMILY, "query"]}
-    seed = int(hashlib.sha256(config_id(fields).encode()).hexdigest()[:16], 16)
-    rng = np.random.default_rng([BOOTSTRAP_SEED, seed])
+    rng = bootstrap_rng(fields)
     resampled = table[rng.integers(0, len(seeds), size=(BOOTSTRAP_RESAMPLES, len(seeds)))].mean(axis=1)
     draws = first_reaching(resampled)
     alpha = (1 - CONFIDENCE) / 2

@@ -52,6 +52,13 @@ def config_id(fields: dict) -> str:
     return json.dumps({k: plain(v) for k, v in fields.items()}, sort_keys=True)
 
 
+def bootstrap_rng(fields: dict) -> np.random.Generator:
+    """The bootstrap generator of a configuration (or any labelled group): seeded by its fields,
+    so its intervals do not depend on what else is reported beside it."""
+    seed = int(hashlib.sha256(config_id(fields).encode()).hexdigest()[:16], 16)
+    return np.random.default_rng([BOOTSTRAP_SEED, seed])
+
+
 def configurations(cells: pd.DataFrame, sort: bool = True) -> Iterator[tuple[dict, pd.DataFrame]]:
     """``(fields, rows)`` per configuration: the seeds that are replicates of each other."""
     columns = group_columns()
@@ -76,8 +83,7 @@ def summarize(cells: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         row: dict[str, object] = dict(fields)
         row["seeds"] = len(group)
         row["failed"] = int((group["status"] != "done").sum())
-        seed = int(hashlib.sha256(config_id(fields).encode()).hexdigest()[:16], 16)
-        rng = np.random.default_rng([BOOTSTRAP_SEED, seed])
+        rng = bootstrap_rng(fields)
         series = {"success": success_values(group)}
         series |= {m: done[m].dropna().to_numpy(dtype=float) for m in metrics if m in done}
         for name, values in series.items():

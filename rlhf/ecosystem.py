@@ -108,7 +108,10 @@ def _make(env_or_id: Any, make_kwargs: dict[str, Any]) -> tuple[Any, str]:
             raise ImportError("seals is not installed: pip install -c constraints.txt -e '.[envs]'") from None
     if env_or_id not in gymnasium.registry:
         raise ValueError(f"unknown environment id {env_or_id!r}")
-    return gymnasium.make(env_or_id, **make_kwargs), env_or_id
+    try:
+        return gymnasium.make(env_or_id, **make_kwargs), env_or_id
+    except (gymnasium.error.Error, TypeError) as exc:     # e.g. a missing dependency, a bad keyword
+        raise ValueError(f"{env_or_id} cannot be made: {exc}") from None
 
 
 def _horizon(env: Any, env_id: str, horizon: int | None) -> int:

@@ -7,7 +7,9 @@ teacher ``myopic:γ + boltzmann:β + mistake:ε`` is::
     P(first) = ε + (1 − 2ε) σ(β m)
     log L = Σ_i y_i log P_i + (1 − y_i) log(1 − P_i)      y = 1, 0 or ½ ("equal"); skips left out
 
-(:class:`rlhf.Teacher` draws its labels from exactly this). β, ε and γ are fitted on
+(:class:`rlhf.Teacher`'s Boltzmann, mistake and myopic parts draw labels from exactly this;
+``=`` answers enter as soft labels ½ and skips are left out: the threshold rules of its
+``equal`` and ``skip`` parts are not modelled). β, ε and γ are fitted on
 unconstrained scales (β = e^b, ε = σ(e)/2, γ = σ(g)) by damped Newton; the bootstrap's
 resamples are fitted side by side as one tensor program. CIs are percentile-bootstrap
 intervals over pairs; each model is also fitted on 80% of the pairs and scored on the other
@@ -26,6 +28,8 @@ from .task import Task
 from .teachers import PREFERENCE_MODELS
 
 PARAMETERS = ("beta", "mistake", "myopic")
+ORACLE_BETA = 1e6
+"""A fitted β at least this is reported as the noiseless oracle (it only grows with more iterations)."""
 MIN_PAIRS = 10
 """Fewer answered pairs than this are not fitted."""
 _STEPS = 100
@@ -49,14 +53,21 @@ class TeacherFit:
 
     @property
     def spec(self) -> str:
-        """The fitted teacher as a spec string (:meth:`rlhf.Teacher.parse` reads it)."""
+        """The fitted teacher as a spec string :meth:`rlhf.Teacher.parse` reads: ``oracle`` where β ran
+        off to its bound (the labels never contradict the model's ordering), no ``mistake`` below
+        0.001, no ``myopic`` above 0.999."""
         parts = [self.model] if self.model != "partial" else []
-        if self.myopic < 1.0:
-            parts.append(f"myopic:{self.myopic:.3g}")
-        parts.append(f"boltzmann:{self.beta:.3g}")
-        if self.mistake > 0:
-            parts.append(f"mistake:{self.mistake:.3g}")
+        if self.myopic < 0.999:
+            parts.append(f"myopic:{_plain(self.myopic)}")
+        parts.append("oracle" if self.beta >= ORACLE_BETA else f"boltzmann:{_plain(self.beta)}")
+        if self.mistake >= 0.001:
+            parts.append(f"mistake:{_plain(self.mistake)}")
         return "+".join(parts)
+
+
+def _plain(x: float) -> str:
+    """Three significant digits, never in exponent notation (a spec splits on ``+``)."""
+    return f"{float(f'{x:.3g}'):f}".rstrip("0").rstrip(".")
 
 
 def fit_teacher(task: Task, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor,

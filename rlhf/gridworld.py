@@ -17,7 +17,7 @@ import torch
 from .keys import Keys
 from .learner import LearnerConfig
 from .mdp import TabularMDP
-from .metrics import NEAR_OPTIMAL_SCALED_RETURN, epic_distance, normalized_regret, scaled_return, total_variation
+from .metrics import epic_distance, near_optimal, normalized_regret, scaled_return, total_variation
 from .rewards import StateLogSoftmaxReward
 from .task import TrainConfig
 
@@ -101,7 +101,8 @@ class GridWorld:
             goal_hit = bool(torch.isin(learned.argmax(), self.goal_states))
             regret = normalized_regret(self.mdp, learned, self.true_reward, self.horizon,
                                        config.discount, config.temperature)
-            scaled = scaled_return(self.mdp, learned, self.true_reward, self.horizon, config.discount)
+            scaled, near = near_optimal(scaled_return(self.mdp, learned, self.true_reward, self.horizon,
+                                                      config.discount))
             return {
                 "converged": float(goal_hit and regret <= CONVERGED_MAX_REGRET),
                 "goal_hit": float(goal_hit),
@@ -109,7 +110,7 @@ class GridWorld:
                 "regret": regret,
                 "epic": epic_distance(learned, self.true_reward),
                 "scaled_return": scaled,
-                "near_optimal": float(scaled >= NEAR_OPTIMAL_SCALED_RETURN),
+                "near_optimal": near,
             }
 
     # -------------------------------------------------------------- helpers

@@ -127,6 +127,14 @@ NEAR_OPTIMAL_SCALED_RETURN = 0.9
 """Knox et al.'s criterion: a policy is near-optimal when its scaled return is at least this."""
 
 
+def near_optimal(scaled: float) -> tuple[float, float]:
+    """``(scaled_return, near_optimal)`` as every task reports them: where no policy beats random
+    (scaled return NaN) any policy is optimal, so 1 and 1 (nothing to learn)."""
+    if math.isnan(scaled):
+        return 1.0, 1.0
+    return scaled, float(scaled >= NEAR_OPTIMAL_SCALED_RETURN)
+
+
 def scaled_return(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor, horizon: int,
                   discount: float = 1.0) -> float:
     """Scale-free quality of the learned reward's greedy policy (Knox et al., 2022):
@@ -176,8 +184,7 @@ def advantage_metrics(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor
     ``near_optimal``; ``epic``, the EPIC distance from the truth's optimal advantages A*, the
     quantity Â estimates (A* is the true reward shaped by the optimal value, so a distance from
     the reward itself would count that shaping as an error)."""
-    scaled = scaled_policy_return(mdp, soft_policy(learned, math.inf), true, horizon)
-    near = float(scaled >= NEAR_OPTIMAL_SCALED_RETURN)
+    scaled, near = near_optimal(scaled_policy_return(mdp, soft_policy(learned, math.inf), true, horizon))
     return {"converged": near, "near_optimal": near, "scaled_return": scaled,
             "epic": epic_distance(learned, true_advantages)}
 

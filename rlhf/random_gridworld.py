@@ -19,7 +19,6 @@ Everything comes from ``rlhf.Keys`` of the seed: the same world on any machine.
 
 from __future__ import annotations
 
-import math
 from typing import TypeVar
 
 import torch
@@ -27,7 +26,7 @@ import torch
 from .keys import Keys
 from .learner import LearnerConfig
 from .mdp import TabularMDP
-from .metrics import NEAR_OPTIMAL_SCALED_RETURN, epic_distance, scaled_return
+from .metrics import epic_distance, near_optimal, scaled_return
 from .rewards import TableReward
 from .task import TrainConfig
 
@@ -113,7 +112,7 @@ class RandomGridWorld:
         no policy beats random, which the generator can make, counts as near-optimal: nothing to learn)."""
         with torch.no_grad():
             learned = model.reward()
-            scaled = scaled_return(self.mdp, learned, self.true_reward, self.horizon, config.discount)
-            near = float(scaled >= NEAR_OPTIMAL_SCALED_RETURN) if not math.isnan(scaled) else 1.0
+            scaled, near = near_optimal(scaled_return(self.mdp, learned, self.true_reward, self.horizon,
+                                                      config.discount))
             return {"converged": near, "near_optimal": near, "scaled_return": scaled,
                     "epic": epic_distance(learned, self.true_reward)}

@@ -13,6 +13,7 @@ and seed, which are the ones ``rlhf.train`` asks with that configuration and see
 
 from __future__ import annotations
 
+import hashlib
 import json
 import sqlite3
 import time
@@ -74,8 +75,12 @@ class LabelStore:
             raise ValueError(f"{directory}: no labels store ({STORE_NAME})")
         self.path.parent.mkdir(parents=True, exist_ok=True)
         self._db = sqlite3.connect(self.path, isolation_level=None)     # autocommit: one answer, one commit
-        self._db.execute("PRAGMA synchronous=FULL")
-        self._db.executescript(_SCHEMA)
+        try:
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ValueError(f"{self.path} is not a labels store ({exc})") from None
         stored = self._db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
         if stored is None and config is not None:
             self._db.execute("INSERT INTO meta VALUES ('config', ?)", (json.dumps(config, sort_keys=True),))
@@ -118,6 +123,11 @@ class LabelStore:
         self._db.execute("DELETE FROM answers WHERE position = ?", (answers[-1].position,))
         return answers[-1]
 
+    def digest(self) -> str:
+        """A hash of every answer (position, pair, key): changes with any answer given or undone."""
+        rows = self._db.execute("SELECT position, pair, answer FROM answers ORDER BY position").fetchall()
+        return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
     def answers(self) -> list[Answer]:
         out = []
         for position, pair, answer, stamp, fingerprint in self._db.execute(
@@ -128,23 +138,30 @@ class LabelStore:
 
 
 class RecordedTeacher:
-    """A labeller that replays a person's answers from a labels store (by each pair's content).
+    """A labeller that replays a person's answers from a labels store.
 
-    ``missing``: what to do with a pair the store has no answer to: ``"error"`` (the default:
-    the store was recorded for another configuration or seed) or ``"skip"`` (leave it
-    unanswered, e.g. to train on a session's answers so far). Skipped answers (``s``) are
-    unanswered pairs; ``=`` is the label 0.5. Works for a batch of seeds too (each pair is
-    looked up by content), though a session's pairs are one seed's.
+    The run's k-th pair gets the store's k-th answer, which must be to the same pair (its
+    content is checked): a session's pairs are the run's, in order (:func:`rlhf.session_pairs`),
+    so a pair shown twice keeps both of its answers. ``missing``: what to do with a pair past
+    the last answer: ``"error"`` (the default) or ``"skip"`` (leave it unanswered, e.g. to train
+    on a session's answers so far). An answer to another pair is always an error: the store was
+    recorded for another configuration or seed. Skipped answers (``s``) are unanswered pairs;
+    ``=`` is the label 0.5. ``digest``: the store's :meth:`LabelStore.digest` expected (a
+    sweep's cell records it, so labels changed since then are refused, not silently used).
     """
 
-    def __init__(self, directory: str | Path, missing: str = "error") -> None:
+    def __init__(self, directory: str | Path, missing: str = "error", digest: str | None = None) -> None:
         if missing not in ("error", "skip"):
             raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
         self.directory, self.missing = str(directory), missing
         with LabelStore(directory) as store:
             answers = store.answers()
-        self._labels = {pair_key(a.first, a.second): a.prefer_first for a in answers}
-        self.may_skip = missing == "skip" or any(a.prefer_first is None for a in answers)
+            if digest is not None and store.digest() != digest:
+                raise ValueError(f"{directory}: its labels changed since this configuration was made "
+                                 f"(digest {store.digest()}, expected {digest})")
+        self._keys = [pair_key(a.first, a.second) for a in answers]
+        self._labels = [a.prefer_first for a in answers]
+        self.may_skip = missing == "skip" or any(v is None for v in self._labels)
         """Whether some pairs can come back unanswered (the training loop's learner then masks them)."""
 
     def __str__(self) -> str:
@@ -154,21 +171,27 @@ class RecordedTeacher:
               keys: Keys) -> Labels:
         raise TypeError("a RecordedTeacher answers by the pairs themselves: the training loop calls label_pairs")
 
-    def label_pairs(self, first: Trajectories, second: Trajectories, rewards_1: torch.Tensor,
+    def label_pairs(self, first: Trajectories, second: Trajectories, asked_before: int, rewards_1: torch.Tensor,
                     rewards_2: torch.Tensor, reward_range: tuple[float, float], keys: Keys) -> Labels:
-        """The stored answers to the pairs ``first``, ``second`` (``[..., B, T]``)."""
+        """The stored answers to the run's pairs ``asked_before`` … (``first``, ``second`` ``[..., B, T]``)."""
         shape = first.states.shape[:-1]
-        flat_1 = Trajectories(first.states.reshape(-1, first.states.shape[-1]),
-                              first.actions.reshape(-1, first.actions.shape[-1]))
-        flat_2 = Trajectories(second.states.reshape(-1, second.states.shape[-1]),
-                              second.actions.reshape(-1, second.actions.shape[-1]))
-        values = []
-        for i in range(flat_1.states.shape[0]):
-            key = pair_key(flat_1[i], flat_2[i])
-            if key not in self._labels and self.missing == "error":
-                raise ValueError(f"{self.directory}: no recorded answer to pair {i} of this round; the labels were "
-                                 "recorded for another configuration or seed (or pass missing='skip')")
-            values.append(self._labels.get(key))
+        T = first.states.shape[-1]
+        flat_1 = Trajectories(first.states.reshape(-1, T), first.actions.reshape(-1, T))
+        flat_2 = Trajectories(second.states.reshape(-1, T), second.actions.reshape(-1, T))
+        B = shape[-1]
+        values: list[float | None] = []
+        for j in range(flat_1.states.shape[0]):
+            position = asked_before + j % B
+            if position >= len(self._keys):
+                if self.missing == "error":
+                    raise ValueError(f"{self.directory}: no answer to pair {position} (the store has "
+                                     f"{len(self._keys)}); pass missing='skip' to train on the answers so far")
+                values.append(None)
+                continue
+            if pair_key(flat_1[j], flat_2[j]) != self._keys[position]:
+                raise ValueError(f"{self.directory}: answer {position} is to another pair: the labels were "
+                                 "recorded for another configuration or seed")
+            values.append(self._labels[position])
         answered = torch.tensor([v is not None for v in values]).view(shape)
         prefer = torch.tensor([0.0 if v is None else v for v in values]).view(shape)
         entropy = -(torch.xlogy(prefer, prefer) + torch.xlogy(1 - prefer, 1 - prefer))

@@ -15,7 +15,7 @@ import torch
 from .keys import Keys
 from .learner import LearnerConfig
 from .mdp import TabularMDP
-from .metrics import NEAR_OPTIMAL_SCALED_RETURN, epic_distance, scaled_return
+from .metrics import epic_distance, near_optimal, scaled_return
 from .rewards import TableReward
 from .task import TrainConfig
 
@@ -78,14 +78,15 @@ class StringTask:
             table = model.reward()
             correct = table.argmax(-1) == self.target_tokens
             exact = bool(correct.all())
-            scaled = scaled_return(self.mdp, table, self.true_reward, self.horizon, config.discount)
+            scaled, near = near_optimal(scaled_return(self.mdp, table, self.true_reward, self.horizon,
+                                                      config.discount))
             return {
                 "converged": float(exact),
                 "exact_match": float(exact),
                 "position_accuracy": float(correct.float().mean()),
                 "epic": epic_distance(_without_position_offsets(table), _without_position_offsets(self.true_reward)),
                 "scaled_return": scaled,
-                "near_optimal": float(scaled >= NEAR_OPTIMAL_SCALED_RETURN),
+                "near_optimal": near,
             }
 
     # -------------------------------------------------------------- helpers

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -14,7 +15,7 @@ from .keys import Keys
 from .learner import LearnerConfig, RewardModel
 from .mdp import TabularMDP
 from .queries import ENSEMBLE_QUERIES, QUERIES
-from .recorded import STORE_NAME, RecordedTeacher
+from .recorded import STORE_NAME, LabelStore, RecordedTeacher
 from .teachers import PREFERENCE_MODELS, Labeller, Teacher
 
 RECORDED = "recorded:"
@@ -89,8 +90,7 @@ class TrainConfig:
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
         if isinstance(self.teacher, str) and self.teacher.startswith(RECORDED):
-            if not (Path(self.teacher[len(RECORDED):]) / STORE_NAME).is_file():
-                raise ValueError(f"teacher {self.teacher!r}: no labels store ({STORE_NAME}) in that directory")
+            object.__setattr__(self, "teacher", _recorded_spec(self.teacher))
         elif isinstance(self.teacher, str):
             object.__setattr__(self, "teacher", str(Teacher.parse(self.teacher)))
         elif not isinstance(self.teacher, Labeller):
@@ -104,7 +104,8 @@ class TrainConfig:
     def labeller(self) -> Labeller:
         """The teacher as an object with ``label(...)``."""
         if isinstance(self.teacher, str) and self.teacher.startswith(RECORDED):
-            return RecordedTeacher(self.teacher[len(RECORDED):])
+            directory, digest = _recorded_parts(self.teacher)
+            return RecordedTeacher(directory, digest=digest)
         return Teacher.parse(self.teacher) if isinstance(self.teacher, str) else self.teacher
 
     @classmethod
@@ -138,6 +139,27 @@ class TrainConfig:
         if learner:
             rest["learner"] = dataclasses.replace(self.learner, **learner)
         return dataclasses.replace(self, **rest)
+
+
+def _recorded_parts(spec: str) -> tuple[str, str | None]:
+    """``recorded:DIR[@DIGEST]`` as (DIR, DIGEST or None)."""
+    rest = spec[len(RECORDED):]
+    head, _, tail = rest.rpartition("@")
+    return (head, tail) if head and re.fullmatch(r"[0-9a-f]{16}", tail) else (rest, None)
+
+
+def _recorded_spec(spec: str) -> str:
+    """The canonical ``recorded:/absolute/DIR@DIGEST``: the path the same from any working directory,
+    and the answers' digest, so a configuration (and a sweep cell's key) changes with the labels.
+    A spec that already has its digest is kept (read back from a store of results)."""
+    directory, digest = _recorded_parts(spec)
+    if digest is not None:
+        return spec
+    path = Path(directory).resolve()
+    if not (path / STORE_NAME).is_file():
+        raise ValueError(f"teacher {spec!r}: no labels store ({STORE_NAME}) in that directory")
+    with LabelStore(path) as store:
+        return f"{RECORDED}{path}@{store.digest()}"
 
 
 def _check_int(name: str, value: object, low: int) -> None:

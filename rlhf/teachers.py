@@ -74,8 +74,10 @@ class PairLabeller(Protocol):
     :class:`rlhf.RecordedTeacher`, which looks a person's answers up by the segments shown).
     The training loop calls ``label_pairs`` where a labeller has it."""
 
-    def label_pairs(self, first: Trajectories, second: Trajectories, rewards_1: torch.Tensor,
+    def label_pairs(self, first: Trajectories, second: Trajectories, asked_before: int, rewards_1: torch.Tensor,
                     rewards_2: torch.Tensor, reward_range: tuple[float, float], keys: Keys) -> Labels:
+        """Answer the pairs ``first``, ``second`` (``[..., B, T]``), the run's pairs
+        ``asked_before`` … ``asked_before + B − 1``; the rest as for :meth:`Labeller.label`."""
         ...
 
 

@@ -269,7 +269,8 @@ class _Loop:
         scored = (step_rewards(self.scores, first), step_rewards(self.scores, second), self.score_range,
                   self.keys.fold(TEACHER, index))
         if isinstance(self.judge, PairLabeller):
-            return self.judge.label_pairs(first, second, *scored)
+            return self.judge.label_pairs(first, second, index * (self.cfg.pairs_per_round or self.cfg.budget),
+                                          *scored)
         return self.judge.label(*scored)
 
     def _new_model(self, keys: Keys) -> RewardModel:

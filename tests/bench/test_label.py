@@ -11,6 +11,7 @@ import time
 import pytest
 
 pytest.importorskip("textual")
+from textual.events import Key  # noqa: E402
 from textual.widgets import Static  # noqa: E402
 
 from bench.label_app import LabelApp, render_grid, render_strings  # noqa: E402
@@ -37,6 +38,12 @@ def test_every_key_does_what_it_says_and_quit_then_resume_continues(tmp_path):
             assert [a.answer for a in session.store.answers()] == ["1", "2", "="]
             assert "answered 3/6" in screen(app, "status")
             shown = screen(app, "pair")
+            stale = Key("1", "1")                          # pressed before the next pair was drawn
+            await pilot.press("2")
+            app.post_message(stale)
+            await pilot.pause()
+            assert [a.answer for a in session.store.answers()] == ["1", "2", "=", "2"]
+            await pilot.press("u")
             await pilot.press("q")
         assert app.return_code == 0 or app.return_code is None
         session.close()
@@ -115,3 +122,13 @@ def test_bad_label_commands_are_one_line_and_write_nothing(tmp_path):
     assert result.returncode == 2 and "fit_teacher needs at least 10 answered pairs, got 0" in result.stderr
     result = run_cli("label", "--task", "strings", "--pairs", "0", "--out", str(tmp_path / "none"))
     assert result.returncode == 2 and "--pairs must be >= 1" in result.stderr
+    result = run_cli("label", "--task", "strings", "--seed", "-1", "--out", str(tmp_path / "none"))
+    assert result.returncode == 2 and "--seed must be >= 0, got -1" in result.stderr
+    result = run_cli("label", "--task", "strings", "--fit", "--out", str(tmp_path / "typo"))
+    assert result.returncode == 2 and "has no labels store" in result.stderr
+    assert not (tmp_path / "none").exists() and not (tmp_path / "typo").exists()
+    broken = tmp_path / "broken"
+    broken.mkdir()
+    (broken / "labels.sqlite").write_text("not a database")
+    result = run_cli("label", "--task", "strings", "--out", str(broken))
+    assert result.returncode == 2 and "is not a labels store" in result.stderr

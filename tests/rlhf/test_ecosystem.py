@@ -130,6 +130,8 @@ def test_bad_environments_are_one_line_errors():
         from_gymnasium("FrozenPond-v9")
     with pytest.raises(ValueError, match="is not a tabular seals environment"):
         from_seals("FrozenLake-v1")
+    with pytest.raises(ValueError, match="FrozenLake-v1 cannot be made: .*no_such_option"):
+        from_gymnasium("FrozenLake-v1", no_such_option=1)
 
 
 def test_an_imported_task_learns_with_the_loop_unchanged():

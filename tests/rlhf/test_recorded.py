@@ -72,10 +72,53 @@ def test_the_store_undoes_exactly_the_last_answer_and_refuses_another_session(tm
     teacher = rlhf.RecordedTeacher(tmp_path, missing="skip")
     first = rlhf.Trajectories(torch.stack([p[0].states for p in pairs]), torch.stack([p[0].actions for p in pairs]))
     second = rlhf.Trajectories(torch.stack([p[1].states for p in pairs]), torch.stack([p[1].actions for p in pairs]))
-    labels = teacher.label_pairs(first, second, None, None, (0.0, 1.0), None)
+    labels = teacher.label_pairs(first, second, 0, None, None, (0.0, 1.0), None)
     assert labels.prefer_first.tolist() == [1.0, 0.0, 0.5, 0.0] and labels.answered.tolist() == [True] * 3 + [False]
-    with pytest.raises(ValueError, match="no recorded answer to pair 3"):
-        rlhf.RecordedTeacher(tmp_path).label_pairs(first, second, None, None, (0.0, 1.0), None)
+    with pytest.raises(ValueError, match="no answer to pair 3"):
+        rlhf.RecordedTeacher(tmp_path).label_pairs(first, second, 0, None, None, (0.0, 1.0), None)
+    with pytest.raises(ValueError, match="answer 0 is to another pair"):              # pairs out of step
+        teacher.label_pairs(first[1:], second[1:], 0, None, None, (0.0, 1.0), None)
+
+
+def test_a_pair_shown_twice_keeps_both_answers(tmp_path):
+    task = rlhf.StringTask("ABC", "ABC")
+    (first, second), (other_1, other_2) = rlhf.session_pairs(task, task.defaults.replace(budget=2), seed=0)
+    with rlhf.LabelStore(tmp_path, {"task": "strings"}) as store:
+        store.append(first, second, "1")
+        store.append(other_1, other_2, "=")
+        store.append(first, second, "2")                         # the same pair again, answered otherwise
+    both = rlhf.Trajectories(torch.stack([first.states, other_1.states, first.states]),
+                             torch.stack([first.actions, other_1.actions, first.actions]))
+    seconds = rlhf.Trajectories(torch.stack([second.states, other_2.states, second.states]),
+                                torch.stack([second.actions, other_2.actions, second.actions]))
+    labels = rlhf.RecordedTeacher(tmp_path).label_pairs(both, seconds, 0, None, None, (0.0, 1.0), None)
+    assert labels.prefer_first.tolist() == [1.0, 0.5, 0.0]
+
+
+def test_a_recorded_spec_is_absolute_and_tracks_the_answers(tmp_path, monkeypatch):
+    task = rlhf.StringTask("ABC", "ABC")
+    pairs = rlhf.session_pairs(task, task.defaults.replace(budget=2), seed=0)
+    with rlhf.LabelStore(tmp_path / "me", {"task": "strings"}) as store:
+        store.append(*pairs[0], "1")
+    monkeypatch.chdir(tmp_path)
+    config = rlhf.TrainConfig(budget=2, teacher="recorded:me")
+    assert config.teacher.startswith(f"recorded:{tmp_path / 'me'}@")
+    assert rlhf.TrainConfig(budget=2, teacher=config.teacher).teacher == config.teacher     # read back as is
+    with rlhf.LabelStore(tmp_path / "me") as store:
+        store.append(*pairs[1], "2")
+    assert rlhf.TrainConfig(budget=2, teacher="recorded:me").teacher != config.teacher
+    with pytest.raises(ValueError, match="its labels changed since this configuration was made"):
+        config.labeller()
+
+
+def test_a_fitted_teacher_is_a_spec_teacher_parse_reads():
+    fit = rlhf.TeacherFit("regret", beta=3.2e7, mistake=2e-14, myopic=0.99995, ci={}, log_likelihood=0.0,
+                          heldout_log_likelihood=0.0, pairs=30)
+    assert fit.spec == "regret+oracle"
+    noisy = rlhf.TeacherFit("partial", beta=0.000123456, mistake=0.1234, myopic=0.9, ci={}, log_likelihood=0.0,
+                            heldout_log_likelihood=0.0, pairs=30)
+    assert noisy.spec == "myopic:0.9+boltzmann:0.000123+mistake:0.123"
+    assert rlhf.Teacher.parse(noisy.spec) == rlhf.Teacher(beta=0.000123, mistake=0.123, myopic=0.9)
 
 
 def test_fit_teacher_recovers_a_known_teacher_within_its_cis():
@@ -111,7 +154,7 @@ def test_a_sweep_learns_from_a_person_through_a_recorded_spec(tmp_path):
     toml.write_text(f"[strings]\nsizes = [3]\nslips = [0.0]\nbudgets = [8]\nteachers = ['recorded:{labels}']\n"
                     "seeds = [0]\n")
     cell = sweep_config.load(toml).cells[0]
-    assert cell.train.teacher == f"recorded:{labels}"
+    assert cell.train.teacher.startswith(f"recorded:{labels}@")
     run = tmp_path / "run"
     run_cli("run", "--config", str(toml), "--out", str(run), "--no-progress", check=True)
     import pandas as pd
