@@ -26,8 +26,7 @@ import torch
 from .keys import Keys
 from .learner import LearnerConfig
 from .mdp import TabularMDP
-from .metrics import epic_distance, near_optimal, scaled_return
-from .rewards import TableReward
+from .tabular import TabularTask
 from .task import TrainConfig
 
 HEIGHTS, WIDTHS = (3, 6, 10, 15), (5, 6, 10)
@@ -46,8 +45,9 @@ SEED_DEFAULTS = TrainConfig(
 """Knox et al.'s setting: segments of 3 steps; pairs from random behaviour."""
 
 
-class RandomGridWorld:
-    """One random feature gridworld (see the module docstring), a task of the one protocol."""
+class RandomGridWorld(TabularTask):
+    """One random feature gridworld (see the module docstring): a :class:`~rlhf.TabularTask` (a free
+    reward table; success is Knox et al.'s, the greedy policy is near-optimal) built by the generator."""
 
     name = "random-gridworld"
     defaults = SEED_DEFAULTS
@@ -67,9 +67,7 @@ class RandomGridWorld:
         self.roadblock_penalty = pick(ROADBLOCK_PENALTIES)
         self.shares = {SHEEP: pick(SHEEP_SHARES), ROADBLOCK: pick(ROADBLOCK_SHARES), COIN: pick(COIN_SHARES)}
         cells = self.height * self.width
-        self.horizon = 2 * (self.height + self.width) if horizon is None else horizon
-        if isinstance(self.horizon, bool) or not isinstance(self.horizon, int) or self.horizon < 1:
-            raise ValueError(f"horizon must be an integer >= 1, got {horizon!r}")
+        self.horizon = 2 * (self.height + self.width) if horizon is None else horizon     # checked by TabularTask
         # cell types: the goal, then exact shares of the rest, in a keyed shuffle
         order = torch.argsort(key.fold(1).bits(cells), stable=True)
         self.cell_types = torch.full((cells,), EMPTY, dtype=torch.int64)
@@ -90,29 +88,14 @@ class RandomGridWorld:
             nx, ny = (x + dx).clamp(0, self.width - 1), (y + dy).clamp(0, self.height - 1)
             successors.append(torch.where(terminal, s, nx * self.height + ny))
         next_states = torch.stack(successors)                                  # [A, S]
-        self.true_reward = torch.where(terminal.unsqueeze(-1), 0.0, cell_reward[next_states].T)   # [S, A]
+        true_reward = torch.where(terminal.unsqueeze(-1), 0.0, cell_reward[next_states].T)   # [S, A]
         start = (~terminal).float() / (~terminal).sum()
-        self.mdp = TabularMDP.from_sparse(next_states.unsqueeze(-1), torch.ones(*next_states.shape, 1), start)
+        mdp = TabularMDP.from_sparse(next_states.unsqueeze(-1), torch.ones(*next_states.shape, 1), start)
+        super().__init__(mdp, true_reward, self.horizon, name=self.name, label=f"world {seed}",
+                         defaults=SEED_DEFAULTS)
         self.terminal = terminal
 
     def __repr__(self) -> str:
         return (f"RandomGridWorld(seed={self.seed}: {self.height}x{self.width}, goal {self.goal_reward:g}, "
                 f"sheep {self.shares[SHEEP]:g} at {self.sheep_reward:g}, roadblocks {self.shares[ROADBLOCK]:g} "
                 f"at {self.roadblock_penalty:g}, coins {self.shares[COIN]:g}, horizon {self.horizon})")
-
-    # ------------------------------------------------------------ protocol
-    def new_reward_model(self, keys: Keys) -> TableReward:
-        return TableReward(self.mdp.num_states, self.mdp.num_actions, keys)
-
-    def reward_range(self) -> tuple[float, float]:
-        return float(self.true_reward.min()), float(self.true_reward.max())
-
-    def convergence_metrics(self, model: TableReward, config: TrainConfig) -> dict[str, float]:
-        """``converged`` is Knox et al.'s success: the greedy policy is near-optimal (a world where
-        no policy beats random, which the generator can make, counts as near-optimal: nothing to learn)."""
-        with torch.no_grad():
-            learned = model.reward()
-            scaled, near = near_optimal(scaled_return(self.mdp, learned, self.true_reward, self.horizon,
-                                                      config.discount))
-            return {"converged": near, "near_optimal": near, "scaled_return": scaled,
-                    "epic": epic_distance(learned, self.true_reward)}
