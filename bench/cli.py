@@ -10,6 +10,8 @@ from pathlib import Path
 from .errors import BenchError
 
 EXIT_USAGE = 2
+MAX_LABEL_GRID = 10
+"""The largest grid ``bench label`` draws: two 10 x 10 grids and the learned heatmap fit 80 x 24."""
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -56,7 +58,7 @@ def _parser() -> argparse.ArgumentParser:
     lab.add_argument("--seed", type=int, default=0)
     lab.add_argument("--vocab", default="ABC", help="strings: the tokens")
     lab.add_argument("--target", default="ABC", help="strings: the string the simulated truth rewards")
-    lab.add_argument("--size", type=int, default=5, help="gridworld: the side N")
+    lab.add_argument("--size", type=int, default=5, help="gridworld: the side N (at most 10)")
     lab.add_argument("--slip", type=float, default=0.0)
     lab.add_argument("--train", type=int, default=0, metavar="N",
                      help="show the learned string (or reward heatmap) after every N answers")
@@ -125,6 +127,9 @@ def _label(args) -> int:
         raise BenchError(f"--pairs must be >= 1, got {args.pairs}")
     if args.train < 0:
         raise BenchError(f"--train must be >= 0, got {args.train}")
+    if args.task == "gridworld" and not 2 <= args.size <= MAX_LABEL_GRID:
+        raise BenchError(f"--size must be in [2, {MAX_LABEL_GRID}] to draw two grids in an 80x24 terminal, "
+                         f"got {args.size}")
     if args.seed < 0:
         raise BenchError(f"--seed must be >= 0, got {args.seed}")
     if args.fit and not (args.out / "labels.sqlite").is_file():

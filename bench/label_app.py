@@ -13,6 +13,7 @@ import time
 
 import torch
 from textual.app import App, ComposeResult
+from textual.containers import Horizontal
 from textual.events import Key
 from textual.widgets import Static
 
@@ -73,7 +74,7 @@ def render_heatmap(task: rlhf.GridWorld, reward: torch.Tensor) -> str:
 def learned_view(session: Session, reward: torch.Tensor) -> str:
     task = session.task
     if isinstance(task, rlhf.StringTask):
-        return f"learned string: {task.decode(reward)}   (target {task.target})"
+        return f"learned string:\n{task.decode(reward)}   (target {task.target})"
     assert isinstance(task, rlhf.GridWorld)
     return "learned reward (dark = low):\n" + render_heatmap(task, reward)
 
@@ -81,7 +82,9 @@ def learned_view(session: Session, reward: torch.Tensor) -> str:
 class LabelApp(App):
     """One pair at a time; a status line with progress and the learned reward's agreement."""
 
-    CSS = "#pair { padding: 1 2; } #learned { padding: 0 2; } #status { dock: bottom; background: $panel; }"
+    # the learned view beside the pair, not below it: a 10 x 10 grid's pair and heatmap then fit 80 x 24
+    CSS = ("#main { height: 1fr; } #pair { width: auto; padding: 1 2; } #learned { width: 1fr; padding: 1 2; } "
+           "#status { dock: bottom; background: $panel; }")
 
     def __init__(self, session: Session, train_every: int = 0) -> None:
         super().__init__()
@@ -92,8 +95,9 @@ class LabelApp(App):
         """When the pair on screen was drawn (``time.monotonic``, Textual's event clock)."""
 
     def compose(self) -> ComposeResult:
-        yield Static(id="pair")
-        yield Static(id="learned")
+        with Horizontal(id="main"):
+            yield Static(id="pair")
+            yield Static(id="learned")
         yield Static(id="status")
 
     def on_mount(self) -> None:

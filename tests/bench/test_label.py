@@ -59,6 +59,10 @@ def test_every_key_does_what_it_says_and_quit_then_resume_continues(tmp_path):
 
 
 def test_the_gridworld_pair_fits_an_80_by_24_terminal(tmp_path):
+    large = Session(SessionSpec("gridworld", pairs=1, size=10), tmp_path / "large")
+    lines = render_grid(large.task, *large.current()).splitlines()
+    assert len(lines) == 11 and max(len(line) for line in lines) + 20 + 8 <= 80      # beside a 20-wide heatmap
+    large.close()
     session = Session(SessionSpec("gridworld", pairs=3, size=5), tmp_path)
     first, second = session.current()
     drawn = render_grid(session.task, first, second)
@@ -122,6 +126,8 @@ def test_bad_label_commands_are_one_line_and_write_nothing(tmp_path):
     assert result.returncode == 2 and "fit_teacher needs at least 10 answered pairs, got 0" in result.stderr
     result = run_cli("label", "--task", "strings", "--pairs", "0", "--out", str(tmp_path / "none"))
     assert result.returncode == 2 and "--pairs must be >= 1" in result.stderr
+    result = run_cli("label", "--task", "gridworld", "--size", "11", "--out", str(tmp_path / "none"))
+    assert result.returncode == 2 and "--size must be in [2, 10] to draw two grids in an 80x24 terminal" in result.stderr
     result = run_cli("label", "--task", "strings", "--seed", "-1", "--out", str(tmp_path / "none"))
     assert result.returncode == 2 and "--seed must be >= 0, got -1" in result.stderr
     result = run_cli("label", "--task", "strings", "--fit", "--out", str(tmp_path / "typo"))
