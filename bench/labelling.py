@@ -110,22 +110,24 @@ class Session:
         if not answers:
             return float("nan")
         reward = (result or self.learned()).reward
-        agree = 0
-        for a in answers:
-            returns = [step_sums(rlhf.step_rewards(reward, segment)) for segment in (a.first, a.second)]
-            margin = float(returns[0] - returns[1])
-            agree += (margin > 0) == (a.answer == "1")
-        return agree / len(answers)
+        first, second = _stacked(answers)
+        margin = step_sums(rlhf.step_rewards(reward, first)) - step_sums(rlhf.step_rewards(reward, second))
+        chose_first = torch.tensor([a.answer == "1" for a in answers])
+        return float(((margin > 0) == chose_first).double().mean())
 
     def fit(self, resamples: int = 200) -> dict[str, rlhf.TeacherFit]:
         """Which simulated teacher the answers resemble (:func:`rlhf.fit_teacher`)."""
         answers = self.store.answers()
         check_enough(sum(a.prefer_first is not None for a in answers))
-        first = rlhf.Trajectories(torch.stack([a.first.states for a in answers]),
-                                  torch.stack([a.first.actions for a in answers]))
-        second = rlhf.Trajectories(torch.stack([a.second.states for a in answers]),
-                                   torch.stack([a.second.actions for a in answers]))
+        first, second = _stacked(answers)
         labels = torch.tensor([a.prefer_first if a.prefer_first is not None else 0.0 for a in answers])
         answered = torch.tensor([a.prefer_first is not None for a in answers])
         return rlhf.fit_teacher(self.task, first, second, labels, answered, resamples=resamples,
                                 discount=self.config.discount)
+
+
+def _stacked(answers: list[rlhf.recorded.Answer]) -> tuple[rlhf.Trajectories, rlhf.Trajectories]:
+    """The answered pairs as two ``[n, T]`` batches of segments."""
+    def side(segments: list[rlhf.Trajectories]) -> rlhf.Trajectories:
+        return rlhf.Trajectories(torch.stack([t.states for t in segments]), torch.stack([t.actions for t in segments]))
+    return side([a.first for a in answers]), side([a.second for a in answers])

@@ -168,10 +168,15 @@ def optimal_return(mdp: TabularMDP, true: torch.Tensor, horizon: int) -> float:
 def scaled_policy_return(mdp: TabularMDP, policy: torch.Tensor, true: torch.Tensor, horizon: int) -> float:
     """``(J(π) − J(π_uniform)) / (V* − J(π_uniform))`` of a stationary policy ``pi[S, A]`` under the
     true reward (see :func:`scaled_return`); NaN when the truth is no better than random."""
+    return scale_return(mdp, policy_return(mdp, policy, true, horizon), true, horizon)
+
+
+def scale_return(mdp: TabularMDP, j_policy: float, true: torch.Tensor, horizon: int) -> float:
+    """A policy's return ``J`` in ``horizon`` steps under the true reward, scaled so that the uniform
+    policy is 0 and the optimum 1 (:func:`scaled_policy_return` for a return already evaluated)."""
     j_star = optimal_return(mdp, true, horizon)
     j_uniform = mdp.cached(("metrics.uniform_return", _reward_key(true), horizon),
                            lambda: policy_return(mdp, uniform_policy(mdp), true, horizon))
-    j_policy = policy_return(mdp, policy, true, horizon)
     gap = j_star - j_uniform
     return (j_policy - j_uniform) / gap if gap > 1e-9 * max(1.0, abs(j_star)) else float("nan")
 

@@ -24,7 +24,7 @@ import torch
 
 from .keys import Keys
 from .rollout import Trajectories
-from .teachers import Labels
+from .teachers import Labels, mean_entropy
 
 STORE_NAME = "labels.sqlite"
 ANSWERS = {"1": 1.0, "2": 0.0, "=": 0.5, "s": None}
@@ -194,7 +194,5 @@ class RecordedTeacher:
             values.append(self._labels[position])
         answered = torch.tensor([v is not None for v in values]).view(shape)
         prefer = torch.tensor([0.0 if v is None else v for v in values]).view(shape)
-        entropy = -(torch.xlogy(prefer, prefer) + torch.xlogy(1 - prefer, 1 - prefer))
-        entropy = torch.where(answered, entropy, 0.0).sum(-1) / answered.sum(-1).clamp(min=1)
-        return Labels(prefer.to(first.states.device), answered.to(first.states.device),
-                      entropy.to(first.states.device))
+        device = first.states.device
+        return Labels(prefer.to(device), answered.to(device), mean_entropy(prefer, answered).to(device))

@@ -13,7 +13,7 @@ import torch
 from .keys import Keys
 from .learner import LearnerConfig
 from .mdp import TabularMDP
-from .metrics import epic_distance, greedy_policy, near_optimal, optimal_return, scaled_policy_return
+from .metrics import epic_distance, greedy_policy, near_optimal, optimal_return, scale_return
 from .planning import policy_return
 from .rewards import TableReward
 from .task import TrainConfig
@@ -68,9 +68,9 @@ class TabularTask:
         with torch.no_grad():
             learned = model.reward()
             greedy = greedy_policy(self.mdp, learned, self.horizon, config.discount)
-            scaled, near = near_optimal(scaled_policy_return(self.mdp, greedy, self.true_reward, self.horizon))
-            metrics = {"converged": near, "near_optimal": near, "scaled_return": scaled,
-                       "greedy_return": policy_return(self.mdp, greedy, self.true_reward, self.horizon),
+            j_greedy = policy_return(self.mdp, greedy, self.true_reward, self.horizon)
+            scaled, near = near_optimal(scale_return(self.mdp, j_greedy, self.true_reward, self.horizon))
+            metrics = {"converged": near, "near_optimal": near, "scaled_return": scaled, "greedy_return": j_greedy,
                        "optimal_return": optimal_return(self.mdp, self.true_reward, self.horizon),
                        "epic": epic_distance(learned, self.true_reward)}
             if self.reward_threshold is not None:      # a column of its own: the report needs no environment

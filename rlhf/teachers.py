@@ -203,13 +203,17 @@ class Teacher:
             flip = keys.fold(1).uniform(B) < self.mistake
             y = torch.where(flip, 1.0 - y, y)
 
-        entropy = -(torch.xlogy(p_first, p_first) + torch.xlogy(1 - p_first, 1 - p_first))
-        if self.skip:
-            entropy = torch.where(answered, entropy, 0.0)
-            mean_entropy = entropy.sum(-1) / answered.sum(-1).clamp(min=1)
-        else:
-            mean_entropy = entropy.mean(-1)
-        return Labels(prefer_first=y, answered=answered, entropy=mean_entropy)
+        return Labels(prefer_first=y, answered=answered,
+                      entropy=mean_entropy(p_first, answered if self.skip else None))
+
+
+def mean_entropy(p_first: torch.Tensor, answered: torch.Tensor | None = None) -> torch.Tensor:
+    """``[...]`` mean entropy (nats) of preference probabilities ``p_first[..., B]``: over the
+    answered pairs where ``answered`` is given (0 where none is), else over all of them."""
+    entropy = -(torch.xlogy(p_first, p_first) + torch.xlogy(1 - p_first, 1 - p_first))
+    if answered is None:
+        return entropy.mean(-1)
+    return torch.where(answered, entropy, 0.0).sum(-1) / answered.sum(-1).clamp(min=1)
 
 
 def _fmt(x: float) -> str:

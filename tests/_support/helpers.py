@@ -92,6 +92,17 @@ def run_cli(*args: str, check: bool = False, env: dict[str, str] | None = None,
                           text=True, check=check, timeout=600)
 
 
+def run_and_report(tmp_path: Path, config_text: str) -> tuple[Path, Path]:
+    """Write ``config_text`` as a sweep config, run it and report it (both must succeed):
+    ``(run directory, report directory)``."""
+    config = tmp_path / "sweep.toml"
+    config.write_text(config_text)
+    run, to = tmp_path / "run", tmp_path / "report"
+    run_cli("run", "--config", str(config), "--out", str(run), "--no-progress", check=True)
+    run_cli("report", "--run", str(run), "--to", str(to), check=True)
+    return run, to
+
+
 def _guilty(group):
     """The group holding cell (strings, seed 0, budget 20)."""
     return any(c.task == "strings" and c.seed == 0 and c.budget == 20 for c in group.cells)

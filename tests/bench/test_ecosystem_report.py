@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bench import ecosystem_report
-from helpers import run_cli
+from helpers import run_and_report
 
 pytest.importorskip("gymnasium")
 pytest.importorskip("seals")
@@ -22,13 +22,9 @@ def test_first_near_optimal_budget_per_seed_and_its_median():
 
 
 def test_the_section_re_derives_from_cells_csv(tmp_path):
-    config = tmp_path / "envs.toml"
-    config.write_text("[gymnasium]\nenvs = ['FrozenLake-v1']\nbudgets = [100, 300]\nteachers = ['oracle']\n"
-                      "seeds = 3\n[seals]\nenvs = ['seals/RiskyPath-v0']\nbudgets = [100, 300]\n"
-                      "teachers = ['oracle']\nseeds = 3\n")
-    run, to = tmp_path / "run", tmp_path / "report"
-    run_cli("run", "--config", str(config), "--out", str(run), "--no-progress", check=True)
-    assert run_cli("report", "--run", str(run), "--to", str(to)).returncode == 0
+    run, to = run_and_report(tmp_path, "[gymnasium]\nenvs = ['FrozenLake-v1']\nbudgets = [100, 300]\n"
+                             "teachers = ['oracle']\nseeds = 3\n[seals]\nenvs = ['seals/RiskyPath-v0']\n"
+                             "budgets = [100, 300]\nteachers = ['oracle']\nseeds = 3\n")
     page = (to / "README.md").read_text()
     assert "## Tasks from the ecosystem: Gymnasium and seals" in page and (to / "ecosystem.png").is_file()
     table = pd.read_csv(to / "ecosystem.csv").set_index("env")

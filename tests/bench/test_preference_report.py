@@ -5,7 +5,7 @@ import pandas as pd
 import pytest
 
 from bench import preference_report
-from helpers import run_cli
+from helpers import run_and_report
 
 WORLDS = range(8)
 
@@ -57,13 +57,9 @@ def test_the_findings_follow_the_paired_differences(tmp_path):
 
 
 def test_a_report_of_random_worlds_alone_re_derives_from_cells_csv(tmp_path):
-    config = tmp_path / "worlds.toml"
-    config.write_text("[random-gridworld]\nworlds = 3\nbudgets = [100]\nteachers = ['regret+oracle']\n"
-                      "learner_models = ['partial', 'regret']\nseeds = 2\n"
-                      "[random-gridworld.train]\npairs_per_round = 100\nepochs = 5\n")
-    run, to = tmp_path / "run", tmp_path / "report"
-    run_cli("run", "--config", str(config), "--out", str(run), "--no-progress", check=True)
-    assert run_cli("report", "--run", str(run), "--to", str(to)).returncode == 0
+    run, to = run_and_report(tmp_path, "[random-gridworld]\nworlds = 3\nbudgets = [100]\n"
+                             "teachers = ['regret+oracle']\nlearner_models = ['partial', 'regret']\nseeds = 2\n"
+                             "[random-gridworld.train]\npairs_per_round = 100\nepochs = 5\n")
     page = (to / "README.md").read_text()
     assert "## Which model of human preference: partial return vs regret" in page
     table = pd.read_csv(to / "preference_models.csv")
