@@ -18,16 +18,19 @@ from pathlib import Path
 
 import pandas as pd
 
+import rlhf
+
 from . import figures, kernels, outputs
 from .errors import BenchError
 
 BATCH_SEEDS = 100
 """Seeds in the batched-run benchmark (`seed_batch`)."""
 THROUGHPUT_SEEDS = 20
+"""Seeds of the default-sweep configuration the `sweep_throughput` benchmark runs (as default.toml)."""
 ENSEMBLE_SEEDS = (1, 20)
 """Seeds of the ensemble benchmark: one alone, and a harness group's."""
 ENSEMBLE_ROUNDS = 10
-"""Seeds of the default-sweep configuration the `sweep_throughput` benchmark runs (as default.toml)."""
+"""Rounds of the seed gridworld the ensemble benchmark times."""
 
 JSON_NAME = "timings.json"
 _MEMORY_PROBE = r"""
@@ -208,10 +211,12 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
         "**The whole seed run** is bound by per-call overhead instead: each of its 200 rounds makes a few "
         "hundred torch calls on tensors of 25 to 3,000 elements, each costing microseconds whatever its "
         "size. Per round: the planner is 29 row-vector products with a 25 × 25 exp-space backup matrix; a "
-        "rollout of 200 trajectories is 3 calls a step (one integer inverse-CDF draw picks the executed action "
-        "and the successor together); the learner's 50 Adam steps are 7 calls each (closed-form Bradley–Terry "
+        "rollout of 200 trajectories is 6 calls a step (one integer inverse-CDF draw picks the executed action "
+        "and the successor together: one gather of each trajectory's whole CDF row, a compare, a count, then "
+        "one gather of the successor); the learner's 50 Adam steps are 7 calls each (closed-form Bradley–Terry "
         "gradient as two row-vector × matrix products, torch's fused Adam kernel); the loop runs under "
         "`torch.inference_mode`. Python itself is a small share; the learner's 350 calls are the largest.", "",
+        *_phases(frame),
         *_throughput(frame),
         "## All benchmarks", "", table, "",
         "![scaling](timings_scaling.png)", ""]
@@ -235,6 +240,44 @@ def _ensemble_targets(frame: pd.DataFrame) -> list[str]:
             "count matrix once for all members."]
 
 
+def _phases(frame: pd.DataFrame) -> list[str]:
+    """The "where a batched round's time goes" section: each phase of a seed-run round, one seed
+    against a batch (`seed_batch_phases`)."""
+    rows = frame[frame["group"] == "seed_batch_phases"]
+    if rows.empty:
+        return []
+    table = rows.pivot_table(index="implementation", columns="seeds", values="median_s")
+    table = table.reindex([p for p in ("rollout", "label", "update", "plan") if p in table.index])
+    table.loc["round"] = table.sum()
+    one, many = table[1], table[BATCH_SEEDS]
+    shown = pd.DataFrame({"phase": table.index, "one seed (ms)": one * 1e3,
+                          f"{BATCH_SEEDS} seeds (ms)": many * 1e3,
+                          "per seed in the batch (µs)": many / BATCH_SEEDS * 1e6,
+                          "batched / one seed, per seed": BATCH_SEEDS * one / many})
+    worst = shown.iloc[:-1].sort_values("batched / one seed, per seed").iloc[0]
+    seed_run = rlhf.preset_task("seed-gridworld")
+    pairs, steps, epochs = seed_run.defaults.pairs_per_round, seed_run.horizon, seed_run.defaults.learner.epochs
+    per_seed = table[BATCH_SEEDS] / BATCH_SEEDS
+    step_ns = per_seed["rollout"] / (2 * pairs * steps) * 1e9
+    adam_us = per_seed["update"] / epochs * 1e6
+    return ["## Where a batched round's time goes", "",
+            f"One round of the `seed-gridworld` loop, phase by phase, for one seed and for {BATCH_SEEDS} "
+            f"(`seed_batch_phases`): the rollout of {2 * pairs} trajectories × {steps} steps a "
+            "seed, the teacher's labels (step rewards and the Boltzmann draw), the learner's update "
+            f"({epochs} Adam steps on {pairs} pairs), and planning on the learned reward plus the "
+            "exact return logged each round. One thread.", "",
+            shown.to_markdown(index=False, floatfmt=".2f"), "",
+            "A phase makes the same torch calls for one seed as for a batch, so the batch shares their dispatch "
+            "cost and what is left per seed is the phase's own work. The ratio of a phase is bounded by how much "
+            f"of its one-seed time is dispatch. The {worst['phase']} gains least "
+            f"({worst['batched / one seed, per seed']:.1f}×). "
+            f"At {BATCH_SEEDS} seeds the rollout takes {step_ns:.1f} ns per trajectory-step. "
+            "That covers the counter-based draw (a SplitMix64 hash, about a dozen whole-array integer passes "
+            "per two draws), a gather of the trajectory's A·K integer CDF entries with their compare and count, "
+            f"and the successor's gather. The update takes {adam_us:.2f} µs per seed and Adam step: two "
+            "[1, 25] × [25, 100] products and a few elementwise calls.", ""]
+
+
 def _throughput(frame: pd.DataFrame) -> list[str]:
     """The "sweep throughput" section: cells per second of one default-sweep configuration."""
     rows = frame[frame["group"] == "sweep_throughput"]
@@ -252,7 +295,8 @@ def _throughput(frame: pd.DataFrame) -> list[str]:
             "What bounds it: a round's work is a fixed sequence of torch calls whatever the number of seeds, so "
             "one seed alone is dispatch-bound (microseconds a call on tensors of tens of elements) and a batch "
             f"shares that cost; at {THROUGHPUT_SEEDS} seeds the rollout (one integer inverse-CDF draw a step, per "
-            "trajectory, 5 passes over the trajectories per step) and the learner's batched row-vector × matrix "
+            "trajectory: a gather of its A·K CDF entries, a compare and a count, then the successor's gather) "
+            "and the learner's batched row-vector × matrix "
             "products (2 per Adam step) carry most of the time, and the per-seed metrics at each checkpoint "
             "(normalised regret plans the learned reward once per seed; the truth's side is cached) a fixed "
             "share.", ""]

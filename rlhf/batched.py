@@ -44,13 +44,13 @@ def step_sums(values: torch.Tensor) -> torch.Tensor:
     """``[...]`` the sums over the last dimension (a segment's steps) of ``values[..., T]``, added
     in step order, one elementwise add a step.
 
-    Not ``sum(-1)``: rollouts are time-major, and torch sums over the steps of a time-major
-    ``[B, n, T]`` in SIMD lanes across the B·n segments (in step order) and in a scalar loop
-    over the rest (in another order), so a segment's last bit depended on the batch (a margin
-    of −82.89 was one ulp apart alone and in a batch of 32: measured); a contiguous copy's
-    ``sum(-1)`` is batch-invariant but adds in yet another order, so equal returns of segments
-    that visit the same states in another order can differ in the last bit (and an oracle then
-    sees no tie). Elementwise adds are exact per element in any layout or batch."""
+    Not ``sum(-1)``: torch sums over the steps of a time-major ``[B, n, T]`` (a transposed view,
+    as rollouts were before they came out contiguous) in SIMD lanes across the B·n segments (in
+    step order) and in a scalar loop over the rest (in another order), so a segment's last bit
+    depended on the batch (a margin of −82.89 was one ulp apart alone and in a batch of 32:
+    measured); a contiguous copy's ``sum(-1)`` is batch-invariant but adds in yet another order,
+    so equal returns of segments that visit the same states in another order can differ in the
+    last bit (and an oracle then sees no tie). Elementwise adds are exact per element in any layout or batch."""
     total = values[..., 0].clone()
     for t in range(1, values.shape[-1]):
         total += values[..., t]

@@ -84,10 +84,10 @@ def count_differences(
         support, inverse = torch.unique(torch.cat([features_1, features_2], dim=-1), return_inverse=True)
         width, index_1, index_2 = support.numel(), inverse[..., :T], inverse[..., T:]
     counts = torch.zeros(*batch, B, width, device=features_1.device)
-    flat = counts.view(-1, width)
-    plus = torch.ones(1, 1, device=flat.device).expand(flat.shape[0], T)
-    minus = torch.full((1, 1), -1.0, device=flat.device).expand(flat.shape[0], T)
-    flat.scatter_add_(1, index_1.reshape(-1, T), plus).scatter_add_(1, index_2.reshape(-1, T), minus)
+    one = (1,) * counts.dim()
+    plus = torch.ones(one, device=counts.device).expand(index_1.shape)
+    minus = torch.full(one, -1.0, device=counts.device).expand(index_2.shape)
+    counts.scatter_add_(-1, index_1, plus).scatter_add_(-1, index_2, minus)
     return support, counts
 
 

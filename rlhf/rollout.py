@@ -40,10 +40,10 @@ class Trajectories:
 
 
 def step_rewards(reward: torch.Tensor, traj: Trajectories) -> torch.Tensor:
-    """``[..., B, T]`` reward of each step: ``r[s_t]`` for a state reward ``[S]``, else ``r[s_t, a_t]``."""
-    if reward.dim() == 1:
-        return reward[traj.states]
-    return reward[traj.states, traj.actions]
+    """``[..., B, T]`` reward of each step: ``r[s_t]`` for a state reward ``[S]``, else ``r[s_t, a_t]``
+    (a gather on the flat table: 2-3x faster than advanced indexing)."""
+    index = traj.states if reward.dim() == 1 else traj.states * reward.shape[-1] + traj.actions
+    return reward.reshape(-1).index_select(0, index.reshape(-1)).view(index.shape)
 
 
 def rollout(
@@ -58,10 +58,10 @@ def rollout(
     ``policy[..., s, a]`` is a stationary stochastic policy per key (leading
     dimensions ``keys.shape``) or one ``[S, A]`` policy for all. Returns
     ``[*keys.shape, num, length]``. Trajectory j's start and its step t use
-    draws ``j`` and ``(t + 1)·num + j`` under its key (31-bit integers), so what
+    draws ``j`` and ``(t + 1)·num + j`` under its key (31-bit integers, :meth:`Keys.bits31_grid`), so what
     a seed samples does not depend on the other keys in the batch. Each step
     draws the executed action and the successor together: one draw, one
-    inverse-CDF lookup in a :class:`_StepTable`.
+    inverse-CDF lookup in a :class:`_StepTable` (six calls a step, however many outcomes).
     """
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
@@ -73,8 +73,8 @@ def rollout(
         raise ValueError(f"policy must be [S, A] or [*keys.shape, S, A], got {tuple(policy.shape)} "
                          f"for keys of shape {tuple(batch)}")
     table = _StepTable(mdp, policy.reshape(B, S, -1))
-    # draw t·num + j: trajectory j's start (t = 0) and its step t − 1, as [T + 1, B·num] views
-    draws = keys.bits31((length + 1) * num).view(B, length + 1, num).transpose(0, 1).reshape(length + 1, -1)
+    # draw t·num + j: trajectory j's start (t = 0) and its step t − 1, as [T + 1, B·num]
+    draws = keys.bits31_grid(length + 1, num).view(length + 1, B * num)
     first_row = torch.arange(B, dtype=torch.int32, device=draws.device).mul_(S).repeat_interleave(num)
     rows = torch.empty(length, B * num, dtype=torch.int32, device=draws.device)    # global b·S + s
     outcomes = torch.empty_like(rows)
@@ -84,20 +84,20 @@ def rollout(
         table.draw(rows[t], draws[t + 1], out=outcomes[t])
         if t + 1 < length:
             table.successor(rows[t], outcomes[t], out=rows[t + 1])
-    states = rows.sub_(first_row).T.reshape(*batch, num, length).to(torch.int64)
     if table.slots > 1:     # outcome a·K + k -> a (a lookup: integer division is ~4x slower)
         outcomes = table.action_of.index_select(0, outcomes.view(-1)).view(outcomes.shape)
-    actions = outcomes.T.reshape(*batch, num, length).to(torch.int64)
-    return Trajectories(states, actions)
+    return Trajectories(_trajectory_major(rows.sub_(first_row), batch, num),
+                        _trajectory_major(outcomes, batch, num))
+
+
+def _trajectory_major(steps: torch.Tensor, batch: torch.Size, num: int) -> torch.Tensor:
+    """``[*batch, num, T]`` int64, contiguous, from the loop's time-major ``[T, B·num]`` int32: one
+    transposing copy here (as cheap as the conversion alone) saves one in each consumer."""
+    return steps.T.to(torch.int64, memory_format=torch.contiguous_format).view(*batch, num, steps.shape[0])
 
 
 _RESOLUTION_BITS = 31
 """Probabilities are sampled in steps of 2⁻³¹: integer arithmetic, exact at row ends, int32 tables."""
-_LOOP_FROM = 4096
-"""Trajectories per step from which a draw loops over the outcomes (fewer, larger ops) instead of
-gathering each trajectory's whole row (fewer calls: the single-seed loop is dispatch-bound)."""
-
-
 def _integer_cdf(probs: torch.Tensor) -> torch.Tensor:
     """Rows of ``probs[..., n]`` as integer CDFs minus one, int32: the last entry is 2³¹ − 1, and
     "CDF <= u" is "entry < u" for draws u in [0, 2³¹)."""
@@ -109,43 +109,40 @@ def _start_cdf(mdp: TabularMDP) -> torch.Tensor:
     return mdp.cached("rollout.start_cdf", lambda: _integer_cdf(mdp.start))
 
 
-def _draw(cdf_columns: torch.Tensor, rows: torch.Tensor, uniform: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-    """Inverse-CDF draws into ``out``: for each trajectory, the number of entries of its row
-    (``rows`` index the columns of ``cdf_columns[n, rows]``) below its draw, i.e. the first
-    outcome whose CDF exceeds it, so zero-probability outcomes (an entry equal to the one
-    before) are never drawn. Integer comparisons only: exact, and the same in any batch."""
-    if uniform.numel() < _LOOP_FROM:
-        below = cdf_columns.index_select(1, rows) < uniform
-        return torch.sum(below, dim=0, dtype=torch.int32, out=out)
-    out.copy_(cdf_columns[0].index_select(0, rows) < uniform)
-    for column in cdf_columns[1:]:
-        out += column.index_select(0, rows) < uniform
-    return out
-
-
 class _StepTable:
-    """Every (seed, state)'s outcomes o = a·K + k (executed action a, successor slot k)
-    as one integer CDF row, stored column by column: ``cdf[o, b·S + s]``."""
+    """Every (seed, state)'s outcomes o = a·K + k (executed action a, successor slot k) as one
+    integer CDF row, stored column by column in one flat array: ``cdf[o·R + r]`` for row
+    r = b·S + s of R. A draw gathers a trajectory's whole row with one index ``o·R + r`` (an
+    ``[A·K, n]`` gather: one call however many outcomes), and the successor table has the same
+    layout, so the successor of outcome o is one add and one gather away."""
 
     def __init__(self, mdp: TabularMDP, policy: torch.Tensor) -> None:
         layout = _layout(mdp)
         B, S = policy.shape[0], mdp.num_states
         joint = mdp.executed_policy(policy).double().unsqueeze(-1).mul(layout.probs)       # [B, S, A, K]
         self.slots = layout.probs.shape[-1]
-        self.action_of = torch.arange(self.slots * mdp.num_actions, dtype=torch.int32,
-                                      device=joint.device).div_(self.slots, rounding_mode="floor")
-        self.cdf = _integer_cdf(joint.view(B * S, -1)).T.contiguous()                      # [A·K, B·S]
+        outcomes = self.slots * mdp.num_actions
+        self.rows = B * S
+        if outcomes * self.rows >= 1 << 31:
+            raise ValueError(f"{B} seeds x {S} states x {outcomes} outcomes exceed int32 indices")
+        self.action_of = torch.arange(outcomes, dtype=torch.int32, device=joint.device).div_(
+            self.slots, rounding_mode="floor")
+        self.cdf = _integer_cdf(joint.view(self.rows, -1)).T.reshape(-1)                 # [A·K · B·S]
+        self._columns = torch.arange(outcomes, dtype=torch.int32, device=joint.device).mul_(self.rows).view(-1, 1)
         offsets = (torch.arange(B, dtype=torch.int32, device=joint.device) * S).view(B, 1, 1)
-        self._successor = (layout.successor.view(1, S, -1) + offsets).view(-1)              # global rows
+        self._successor = (layout.successor.view(1, S, -1) + offsets).view(self.rows, -1).T.reshape(-1)
 
     def draw(self, rows: torch.Tensor, uniform: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
-        """Outcome (a·K + k) of trajectories in global ``rows`` (b·S + s) for draws in [0, 2³¹)."""
-        return _draw(self.cdf, rows, uniform, out)
+        """Inverse-CDF draws into ``out``: outcome (a·K + k) of trajectories in global ``rows``
+        (b·S + s) for draws in [0, 2³¹), the number of entries of the row below the draw, i.e. the
+        first outcome whose CDF exceeds it, so zero-probability outcomes (an entry equal to the
+        one before) are never drawn. Integer comparisons only: exact, and the same in any batch."""
+        entries = self.cdf.index_select(0, (rows + self._columns).view(-1)).view(-1, rows.shape[0])
+        return torch.sum(entries < uniform, dim=0, dtype=torch.int32, out=out)
 
     def successor(self, rows: torch.Tensor, outcomes: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The global row of each trajectory's successor state."""
-        flat = rows * self.cdf.shape[0] + outcomes
-        return torch.index_select(self._successor, 0, flat, out=out)
+        return torch.index_select(self._successor, 0, torch.add(rows, outcomes, alpha=self.rows), out=out)
 
 
 @dataclass(frozen=True)

@@ -365,7 +365,9 @@ class _Loop:
 
         Each trajectory comes, by a fair coin, from the soft-optimal policy for the
         true reward or from uniformly random actions, so pairs span good and bad
-        behaviour; pairs the truth ranks equal are left out of the accuracy.
+        behaviour; pairs the truth ranks equal are left out of the accuracy. The true margins are
+        float64 sums of the float32 step scores, exact unless the scores' magnitudes span more than
+        about 2²⁴, so segments of equal true return tie exactly, whatever the order of their steps.
         """
         task, cfg, n = self.task, self.cfg, 2 * self.cfg.heldout_pairs
         keys = Keys(_HELDOUT_KEYS.fold(HELDOUT).key.to(self.keys.device))
@@ -376,7 +378,7 @@ class _Loop:
                              torch.where(coin, expert.actions, random.actions))
         first, second = mixed.split()
         scores = self._true_advantages if self.learns_advantages else task.true_reward
-        truth = step_rewards(scores, first).sum(-1) - step_rewards(scores, second).sum(-1)
+        truth = step_rewards(scores, first).double().sum(-1) - step_rewards(scores, second).double().sum(-1)
         return first, second, truth
 
     def _learned_returns(self, traj: Trajectories) -> torch.Tensor:

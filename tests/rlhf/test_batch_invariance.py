@@ -92,7 +92,7 @@ def test_batched_kernels_do_not_depend_on_the_batch(shape):
 
 @pytest.mark.parametrize("steps", [3, 8, 30])
 def test_step_sums_of_time_major_segments_do_not_depend_on_the_batch(steps):
-    """Rollouts are time-major ([T, B, n] in memory); torch's own sum over T of such a [1, 20, T]
+    """Time-major segments ([T, B, n] in memory, a transposed view); torch's own sum over T of such a [1, 20, T]
     slice and of the whole [32, 20, T] differ in the last bit for some segments, step_sums never."""
     g = torch.Generator().manual_seed(steps)
     values = (torch.randn(steps, 32, 20, generator=g) * 30).permute(1, 2, 0)      # [32, 20, T], time-major

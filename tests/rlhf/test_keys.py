@@ -46,3 +46,13 @@ def test_streams_differ_by_seed_and_purpose_and_look_uniform():
     assert abs(float(z.mean())) < 0.02 and abs(float(z.std()) - 1) < 0.02
     bits31 = rlhf.Keys.from_seeds([6]).bits31(1000)
     assert bits31.dtype == torch.int32 and int(bits31.min()) >= 0
+
+
+def test_grid_draws_are_bits31_in_rows_with_keys_in_the_middle():
+    """Draw (r, c) of the grid is bits31's draw r·cols + c, for even and odd rows alike."""
+    keys = rlhf.Keys.from_seeds(range(5))
+    for cols in (6, 5):
+        grid = keys.bits31_grid(4, cols)
+        assert grid.shape == (4, 5, cols) and grid.is_contiguous()
+        assert torch.equal(grid, keys.bits31(4 * cols).view(5, 4, cols).transpose(0, 1))
+    assert torch.equal(keys[2].bits31_grid(3, 4), keys.bits31_grid(3, 4)[:, 2])
