@@ -98,6 +98,12 @@ def _trajectory_major(steps: torch.Tensor, batch: torch.Size, num: int) -> torch
 
 _RESOLUTION_BITS = 31
 """Probabilities are sampled in steps of 2⁻³¹: integer arithmetic, exact at row ends, int32 tables."""
+_SIGN_BITS_FROM = 4096
+"""Trajectories per step from which a draw counts sign bits (in-place integer passes: 25% faster at
+20,000 trajectories) rather than comparing (one call fewer: the single-seed loop is dispatch-bound).
+Both count the same entries."""
+
+
 def _integer_cdf(probs: torch.Tensor) -> torch.Tensor:
     """Rows of ``probs[..., n]`` as integer CDFs minus one, int32: the last entry is 2³¹ − 1, and
     "CDF <= u" is "entry < u" for draws u in [0, 2³¹)."""
@@ -138,7 +144,11 @@ class _StepTable:
         first outcome whose CDF exceeds it, so zero-probability outcomes (an entry equal to the
         one before) are never drawn. Integer comparisons only: exact, and the same in any batch."""
         entries = self.cdf.index_select(0, (rows + self._columns).view(-1)).view(-1, rows.shape[0])
-        return torch.sum(entries < uniform, dim=0, dtype=torch.int32, out=out)
+        if rows.shape[0] < _SIGN_BITS_FROM:
+            return torch.sum(entries < uniform, dim=0, dtype=torch.int32, out=out)
+        # entry − draw is negative exactly where entry < draw (both in [0, 2³¹)): its sign bit
+        below = entries.sub_(uniform).bitwise_right_shift_(31)                    # −1 or 0
+        return torch.sum(below, dim=0, dtype=torch.int32, out=out).neg_()
 
     def successor(self, rows: torch.Tensor, outcomes: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The global row of each trajectory's successor state."""

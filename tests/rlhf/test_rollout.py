@@ -23,8 +23,10 @@ def one_step_frequencies(mdp, policy, keys, n):
     return counts / n
 
 
-def test_action_and_successor_frequencies_match_the_model(rng, keys):
+@pytest.mark.parametrize("sign_bits_from", [module._SIGN_BITS_FROM, 1])       # both ways of counting
+def test_action_and_successor_frequencies_match_the_model(rng, keys, sign_bits_from, monkeypatch):
     """Slip and action noise together: the joint of executed action and successor is right."""
+    monkeypatch.setattr(module, "_SIGN_BITS_FROM", sign_bits_from)
     grid = rlhf.GridWorld(size=3, slip=0.3).mdp
     mdp = rlhf.TabularMDP.from_sparse(grid.next_states, grid.probs, grid.start, action_noise=0.2)
     policy = torch.softmax(2 * torch.randn(9, 5, generator=rng), dim=-1)
@@ -37,8 +39,10 @@ def test_action_and_successor_frequencies_match_the_model(rng, keys):
     assert (observed[expected == 0] == 0).all()
 
 
-def test_extreme_draws_never_pick_a_zero_probability_outcome_or_leave_the_row():
+@pytest.mark.parametrize("sign_bits_from", [module._SIGN_BITS_FROM, 1])
+def test_extreme_draws_never_pick_a_zero_probability_outcome_or_leave_the_row(sign_bits_from, monkeypatch):
     """Draws 0 and 2³¹ − 1 at every state, with zero-probability actions first and last."""
+    monkeypatch.setattr(module, "_SIGN_BITS_FROM", sign_bits_from)
     mdp = rlhf.GridWorld(size=3, slip=0.0).mdp
     policy = torch.zeros(1, 9, 5)
     policy[..., 1:4] = torch.tensor([0.2, 0.5, 0.3])
@@ -63,3 +67,16 @@ def test_batched_rollouts_give_each_key_its_own_trajectories(keys):
         alone = rlhf.rollout(mdp, policy[k], 40, 6, batch[k])
         assert torch.equal(alone.states, together.states[k]) and torch.equal(alone.actions, together.actions[k])
     assert not torch.equal(together.states[0], together.states[1])
+
+
+def test_both_ways_of_counting_give_the_same_rollout(monkeypatch):
+    """Comparisons (few trajectories) and sign bits (many) count the same CDF entries: a key alone
+    and inside a batch large enough to switch draw the same trajectories."""
+    mdp = rlhf.GridWorld(size=4, slip=0.1).mdp
+    keys = rlhf.Keys.from_seeds(range(40))
+    policy = torch.softmax(torch.randn(40, 16, 5, generator=torch.Generator().manual_seed(1)), -1)
+    together = rlhf.rollout(mdp, policy, 200, 8, keys)                   # 8,000 trajectories a step
+    assert 200 < module._SIGN_BITS_FROM <= 8000
+    for k in (0, 17, 39):
+        alone = rlhf.rollout(mdp, policy[k], 200, 8, keys[k])
+        assert torch.equal(alone.states, together.states[k]) and torch.equal(alone.actions, together.actions[k])
