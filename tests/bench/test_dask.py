@@ -70,9 +70,10 @@ def test_a_cell_that_always_kills_its_worker_is_failed_and_the_rest_complete(ser
 def test_resume_after_the_client_is_killed(serial_csv, tmp_path):
     cfg, expected = serial_csv
     slow = tmp_path / "slow.toml"
-    # many groups, so that the kill lands with some stored and some not, whatever the order
-    slow.write_text(cfg.read_text().replace("seeds = 3", "seeds = 12").replace("sizes = [3, 4]",
-                                                                              "sizes = [3, 4, 5, 6, 7, 8]"))
+    # many groups of 200 rounds, so that the kill lands with some stored and some not, whatever the
+    # order (with 2 rounds a group the whole sweep once finished between two polls)
+    slow.write_text(cfg.read_text().replace("seeds = 3", "seeds = 12")
+                    .replace("sizes = [3, 4]", "sizes = [3, 4, 5, 6, 7, 8]").replace("budgets = [100]", "budgets = [10000]"))
     out = tmp_path / "d"
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(slow), "--out", str(out),

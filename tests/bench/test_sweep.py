@@ -17,13 +17,15 @@ SLOW_CONFIG = """
 [gridworld]
 sizes = [4, 5, 6, 7]
 slips = [0.0, 0.05]
-budgets = [400]
+budgets = [4000]
 teachers = ["boltzmann:1"]
 seeds = 5
 [gridworld.train]
 heldout_pairs = 100
 """
-"""8 groups (configurations) of 5 seeds: a group is the unit of work, so a kill loses at most the one running."""
+"""8 groups (configurations) of 5 seeds: a group is the unit of work, so a kill loses at most the one running.
+Each group takes about half a second (40 rounds), so the kill lands with groups left to run even on a fast
+machine: at 4 rounds the whole sweep once finished between two polls."""
 
 
 def test_serial_equals_process_and_rerun_computes_nothing(tmp_path, tiny_config):
