@@ -244,11 +244,11 @@ def _phases(frame: pd.DataFrame) -> list[str]:
     """The "where a batched round's time goes" section: each phase of a seed-run round, one seed
     against a batch (`seed_batch_phases`)."""
     rows = frame[frame["group"] == "seed_batch_phases"]
-    if rows.empty:
-        return []
     table = rows.pivot_table(index="implementation", columns="seeds", values="median_s")
-    table = table.reindex([p for p in ("rollout", "label", "update", "plan") if p in table.index])
-    table.loc["round"] = table.sum()
+    table = table.reindex(index=["rollout", "label", "update", "plan"], columns=[1, BATCH_SEEDS])
+    if table.isna().to_numpy().any():
+        return []            # a filtered or failed run: no section rather than a partial one
+    table.loc["sum of phases"] = table.sum()
     one, many = table[1], table[BATCH_SEEDS]
     shown = pd.DataFrame({"phase": table.index, "one seed (ms)": one * 1e3,
                           f"{BATCH_SEEDS} seeds (ms)": many * 1e3,
@@ -257,6 +257,7 @@ def _phases(frame: pd.DataFrame) -> list[str]:
     worst = shown.iloc[:-1].sort_values("batched / one seed, per seed").iloc[0]
     seed_run = rlhf.preset_task("seed-gridworld")
     pairs, steps, epochs = seed_run.defaults.pairs_per_round, seed_run.horizon, seed_run.defaults.learner.epochs
+    features = seed_run.mdp.num_states
     per_seed = table[BATCH_SEEDS] / BATCH_SEEDS
     step_ns = per_seed["rollout"] / (2 * pairs * steps) * 1e9
     adam_us = per_seed["update"] / epochs * 1e6
@@ -275,7 +276,7 @@ def _phases(frame: pd.DataFrame) -> list[str]:
             "That covers the counter-based draw (a SplitMix64 hash, about a dozen whole-array integer passes "
             "per two draws), a gather of the trajectory's A·K integer CDF entries with their compare and count, "
             f"and the successor's gather. The update takes {adam_us:.2f} µs per seed and Adam step: two "
-            "[1, 25] × [25, 100] products and a few elementwise calls.", ""]
+            f"[1, {features}] × [{features}, {pairs}] products and a few elementwise calls.", ""]
 
 
 def _throughput(frame: pd.DataFrame) -> list[str]:

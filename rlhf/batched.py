@@ -50,7 +50,8 @@ def step_sums(values: torch.Tensor) -> torch.Tensor:
     depended on the batch (a margin of −82.89 was one ulp apart alone and in a batch of 32:
     measured); a contiguous copy's ``sum(-1)`` is batch-invariant but adds in yet another order,
     so equal returns of segments that visit the same states in another order can differ in the
-    last bit (and an oracle then sees no tie). Elementwise adds are exact per element in any layout or batch."""
+    last bit. Elementwise adds are exact per element in any layout or batch (where exact ties
+    matter, as for a noiseless teacher, sum float32 values in float64, where the sum is exact)."""
     total = values[..., 0].clone()
     for t in range(1, values.shape[-1]):
         total += values[..., t]

@@ -61,7 +61,7 @@ def rollout(
     draws ``j`` and ``(t + 1)·num + j`` under its key (31-bit integers, :meth:`Keys.bits31_grid`), so what
     a seed samples does not depend on the other keys in the batch. Each step
     draws the executed action and the successor together: one draw, one
-    inverse-CDF lookup in a :class:`_StepTable` (six calls a step, however many outcomes).
+    inverse-CDF lookup in a :class:`_StepTable` (six to eight calls a step, however many outcomes).
     """
     if length < 1:
         raise ValueError(f"length must be >= 1, got {length}")
@@ -128,31 +128,34 @@ class _StepTable:
         joint = mdp.executed_policy(policy).double().unsqueeze(-1).mul(layout.probs)       # [B, S, A, K]
         self.slots = layout.probs.shape[-1]
         outcomes = self.slots * mdp.num_actions
-        self.rows = B * S
-        if outcomes * self.rows >= 1 << 31:
+        self.num_rows = B * S
+        if outcomes * self.num_rows >= 1 << 31:
             raise ValueError(f"{B} seeds x {S} states x {outcomes} outcomes exceed int32 indices")
         self.action_of = torch.arange(outcomes, dtype=torch.int32, device=joint.device).div_(
             self.slots, rounding_mode="floor")
-        self.cdf = _integer_cdf(joint.view(self.rows, -1)).T.reshape(-1)                 # [A·K · B·S]
-        self._columns = torch.arange(outcomes, dtype=torch.int32, device=joint.device).mul_(self.rows).view(-1, 1)
+        self.cdf = _integer_cdf(joint.view(self.num_rows, -1)).T.reshape(-1)              # [A·K · B·S]
+        self._column_starts = torch.arange(outcomes, dtype=torch.int32, device=joint.device).mul_(
+            self.num_rows).view(-1, 1)
         offsets = (torch.arange(B, dtype=torch.int32, device=joint.device) * S).view(B, 1, 1)
-        self._successor = (layout.successor.view(1, S, -1) + offsets).view(self.rows, -1).T.reshape(-1)
+        self._successor = (layout.successor.view(1, S, -1) + offsets).view(self.num_rows, -1).T.reshape(-1)
 
     def draw(self, rows: torch.Tensor, uniform: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Inverse-CDF draws into ``out``: outcome (a·K + k) of trajectories in global ``rows``
         (b·S + s) for draws in [0, 2³¹), the number of entries of the row below the draw, i.e. the
         first outcome whose CDF exceeds it, so zero-probability outcomes (an entry equal to the
-        one before) are never drawn. Integer comparisons only: exact, and the same in any batch."""
-        entries = self.cdf.index_select(0, (rows + self._columns).view(-1)).view(-1, rows.shape[0])
+        one before) are never drawn. Integer arithmetic only: exact, and the same in any batch."""
+        entries = self.cdf.index_select(0, (rows + self._column_starts).view(-1)).view(
+            self._column_starts.shape[0], rows.shape[0])
         if rows.shape[0] < _SIGN_BITS_FROM:
             return torch.sum(entries < uniform, dim=0, dtype=torch.int32, out=out)
-        # entry − draw is negative exactly where entry < draw (both in [0, 2³¹)): its sign bit
+        # entry − draw is negative exactly where entry < draw (entry in [−1, 2³¹), draw in [0, 2³¹):
+        # the difference fits in int32), so its sign bit counts
         below = entries.sub_(uniform).bitwise_right_shift_(31)                    # −1 or 0
         return torch.sum(below, dim=0, dtype=torch.int32, out=out).neg_()
 
     def successor(self, rows: torch.Tensor, outcomes: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The global row of each trajectory's successor state."""
-        return torch.index_select(self._successor, 0, torch.add(rows, outcomes, alpha=self.rows), out=out)
+        return torch.index_select(self._successor, 0, torch.add(rows, outcomes, alpha=self.num_rows), out=out)
 
 
 @dataclass(frozen=True)

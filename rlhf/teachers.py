@@ -185,14 +185,14 @@ class Teacher:
                 equal = (norm_1 - norm_2).abs() < self.equal
 
         # R₁ − R₂, step by step. A noiseless teacher compares in float64, where the steps' differences
-        # and their sum are exact (float32 scores), so segments of equal return tie whatever the
-        # order of their steps; in float32 a few did not (47 of 11,457 ties, 5x5 gridworld).
+        # of float32 scores and their sum are exact (unless the scores' magnitudes span more than
+        # about 2²⁴), so segments of equal return tie whatever the order of their steps; in float32
+        # a few did not (47 of 11,457 ties, 5x5 gridworld).
         noiseless = math.isinf(self.beta)
         dtype = torch.float64 if noiseless else rewards_1.dtype
         margin = rewards_1.to(dtype) - rewards_2.to(dtype)
         if self.myopic != 1.0:
-            weights = self.myopic ** torch.arange(T - 1, -1, -1, dtype=torch.float32, device=margin.device)
-            margin = margin * weights.to(dtype)
+            margin = margin * self.myopic ** torch.arange(T - 1, -1, -1, dtype=dtype, device=margin.device)
         margin = batched.step_sums(margin)
         if noiseless:
             p_first = (margin > 0).float()

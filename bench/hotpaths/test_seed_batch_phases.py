@@ -36,8 +36,9 @@ def round_inputs(seeds: int):
 @pytest.mark.parametrize("phase", PHASES)
 @pytest.mark.parametrize("seeds", [1, BATCH_SEEDS])
 def test_seed_round_phase(benchmark, phase, seeds):
-    info(benchmark, "seed_batch_phases", phase, 25, task="gridworld", size=5, slip=0.0, seeds=seeds)
     task, cfg, keys, reward, policy, first, second, teacher, scored = round_inputs(seeds)
+    info(benchmark, "seed_batch_phases", phase, task.mdp.num_states, task="gridworld", size=task.size,
+         slip=task.slip, seeds=seeds)
     labels = teacher.label(*scored)
     with torch.inference_mode():
         if phase == "rollout":

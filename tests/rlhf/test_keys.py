@@ -49,10 +49,14 @@ def test_streams_differ_by_seed_and_purpose_and_look_uniform():
 
 
 def test_grid_draws_are_bits31_in_rows_with_keys_in_the_middle():
-    """Draw (r, c) of the grid is bits31's draw r·cols + c, for even and odd rows alike."""
+    """Draw (r, c) of the grid is bits31's draw r·cols + c, for even and odd cols (0 and 1 too) and
+    keys of any shape; a key's grid is its slice of the batch's."""
+    for shape in [(), (5,), (2, 3)]:
+        keys = rlhf.Keys(rlhf.Keys.from_seeds(range(6)).key[:max(1, math.prod(shape))].view(shape))
+        for cols in (0, 1, 2, 5, 6):
+            grid = keys.bits31_grid(4, cols)
+            assert grid.shape == (4, *shape, cols) and grid.is_contiguous()
+            flat = keys.bits31(4 * cols).view(*shape, 4, cols)
+            assert torch.equal(grid, flat.movedim(-2, 0))
     keys = rlhf.Keys.from_seeds(range(5))
-    for cols in (6, 5):
-        grid = keys.bits31_grid(4, cols)
-        assert grid.shape == (4, 5, cols) and grid.is_contiguous()
-        assert torch.equal(grid, keys.bits31(4 * cols).view(5, 4, cols).transpose(0, 1))
     assert torch.equal(keys[2].bits31_grid(3, 4), keys.bits31_grid(3, 4)[:, 2])

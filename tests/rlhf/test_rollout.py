@@ -80,3 +80,30 @@ def test_both_ways_of_counting_give_the_same_rollout(monkeypatch):
     for k in (0, 17, 39):
         alone = rlhf.rollout(mdp, policy[k], 200, 8, keys[k])
         assert torch.equal(alone.states, together.states[k]) and torch.equal(alone.actions, together.actions[k])
+
+
+@pytest.mark.parametrize("num", [7, 0])
+def test_rollouts_equal_a_step_by_step_inverse_cdf_walk(num):
+    """The layout-free definition, one trajectory and one step at a time: start = the number of
+    start-CDF entries below draw j, outcome a·K + k = the number of entries of the state's
+    (action, slot) CDF row below draw (t + 1)·num + j, then the slot's successor. Slip and action
+    noise, two keys, an odd number of trajectories (and none)."""
+    grid = rlhf.GridWorld(size=3, slip=0.2).mdp
+    mdp = rlhf.TabularMDP.from_sparse(grid.next_states, grid.probs, grid.start, action_noise=0.1)
+    keys = rlhf.Keys.from_seeds([3, 11])
+    policy = torch.softmax(torch.randn(2, 9, 5, generator=torch.Generator().manual_seed(2)), -1)
+    length, (A, S, K) = 5, mdp.next_states.shape
+    got = rlhf.rollout(mdp, policy, num, length, keys)
+    assert got.states.shape == got.actions.shape == (2, num, length)
+    draws = keys.bits31((length + 1) * num)
+    start_cdf = module._integer_cdf(mdp.start)
+    for b in range(2):
+        joint = mdp.executed_policy(policy[b]).double().unsqueeze(-1) * mdp.probs.transpose(0, 1).double()
+        rows = module._integer_cdf(joint.reshape(S, A * K))                                     # [S, A·K]
+        for j in range(num):
+            state = int((start_cdf < draws[b, j]).sum())
+            for t in range(length):
+                outcome = int((rows[state] < draws[b, (t + 1) * num + j]).sum())
+                action, slot = divmod(outcome, K)
+                assert (int(got.states[b, j, t]), int(got.actions[b, j, t])) == (state, action)
+                state = int(mdp.next_states[action, state, slot])
