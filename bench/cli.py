@@ -122,6 +122,8 @@ def _dispatch(args) -> int:
 
 
 def _label(args) -> int:
+    from rlhf.recorded import STORE_NAME
+
     from .labelling import Session, SessionSpec
     if args.pairs < 1:
         raise BenchError(f"--pairs must be >= 1, got {args.pairs}")
@@ -132,8 +134,8 @@ def _label(args) -> int:
                          f"got {args.size}")
     if args.seed < 0:
         raise BenchError(f"--seed must be >= 0, got {args.seed}")
-    if args.fit and not (args.out / "labels.sqlite").is_file():
-        raise BenchError(f"--fit: {args.out} has no labels store (labels.sqlite)")
+    if args.fit and not (args.out / STORE_NAME).is_file():
+        raise BenchError(f"--fit: {args.out} has no labels store ({STORE_NAME})")
     spec = SessionSpec(task=args.task, pairs=args.pairs, seed=args.seed, vocab=args.vocab, target=args.target,
                        size=args.size, slip=args.slip)
     try:

@@ -70,6 +70,15 @@ def _budget_axis(ax, budgets) -> None:
     ax.xaxis.set_minor_locator(matplotlib.ticker.NullLocator())
 
 
+def _share_panel(ax, budgets, title: str) -> None:
+    """A panel of shares against budget: the swept budgets on a log x axis, [0, 1] on y."""
+    _budget_axis(ax, budgets)
+    ax.set_ylim(-0.02, 1.02)
+    ax.set_xlabel("preference pairs (budget)")
+    ax.set_title(title, fontsize=9)
+    ax.grid(alpha=0.3)
+
+
 def preference_models(table: pd.DataFrame, path: Path) -> Path:
     """Share of random worlds near-optimal against budget, one panel per teacher noise; colour = the
     teacher's preference model, line style = the learner's; CI bands over worlds."""
@@ -84,11 +93,7 @@ def preference_models(table: pd.DataFrame, path: Path) -> Path:
             ax.plot(line["budget"], line["share"], styles[learner], color=colours[teacher], marker="o", ms=3,
                     label=f"{teacher} teacher, {learner} learner")
             ax.fill_between(line["budget"], line["ci_low"], line["ci_high"], color=colours[teacher], alpha=0.1)
-        _budget_axis(ax, budgets)
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_title(f"teacher {noise}", fontsize=9)
-        ax.set_xlabel("preference pairs (budget)")
-        ax.grid(alpha=0.3)
+        _share_panel(ax, budgets, f"teacher {noise}")
     axes[0, 0].set_ylabel("share of worlds near-optimal")
     handles, labels = axes[0, 0].get_legend_handles_labels()
     fig.tight_layout(rect=(0, 0.1, 1, 1))
@@ -199,11 +204,7 @@ def ecosystem(rows: pd.DataFrame, path: Path) -> Path:
             budgets |= {b for b, _ in points}
             ax.plot([b for b, _ in points], [v for _, v in points], marker="o", ms=3, color=colours[row["env"]],
                     label=str(row["env"]))
-        _budget_axis(ax, sorted(budgets))
-        ax.set_ylim(-0.02, 1.02)
-        ax.set_xlabel("preference pairs (budget)")
-        ax.set_title(str(panel), fontsize=9)
-        ax.grid(alpha=0.3)
+        _share_panel(ax, sorted(budgets), str(panel))
     axes[0, 0].set_ylabel("share of seeds near-optimal")
     handles, labels = axes[0, -1].get_legend_handles_labels()
     axes[0, -1].legend(handles, labels, fontsize=7, loc="center left", bbox_to_anchor=(1.0, 0.5), frameon=False)

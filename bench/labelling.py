@@ -120,8 +120,7 @@ class Session:
         answers = self.store.answers()
         check_enough(sum(a.prefer_first is not None for a in answers))
         first, second = _stacked(answers)
-        labels = torch.tensor([a.prefer_first if a.prefer_first is not None else 0.0 for a in answers])
-        answered = torch.tensor([a.prefer_first is not None for a in answers])
+        labels, answered = rlhf.recorded.label_tensors([a.prefer_first for a in answers])
         return rlhf.fit_teacher(self.task, first, second, labels, answered, resamples=resamples,
                                 discount=self.config.discount)
 

@@ -348,7 +348,7 @@ def _front_page(runs: list[Run], rows: dict[str, dict], cells: pd.DataFrame, sum
               "at random at temperature 1 (not a success). Full table with CIs: "
               "[convergence.md](convergence.md), numbers: [convergence.csv](convergence.csv).", ""]
     lines += _teacher_section(summary)
-    lines += sections      # the query-rule and preference-model sections
+    lines += sections      # the query-rule, preference-model and ecosystem sections
     lines += ["## Figures", ""]
     lines += [f"{note}\n" for note in notes]
     for path in written:

@@ -101,9 +101,9 @@ def normalized_regret(
         return policy_return(mdp, soft_policy(q, temperature), true, horizon)
 
     # The truth's two returns are the same for every learned reward: once per MDP and setting.
-    j_true, j_uniform = mdp.cached(
-        ("metrics.normalized_regret", _reward_key(true), horizon, discount, temperature),
-        lambda: (soft_optimal_return(true), policy_return(mdp, uniform_policy(mdp), true, horizon)))
+    j_true = mdp.cached(("metrics.normalized_regret", _reward_key(true), horizon, discount, temperature),
+                        lambda: soft_optimal_return(true))
+    j_uniform = uniform_return(mdp, true, horizon)
     j_learned = soft_optimal_return(learned)
     gap = j_true - j_uniform
     return (j_true - j_learned) / gap if gap > 1e-9 * max(1.0, abs(j_true)) else 0.0
@@ -165,6 +165,13 @@ def optimal_return(mdp: TabularMDP, true: torch.Tensor, horizon: int) -> float:
     return mdp.cached(("metrics.optimal_return", _reward_key(true), horizon), build)
 
 
+def uniform_return(mdp: TabularMDP, true: torch.Tensor, horizon: int) -> float:
+    """The uniform policy's expected undiscounted return in ``horizon`` steps under ``true``: every
+    scaled metric's zero (once per MDP and reward)."""
+    return mdp.cached(("metrics.uniform_return", _reward_key(true), horizon),
+                      lambda: policy_return(mdp, uniform_policy(mdp), true, horizon))
+
+
 def scaled_policy_return(mdp: TabularMDP, policy: torch.Tensor, true: torch.Tensor, horizon: int) -> float:
     """``(J(π) − J(π_uniform)) / (V* − J(π_uniform))`` of a stationary policy ``pi[S, A]`` under the
     true reward (see :func:`scaled_return`); NaN when the truth is no better than random."""
@@ -174,9 +181,7 @@ def scaled_policy_return(mdp: TabularMDP, policy: torch.Tensor, true: torch.Tens
 def scale_return(mdp: TabularMDP, j_policy: float, true: torch.Tensor, horizon: int) -> float:
     """A policy's return ``J`` in ``horizon`` steps under the true reward, scaled so that the uniform
     policy is 0 and the optimum 1 (:func:`scaled_policy_return` for a return already evaluated)."""
-    j_star = optimal_return(mdp, true, horizon)
-    j_uniform = mdp.cached(("metrics.uniform_return", _reward_key(true), horizon),
-                           lambda: policy_return(mdp, uniform_policy(mdp), true, horizon))
+    j_star, j_uniform = optimal_return(mdp, true, horizon), uniform_return(mdp, true, horizon)
     gap = j_star - j_uniform
     return (j_policy - j_uniform) / gap if gap > 1e-9 * max(1.0, abs(j_star)) else float("nan")
 

@@ -57,6 +57,12 @@ class Answer:
         return ANSWERS[self.answer]
 
 
+def label_tensors(values: list[float | None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prefer_first, answered)`` of stored labels; a skip (None) is unanswered, with label 0."""
+    return (torch.tensor([0.0 if v is None else v for v in values]),
+            torch.tensor([v is not None for v in values]))
+
+
 def pair_key(first: Trajectories, second: Trajectories) -> str:
     """A pair's identity by content (JSON of both segments' states and actions)."""
     return json.dumps([first.states.tolist(), first.actions.tolist(), second.states.tolist(),
@@ -192,7 +198,6 @@ class RecordedTeacher:
                 raise ValueError(f"{self.directory}: answer {position} is to another pair: the labels were "
                                  "recorded for another configuration or seed")
             values.append(self._labels[position])
-        answered = torch.tensor([v is not None for v in values]).view(shape)
-        prefer = torch.tensor([0.0 if v is None else v for v in values]).view(shape)
+        prefer, answered = (t.view(shape) for t in label_tensors(values))
         device = first.states.device
         return Labels(prefer.to(device), answered.to(device), mean_entropy(prefer, answered).to(device))

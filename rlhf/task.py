@@ -97,9 +97,18 @@ class TrainConfig:
             raise ValueError(f"teacher must be a spec string or have a label(...) method, got {self.teacher!r}")
 
     @property
+    def round_size(self) -> int:
+        """Pairs in a full round: ``pairs_per_round``, or the whole budget when that is 0."""
+        return self.pairs_per_round or self.budget
+
+    @property
     def rounds(self) -> int:
-        per = self.pairs_per_round or self.budget
-        return -(-self.budget // per)
+        return -(-self.budget // self.round_size)
+
+    def pairs_in_round(self, index: int) -> int:
+        """Pairs asked in round ``index`` (the last round may be short); rounds before it asked
+        ``index · round_size``."""
+        return min(self.round_size, self.budget - index * self.round_size)
 
     def labeller(self) -> Labeller:
         """The teacher as an object with ``label(...)``."""

@@ -168,11 +168,10 @@ def session_pairs(task: Task, config: TrainConfig, seed: int = 0) -> list[tuple[
                          f"got {config.query!r}")
     loop = _Loop(task, config, Keys.from_seeds([seed], device=task.mdp.start.device), [seed])
     uniform = uniform_policy(task.mdp)
-    per_round = config.pairs_per_round or config.budget
     pairs = []
     with single_threaded(), torch.inference_mode():
         for index in range(config.rounds):
-            first, second = loop._query(index, min(per_round, config.budget - index * per_round), uniform)
+            first, second = loop._query(index, config.pairs_in_round(index), uniform)
             pairs += [(first[0][i], second[0][i]) for i in range(len(first[0]))]
     return pairs
 
@@ -240,13 +239,12 @@ class _Loop:
     def run(self, checkpoints: list[int], on_round: Callable[[RoundRecord], None] | None,
             ) -> dict[int, list[RunResult]]:
         task, cfg, keys = self.task, self.cfg, self.keys
-        per_round = cfg.pairs_per_round or cfg.budget
         batch = keys.shape
         uniform = uniform_policy(task.mdp)
         policy = self._plan()
         results: dict[int, list[RunResult]] = {}
         for index in range(cfg.rounds):
-            n = min(per_round, cfg.budget - index * per_round)
+            n = cfg.pairs_in_round(index)
             first, second = self._query(index, n, uniform if cfg.query == "uniform" else policy)
             answers = self._label(index, first, second)
             labels = Labels(answers.prefer_first.expand(*batch, n), answers.answered.expand(*batch, n),
@@ -259,7 +257,7 @@ class _Loop:
             self.history["answered"].append(labels.answered.sum(-1).double())
             if on_round is not None:
                 on_round(RoundRecord(index, first, second, labels, self.model))
-            pairs = index * per_round + n
+            pairs = index * cfg.round_size + n
             if pairs in checkpoints:
                 results[pairs] = self._results(index + 1, cfg.replace(budget=pairs))
         return results
@@ -269,8 +267,7 @@ class _Loop:
         scored = (step_rewards(self.scores, first), step_rewards(self.scores, second), self.score_range,
                   self.keys.fold(TEACHER, index))
         if isinstance(self.judge, PairLabeller):
-            return self.judge.label_pairs(first, second, index * (self.cfg.pairs_per_round or self.cfg.budget),
-                                          *scored)
+            return self.judge.label_pairs(first, second, index * self.cfg.round_size, *scored)
         return self.judge.label(*scored)
 
     def _new_model(self, keys: Keys) -> RewardModel:

@@ -30,6 +30,14 @@ def test_budget_counts_pairs_asked_in_rounds():
     assert sum(result.history["answered"]) < 250                           # the skip teacher skips some
 
 
+def test_a_config_splits_its_budget_into_full_rounds_and_a_short_last_one():
+    config = rlhf.GridWorld.defaults.replace(budget=250, pairs_per_round=100)
+    assert (config.round_size, config.rounds) == (100, 3)
+    assert [config.pairs_in_round(i) for i in range(config.rounds)] == [100, 100, 50]
+    one_round = config.replace(pairs_per_round=0)
+    assert (one_round.round_size, one_round.rounds, one_round.pairs_in_round(0)) == (250, 1, 250)
+
+
 def test_seed_gridworld_reaches_the_goal():
     """Seeds 0–4 (measured TV 0.023–0.031 here; the seed's own code gave 0.023–0.030)."""
     for seed in range(5):
