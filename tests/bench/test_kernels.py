@@ -1,14 +1,17 @@
 """One kernel set for every cell, whatever the outer environment asks torch for."""
 
 import json
+import os
 import sqlite3
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
+from helpers import ROOT, run_cli
 
 from bench import kernels
 from bench.errors import BenchError
-from helpers import ROOT, run_cli
 
 QUICK = ROOT / "bench" / "configs" / "quick.toml"
 
@@ -45,3 +48,14 @@ def test_cells_are_refused_in_a_process_whose_torch_runs_other_kernels(monkeypat
     monkeypatch.setattr(kernels, "capability", lambda: "AVX512")
     monkeypatch.setenv(kernels.OPT_OUT, "native")
     kernels.require_pinned("--executor serial")            # opted out: the provenance records AVX512 instead
+
+
+@pytest.mark.skipif(not kernels.is_x86_64(), reason="the pin is for x86-64")
+def test_mkl_runs_its_pinned_branch_on_any_vendors_cpu():
+    """MKL ignores MKL_CBWR=AVX2 on CPUs it does not take for Intel's (AMD: it ran AUTO and the quick
+    sweep drifted from the Intel baseline); after ``import bench`` it must run the pinned branch."""
+    probe = ("import bench, torch; from bench import kernels; a = torch.ones(4, 4); a @ a; "
+             "print(kernels.mkl_branch(), kernels.capability())")
+    result = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True,
+                            env={k: v for k, v in os.environ.items() if k != kernels.OPT_OUT})
+    assert result.stdout.split() == [kernels.PINNED_MKL_BRANCH, kernels.PINNED_CAPABILITY], result.stdout

@@ -1,0 +1,138 @@
+"""The report's ecosystem section (#15): Gymnasium and seals environments as tasks.
+
+Per environment (and teacher and method, when several were run): the preference pairs a seed
+needs until its learned reward's greedy policy is near-optimal (the first swept budget at which
+it is; the median over seeds, with a percentile-bootstrap CI over seeds), the share of seeds
+near-optimal at each budget, and whether the greedy policy's expected return reaches the
+environment's registered ``reward_threshold`` where one is registered and the optimum reaches it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+import rlhf
+
+from ..sweep.config import group_columns
+from . import figures
+from .stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, bootstrap_rng
+
+TASKS = ("gymnasium", "seals")
+_SETTING = [c for c in group_columns() if c != "budget"]
+
+
+def without_envs(frame: pd.DataFrame) -> pd.DataFrame:
+    """The rows the rest of the report is about."""
+    return frame[~frame["task"].isin(TASKS)]
+
+
+def first_near_optimal(cells: pd.DataFrame) -> pd.Series:
+    """Per seed of one setting: the first swept budget at which it is near-optimal (inf: never;
+    a failed cell is not near-optimal)."""
+    near = cells.assign(hit=(cells["status"] == "done") & (cells["near_optimal"] == 1.0))
+    hits = near[near["hit"]].groupby("seed")["budget"].min()
+    return pd.Series({seed: float(hits.get(seed, np.inf)) for seed in sorted(cells["seed"].unique())})
+
+
+def median_with_ci(values: np.ndarray, fields: dict) -> tuple[float, float, float]:
+    """The median of per-seed pair counts and its percentile-bootstrap CI over seeds (inf allowed)."""
+    rng = bootstrap_rng(fields)
+    draws = np.sort(values[rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))], axis=1)
+    medians = draws[:, (len(values) - 1) // 2]                    # the lower median: a swept budget, or inf
+    alpha = (1 - CONFIDENCE) / 2
+    return (float(np.sort(values)[(len(values) - 1) // 2]), float(np.quantile(medians, alpha, method="lower")),
+            float(np.quantile(medians, 1 - alpha, method="higher")))
+
+
+def table(cells: pd.DataFrame) -> pd.DataFrame:
+    """One row per setting: pairs to near-optimal (median seed, CI), near-optimal share per budget,
+    and the threshold columns."""
+    rows = []
+    envs = cells[cells["task"].isin(TASKS)]
+    for key, setting in envs.groupby(_SETTING, sort=True, dropna=False):
+        fields = dict(zip(_SETTING, key, strict=True))
+        need, low, high = median_with_ci(first_near_optimal(setting).to_numpy(), fields)
+        top = setting[setting["budget"] == setting["budget"].max()]
+        optimum = float(top["optimal_return"].dropna().iloc[0]) if top["optimal_return"].notna().any() else np.nan
+        registered = top["reward_threshold"].dropna() if "reward_threshold" in top else pd.Series(dtype=float)
+        threshold = float(registered.iloc[0]) if len(registered) else None
+        reachable = threshold is not None and optimum >= threshold
+        reached = ((top["status"] == "done") & (top["greedy_return"] >= (threshold or 0.0))).mean() if reachable \
+            else np.nan
+        row = {**fields, "seeds": setting["seed"].nunique(), "pairs_to_near_optimal": need, "ci_low": low,
+               "ci_high": high, "reward_threshold": threshold if threshold is not None else np.nan,
+               "optimal_return": optimum, "threshold_reached_share": reached, "top_budget": int(top["budget"].iloc[0])}
+        for budget, at in setting.groupby("budget"):
+            row[f"near_optimal@{budget}"] = float(((at["status"] == "done") & (at["near_optimal"] == 1.0)).mean())
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def section(cells: pd.DataFrame, to: Path) -> tuple[list[str], list[Path]]:
+    """The section's Markdown lines and its files (a CSV and a figure, into ``to``); nothing without env cells."""
+    if not cells["task"].isin(TASKS).any():
+        return [], []
+    rows = table(cells)
+    csv = to / "ecosystem.csv"
+    rows.to_csv(csv, index=False, float_format="%.6g")
+    varying = [c for c in _SETTING if c not in ("task", "env", "size", "horizon") and rows[c].nunique() > 1]
+    rows["line"] = [", ".join([str(r["env"]), *(f"{c} {r[c]}" for c in varying)]) for _, r in rows.iterrows()]
+    rows["panel"] = [", ".join(f"{c} {r[c]}" for c in varying) or "all" for _, r in rows.iterrows()]
+    figure = figures.ecosystem(rows, to / "ecosystem.png")
+    shown = []
+    for _, r in rows.iterrows():
+        top = r["top_budget"]
+        threshold = ("none registered" if np.isnan(r["reward_threshold"]) else
+                     f"{r['reward_threshold']:g}: not reachable (V* = {r['optimal_return']:.3g})"
+                     if np.isnan(r["threshold_reached_share"]) else
+                     f"{r['reward_threshold']:g}: {r['threshold_reached_share']:.0%} of seeds")
+        shown.append({"environment": r["env"], "states": r["size"], "H": r["horizon"],
+                      **{c: r[c] for c in varying},
+                      "pairs to near-optimal (median seed)": _pairs(r["pairs_to_near_optimal"], top),
+                      "CI": f"[{_pairs(r['ci_low'], top)}, {_pairs(r['ci_high'], top)}]",
+                      f"near-opt. @ {top}": f"{r[f'near_optimal@{top}']:.2f}",
+                      f"reward_threshold @ {top}": threshold})
+    seeds = int(rows["seeds"].max())
+    lines = ["## Tasks from the ecosystem: Gymnasium and seals", "",
+             "`bench/configs/ecosystem.toml`: Gymnasium toy-text and seals tabular environments imported with "
+             "`rlhf.from_gymnasium` / `rlhf.from_seals` and run through the same loop, teachers and metrics. "
+             "A Boltzmann teacher's β applies to the environment's own reward scale, and rewards are expected "
+             "rewards of (state, action): on slippery FrozenLake a step toward the goal is worth at most 1/3, so "
+             "β = 1 labels are close to coin flips there. "
+             "*Pairs to near-optimal*: per seed, the first swept budget at which the learned reward's greedy "
+             f"policy has scaled return ≥ {rlhf.NEAR_OPTIMAL_SCALED_RETURN}; the median over {seeds} seeds with a "
+             f"{CONFIDENCE:.0%} bootstrap CI over seeds. *reward_threshold*: the share of seeds whose greedy policy's "
+             "expected return in H steps reaches the environment's registered threshold, where one is registered "
+             "and the optimum V* reaches it. Numbers: [ecosystem.csv](ecosystem.csv).", "",
+             pd.DataFrame(shown).to_markdown(index=False), "", *_findings(rows),
+             f"![{figure.stem}]({figure.name})", ""]
+    return lines, [csv, figure]
+
+
+def _pairs(value: float, top: int) -> str:
+    return f"> {top}" if np.isinf(value) else f"{value:.0f}"
+
+
+def _findings(rows: pd.DataFrame) -> list[str]:
+    solved = rows[np.isfinite(rows["pairs_to_near_optimal"])].sort_values("pairs_to_near_optimal")
+    unsolved = rows[~np.isfinite(rows["pairs_to_near_optimal"])]
+    lines = ["### Findings", ""]
+    if len(solved):
+        lines.append("- The median seed becomes near-optimal within the sweep on " + ", ".join(
+            f"{r['line']} ({r['pairs_to_near_optimal']:.0f} pairs)" for _, r in solved.iterrows()) + ".")
+    if len(unsolved):
+        lines.append("- It does not within the sweep on " + ", ".join(
+            f"{r['line']} ({r[f'near_optimal@{r.top_budget}']:.0%} of seeds near-optimal at {r.top_budget})"
+            for _, r in unsolved.iterrows()) + ".")
+    unreachable = rows[rows["reward_threshold"].notna() & rows["threshold_reached_share"].isna()]
+    for _, r in unreachable.drop_duplicates(["env", "horizon"]).iterrows():
+        lines.append(f"- {r['env']}: its reward_threshold {r['reward_threshold']:g} is above the optimal "
+                     f"expected return in {r['horizon']} steps (V* = {r['optimal_return']:.3f}), so no policy "
+                     "reaches it in expectation.")
+    for _, r in rows[rows["threshold_reached_share"].notna()].iterrows():
+        lines.append(f"- {r['line']}: {r['threshold_reached_share']:.0%} of seeds reach its reward_threshold "
+                     f"{r['reward_threshold']:g} at {r['top_budget']} pairs (V* = {r['optimal_return']:.3f}).")
+    return [*lines, ""]

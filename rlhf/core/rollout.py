@@ -1,0 +1,177 @@
+"""Batched rollouts: every trajectory of a batch advances in one tensor step."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from .keys import Keys
+from .mdp import TabularMDP
+
+
+@dataclass(frozen=True)
+class Trajectories:
+    """A batch of fixed-length trajectories, ``[..., B, T]`` (leading dimensions: seeds)."""
+
+    states: torch.Tensor
+    """[..., B, T] int64, the state at step t (before acting)."""
+    actions: torch.Tensor
+    """[..., B, T] int64, the action executed at step t (after action noise)."""
+
+    def __len__(self) -> int:
+        return self.states.shape[-2]
+
+    def split(self) -> tuple[Trajectories, Trajectories]:
+        """First and second half of the batch (the two sides of each pair)."""
+        n = len(self) // 2
+        return (Trajectories(self.states[..., :n, :], self.actions[..., :n, :]),
+                Trajectories(self.states[..., n:, :], self.actions[..., n:, :]))
+
+    def pick(self, index: torch.Tensor) -> Trajectories:
+        """The trajectories ``index[..., n]`` of each seed's batch, in that order: ``[..., n, T]``."""
+        index = index.unsqueeze(-1)
+        return Trajectories(torch.take_along_dim(self.states, index, dim=-2),
+                            torch.take_along_dim(self.actions, index, dim=-2))
+
+    def __getitem__(self, index: int | slice | torch.Tensor) -> Trajectories:
+        """The trajectories of one seed (or a selection of seeds) of a batch."""
+        return Trajectories(self.states[index], self.actions[index])
+
+
+def step_rewards(reward: torch.Tensor, traj: Trajectories) -> torch.Tensor:
+    """``[..., B, T]`` reward of each step: ``r[s_t]`` for a state reward ``[S]``, else ``r[s_t, a_t]``
+    (a gather on the flat table: 2-3x faster than advanced indexing)."""
+    index = traj.states if reward.dim() == 1 else traj.states * reward.shape[-1] + traj.actions
+    return reward.reshape(-1).index_select(0, index.reshape(-1)).view(index.shape)
+
+
+def rollout(
+    mdp: TabularMDP,
+    policy: torch.Tensor,
+    num: int,
+    length: int,
+    keys: Keys,
+) -> Trajectories:
+    """Roll out ``num`` trajectories of ``length`` steps from the start distribution, for each key.
+
+    ``policy[..., s, a]`` is a stationary stochastic policy per key (leading
+    dimensions ``keys.shape``) or one ``[S, A]`` policy for all. Returns
+    ``[*keys.shape, num, length]``. Trajectory j's start and its step t use
+    draws ``j`` and ``(t + 1)·num + j`` under its key (31-bit integers, :meth:`Keys.bits31_grid`), so what
+    a seed samples does not depend on the other keys in the batch. Each step
+    draws the executed action and the successor together: one draw, one
+    inverse-CDF lookup in a :class:`_StepTable` (six to eight calls a step, however many outcomes).
+    """
+    if length < 1:
+        raise ValueError(f"length must be >= 1, got {length}")
+    batch, S = keys.shape, mdp.num_states
+    B = batch.numel()
+    if policy.dim() == 2:
+        policy = policy.expand(*batch, *policy.shape)
+    if policy.shape[:-2] != batch:
+        raise ValueError(f"policy must be [S, A] or [*keys.shape, S, A], got {tuple(policy.shape)} "
+                         f"for keys of shape {tuple(batch)}")
+    table = _StepTable(mdp, policy.reshape(B, S, -1))
+    # draw t·num + j: trajectory j's start (t = 0) and its step t − 1, as [T + 1, B·num]
+    draws = keys.bits31_grid(length + 1, num).view(length + 1, B * num)
+    first_row = torch.arange(B, dtype=torch.int32, device=draws.device).mul_(S).repeat_interleave(num)
+    rows = torch.empty(length, B * num, dtype=torch.int32, device=draws.device)    # global b·S + s
+    outcomes = torch.empty_like(rows)
+    start = torch.searchsorted(_start_cdf(mdp), draws[0], out_int32=True)     # entries below the draw
+    torch.add(start, first_row, out=rows[0])
+    for t in range(length):
+        table.draw(rows[t], draws[t + 1], out=outcomes[t])
+        if t + 1 < length:
+            table.successor(rows[t], outcomes[t], out=rows[t + 1])
+    if table.slots > 1:     # outcome a·K + k -> a (a lookup: integer division is ~4x slower)
+        outcomes = table.action_of.index_select(0, outcomes.view(-1)).view(outcomes.shape)
+    return Trajectories(_trajectory_major(rows.sub_(first_row), batch, num),
+                        _trajectory_major(outcomes, batch, num))
+
+
+def _trajectory_major(steps: torch.Tensor, batch: torch.Size, num: int) -> torch.Tensor:
+    """``[*batch, num, T]`` int64, contiguous, from the loop's time-major ``[T, B·num]`` int32: one
+    transposing copy here (as cheap as the conversion alone) saves one in each consumer."""
+    return steps.T.to(torch.int64, memory_format=torch.contiguous_format).view(*batch, num, steps.shape[0])
+
+
+_RESOLUTION_BITS = 31
+"""Probabilities are sampled in steps of 2⁻³¹: integer arithmetic, exact at row ends, int32 tables."""
+_SIGN_BITS_FROM = 4096
+"""Trajectories per step from which a draw counts sign bits (in-place integer passes: 25% faster at
+20,000 trajectories) rather than comparing (one call fewer: the single-seed loop is dispatch-bound).
+Both count the same entries."""
+
+
+def _integer_cdf(probs: torch.Tensor) -> torch.Tensor:
+    """Rows of ``probs[..., n]`` as integer CDFs minus one, int32: the last entry is 2³¹ − 1, and
+    "CDF <= u" is "entry < u" for draws u in [0, 2³¹)."""
+    cdf = probs.double().cumsum(-1)
+    return torch.floor(cdf / cdf[..., -1:] * (1 << _RESOLUTION_BITS)).to(torch.int64).sub_(1).to(torch.int32)
+
+
+def _start_cdf(mdp: TabularMDP) -> torch.Tensor:
+    return mdp.cached("rollout.start_cdf", lambda: _integer_cdf(mdp.start))
+
+
+class _StepTable:
+    """Every (seed, state)'s outcomes o = a·K + k (executed action a, successor slot k) as one
+    integer CDF row, stored column by column in one flat array: ``cdf[o·R + r]`` for row
+    r = b·S + s of R. A draw gathers a trajectory's whole row with one index ``o·R + r`` (an
+    ``[A·K, n]`` gather: one call however many outcomes), and the successor table has the same
+    layout, so the successor of outcome o is one add and one gather away."""
+
+    def __init__(self, mdp: TabularMDP, policy: torch.Tensor) -> None:
+        layout = _layout(mdp)
+        B, S = policy.shape[0], mdp.num_states
+        joint = mdp.executed_policy(policy).double().unsqueeze(-1).mul(layout.probs)       # [B, S, A, K]
+        self.slots = layout.probs.shape[-1]
+        outcomes = self.slots * mdp.num_actions
+        self.num_rows = B * S
+        if outcomes * self.num_rows >= 1 << 31:
+            raise ValueError(f"{B} seeds x {S} states x {outcomes} outcomes exceed int32 indices")
+        self.action_of = torch.arange(outcomes, dtype=torch.int32, device=joint.device).div_(
+            self.slots, rounding_mode="floor")
+        self.cdf = _integer_cdf(joint.view(self.num_rows, -1)).T.reshape(-1)              # [A·K · B·S]
+        self._column_starts = torch.arange(outcomes, dtype=torch.int32, device=joint.device).mul_(
+            self.num_rows).view(-1, 1)
+        offsets = (torch.arange(B, dtype=torch.int32, device=joint.device) * S).view(B, 1, 1)
+        self._successor = (layout.successor.view(1, S, -1) + offsets).view(self.num_rows, -1).T.reshape(-1)
+
+    def draw(self, rows: torch.Tensor, uniform: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """Inverse-CDF draws into ``out``: outcome (a·K + k) of trajectories in global ``rows``
+        (b·S + s) for draws in [0, 2³¹), the number of entries of the row below the draw, i.e. the
+        first outcome whose CDF exceeds it, so zero-probability outcomes (an entry equal to the
+        one before) are never drawn. Integer arithmetic only: exact, and the same in any batch."""
+        entries = self.cdf.index_select(0, (rows + self._column_starts).view(-1)).view(
+            self._column_starts.shape[0], rows.shape[0])
+        if rows.shape[0] < _SIGN_BITS_FROM:
+            return torch.sum(entries < uniform, dim=0, dtype=torch.int32, out=out)
+        # entry − draw is negative exactly where entry < draw (entry in [−1, 2³¹), draw in [0, 2³¹):
+        # the difference fits in int32), so its sign bit counts
+        below = entries.sub_(uniform).bitwise_right_shift_(31)                    # −1 or 0
+        return torch.sum(below, dim=0, dtype=torch.int32, out=out).neg_()
+
+    def successor(self, rows: torch.Tensor, outcomes: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
+        """The global row of each trajectory's successor state."""
+        return torch.index_select(self._successor, 0, torch.add(rows, outcomes, alpha=self.num_rows), out=out)
+
+
+@dataclass(frozen=True)
+class _Layout:
+    """An MDP's outcomes ``o = (s·A + a)·K + k`` in one flat, state-major order."""
+
+    probs: torch.Tensor        # [S, A, K] float64 P(slot k | s, a)
+    successor: torch.Tensor    # [S·A·K] int32 successor state of each outcome
+
+
+def _layout(mdp: TabularMDP) -> _Layout:
+    """The MDP's layout, built on its first rollout (a loop calls rollout every round)."""
+    return mdp.cached("rollout.layout", lambda: _build_layout(mdp))
+
+
+def _build_layout(mdp: TabularMDP) -> _Layout:
+    next_states, probs = mdp.next_states, mdp.probs                        # [A, S, K]
+    return _Layout(probs=probs.transpose(0, 1).double(),
+                   successor=next_states.transpose(0, 1).reshape(-1).to(torch.int32))

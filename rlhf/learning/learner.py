@@ -1,0 +1,349 @@
+"""Bradley–Terry reward learning from (soft) preference labels.
+
+For pairs of equally long segments the preference logit is linear in the
+reward parameters: ``z = R₁ − R₂ = C·θ`` with ``C[i, j]`` the number of times
+feature j occurs in segment 1 of pair i minus in segment 2 (the log-partition
+of ``log_softmax`` cancels). The loss and its gradient are then closed-form::
+
+    L = mean_i [softplus(z_i) − y_i·z_i],   ∇θ L = Cᵀ(σ(z) − y) / B
+
+which is what autograd would compute, at a fraction of the cost; the
+optimisers are torch's Adam and SGD updates written out on that gradient.
+``tests/rlhf/test_learner.py`` checks both against autograd and torch.optim.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+from dataclasses import dataclass
+
+import torch
+import torch.nn.functional as F
+
+from ..core import batched
+from ..core.rollout import Trajectories, step_rewards
+from .rewards import RewardModel
+
+ADAM_BETAS = (0.9, 0.999)
+ADAM_EPS = 1e-8
+_ALL_FEATURES_MAX = 4096
+_SIMD_BLOCK = 64
+"""Floats per padded parameter row: a multiple of every SIMD loop's step (AVX-512: 16 floats, unrolled)."""
+
+
+@dataclass(frozen=True)
+class LearnerConfig:
+    """How the reward model is fitted each round."""
+
+    optimizer: str = "adam"
+    """``"adam"`` (the gridworld seed) or ``"sgd"`` (the string seed)."""
+    lr: float = 1e-2
+    """Learning rate >= 0 (0 freezes the model: a planted regression)."""
+    epochs: int = 50
+    """Passes over each round's pairs."""
+    batch_size: int = 0
+    """Pairs per optimiser step, in collection order; 0 = the whole round."""
+
+    def __post_init__(self) -> None:
+        if self.optimizer not in ("adam", "sgd"):
+            raise ValueError(f"optimizer must be 'adam' or 'sgd', got {self.optimizer!r}")
+        if isinstance(self.lr, bool) or not isinstance(self.lr, (int, float)) or not self.lr >= 0:
+            raise ValueError(f"lr must be a number >= 0, got {self.lr!r}")
+        if isinstance(self.epochs, bool) or not isinstance(self.epochs, int) or self.epochs < 1:
+            raise ValueError(f"epochs must be an integer >= 1, got {self.epochs!r}")
+        if isinstance(self.batch_size, bool) or not isinstance(self.batch_size, int) or self.batch_size < 0:
+            raise ValueError(f"batch_size must be an integer >= 0, got {self.batch_size!r}")
+
+
+def bradley_terry_loss(logit: torch.Tensor, prefer_first: torch.Tensor) -> torch.Tensor:
+    """Mean cross-entropy of ``P(first) = σ(logit)``, ``logit = R₁ − R₂``, in logit space.
+
+    ``prefer_first[B]`` may be soft (0.5 for "equal").
+    """
+    return -(prefer_first * F.logsigmoid(logit) + (1 - prefer_first) * F.logsigmoid(-logit)).mean()
+
+
+def preference_logits(reward: torch.Tensor, first: Trajectories, second: Trajectories) -> torch.Tensor:
+    """``[B]`` ``R₁ − R₂`` of each pair under ``reward`` ([S] or [S, A])."""
+    return step_rewards(reward, first).sum(-1) - step_rewards(reward, second).sum(-1)
+
+
+def count_differences(
+    features_1: torch.Tensor, features_2: torch.Tensor, num_features: int
+) -> tuple[torch.Tensor | None, torch.Tensor]:
+    """``(support[U], C[..., B, U])``: the features used, and per pair their count in
+    segment 1 minus segment 2 (``features_i[..., B, T]`` index a flat parameter vector
+    of ``num_features``). Small models get every feature (``support`` None): no
+    gather and scatter in the optimiser's inner loop. Large ones (one seed at a
+    time) get the features the pairs use."""
+    *batch, B, T = features_1.shape
+    if num_features <= _ALL_FEATURES_MAX:
+        support, width, index_1, index_2 = None, num_features, features_1, features_2
+    else:
+        support, inverse = torch.unique(torch.cat([features_1, features_2], dim=-1), return_inverse=True)
+        width, index_1, index_2 = support.numel(), inverse[..., :T], inverse[..., T:]
+    counts = torch.zeros(*batch, B, width, device=features_1.device)
+    one = (1,) * counts.dim()
+    plus = torch.ones(one, device=counts.device).expand(index_1.shape)
+    minus = torch.full(one, -1.0, device=counts.device).expand(index_2.shape)
+    counts.scatter_add_(-1, index_1, plus).scatter_add_(-1, index_2, minus)
+    return support, counts
+
+
+class RewardLearner:
+    """Fits a reward model round after round; optimiser state persists (as in both seeds).
+
+    The model may hold a batch of seeds (``theta[B, F]``): each seed is fitted on its own
+    pairs, and what a seed gets does not depend on the other seeds in the batch (the
+    kernels of :mod:`rlhf.batched`). Models above 4096 features are fitted one seed at a
+    time, on the features each round uses.
+
+    ``may_skip``: some pairs can come unanswered (a skipping teacher). Each seed then
+    drops its unanswered pairs and batches the rest in collection order, with its own
+    Adam step count; an update with nothing answered leaves that seed alone. Decided
+    per configuration, not per round, so a seed's arithmetic never depends on its batch.
+    """
+
+    def __init__(self, model: RewardModel, config: LearnerConfig, may_skip: bool = False) -> None:
+        self.model, self.config, self.may_skip = model, config, may_skip
+        theta = model.theta
+        self._unbatched = theta.dim() == 1
+        self._batch = theta.shape[:-1]        # seeds, or seeds and ensemble members: rows alike
+        self._model_theta = theta.view(-1, theta.shape[-1])       # [B, F], shares storage
+        # The optimiser works on rows padded to whole SIMD blocks: torch's fused Adam (like
+        # sigmoid) rounds differently in its scalar tail, and with no tail at all an element's
+        # update cannot depend on where its seed sits in the batch. Copied back after each update.
+        B, F = self._model_theta.shape
+        padded = torch.zeros(B, -(-F // _SIMD_BLOCK) * _SIMD_BLOCK, device=theta.device)
+        self._theta = padded[:, :F]
+        self._theta.copy_(self._model_theta)
+        self._padded = padded
+        self._exp_avg = torch.zeros_like(padded)
+        self._exp_avg_sq = torch.zeros_like(padded)
+        self._grad = torch.zeros_like(padded)
+        self._steps = torch.zeros(self._theta.shape[0], 1, dtype=torch.float64, device=theta.device)
+        """[B, 1] Adam steps each seed has taken."""
+
+    def update(self, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor,
+               answered: torch.Tensor | None = None, weights: torch.Tensor | None = None,
+               ) -> torch.Tensor | float:
+        """Fit one round's pairs (``[*batch, n, T]``, labels ``[*batch, n]``, ``batch`` the model's
+        leading dimensions: none or seeds); returns each row's mean pre-step loss over the last
+        epoch (a float for an unbatched model; NaN for a row with nothing answered).
+
+        ``weights[*batch, E, n]``: for a model whose last batch dimension holds E ensemble members
+        (pairs then have the batch without it), how many times each member counts each pair (its
+        bootstrap multiplicities; see :meth:`_update_members`)."""
+        f1, f2 = self.model.features(first), self.model.features(second)
+        if f1.shape != f2.shape:
+            raise ValueError(f"segments must have equal shapes, got {tuple(f1.shape)} and {tuple(f2.shape)}")
+        n, T = f1.shape[-2:]        # [*batch, n, T] -> [rows, n, T]
+        f1, f2, prefer_first = f1.reshape(-1, n, T), f2.reshape(-1, n, T), prefer_first.reshape(-1, n)
+        answered = None if answered is None else answered.reshape(-1, n)
+        if answered is not None and not self.may_skip and not bool(answered.all()):
+            raise ValueError("unanswered pairs given to a learner made with may_skip=False")
+        if weights is not None:
+            if self._theta.shape[-1] > _ALL_FEATURES_MAX:
+                raise ValueError(f"an ensemble needs a model of at most {_ALL_FEATURES_MAX} features, "
+                                 f"got {self._theta.shape[-1]}")
+            loss = self._update_members(f1, f2, prefer_first, answered if self.may_skip else None,
+                                        weights.reshape(f1.shape[0], -1, n))
+        elif self._theta.shape[-1] <= _ALL_FEATURES_MAX:
+            loss = self._update(f1, f2, prefer_first, answered if self.may_skip else None)
+        else:
+            loss = torch.stack([self._update_one(b, f1[b], f2[b], prefer_first[b],
+                                                 None if answered is None else answered[b])
+                                for b in range(self._theta.shape[0])])
+        self._model_theta.copy_(self._theta)
+        return float(loss[0]) if self._unbatched else loss.view(self._batch)
+
+    # ------------------------------------------------------------- all seeds
+    def _update(self, f1: torch.Tensor, f2: torch.Tensor, y: torch.Tensor, answered: torch.Tensor | None,
+                ) -> torch.Tensor:
+        _, counts = count_differences(f1, f2, self._theta.shape[-1])          # [B, n, F]
+        n = y.shape[-1]
+        valid = None
+        if answered is not None:      # answered pairs first, in collection order; the rest weigh 0
+            order = torch.argsort((~answered).to(torch.int8), dim=-1, stable=True)
+            counts = torch.take_along_dim(counts, order.unsqueeze(-1), dim=1)
+            y = torch.take_along_dim(y, order, dim=1)
+            valid = torch.arange(n, device=y.device) < answered.sum(-1, keepdim=True)    # [B, n]
+        size = self.config.batch_size or n
+        batches = []
+        for lo in range(0, n, size):
+            c, y_b = counts[:, lo:lo + size], y[:, lo:lo + size]
+            if valid is None:
+                rows = c / c.shape[1]
+                active = None
+            else:
+                w = valid[:, lo:lo + size].float()
+                k = w.sum(-1, keepdim=True)
+                rows = c * (w / k.clamp(min=1)).unsqueeze(-1)
+                active = k > 0                                               # [B, 1]
+            # −z = θ·(−Cᵀ) and ∇ = σ(z)·C/B − y·C/B: row vector times matrix (batched.vecmat);
+            # −z saves the negation in σ(z) = 1 / (1 + exp(−z)), and y·C/B is fixed per batch.
+            batches.append((c.transpose(1, 2).neg().contiguous(), rows.contiguous(),
+                            batched.vecmat(y_b, rows).neg_(), active))
+        step = self._step_all(valid is not None, self.config.epochs * len(batches))
+        grad = self._grad[:, :self._theta.shape[-1]]
+        last_logits = []
+        for epoch in range(self.config.epochs):
+            for minus_c_t, rows, offset, active in batches:
+                minus_z = batched.vecmat(self._theta, minus_c_t)
+                if epoch == self.config.epochs - 1:
+                    last_logits.append(minus_z.neg())
+                torch.add(batched.vecmat(minus_z.exp_().add_(1.0).reciprocal_(), rows), offset, out=grad)
+                step(active)
+        z = torch.cat(last_logits, dim=1)
+        losses = batched.softplus(z) - y * z
+        if valid is None:
+            return losses.mean(-1)
+        return torch.where(valid, losses, 0.0).sum(-1) / valid.sum(-1)      # NaN: nothing answered
+
+    # ------------------------------------------------------- ensemble members
+    def _update_members(self, f1: torch.Tensor, f2: torch.Tensor, y: torch.Tensor, answered: torch.Tensor | None,
+                        weights: torch.Tensor) -> torch.Tensor:
+        """Every member of every seed on its seed's pairs ``f[B, n, T]``, member e of seed b
+        weighting pair i by ``weights[b, e, i]`` (0 where unanswered): each batch's loss is the
+        member's weighted mean, so with whole-round batches a member fits exactly its bootstrap
+        resample (pair i counted w_i times); with mini-batches pairs stay in collection order,
+        and a member skips a batch it gives no weight. The count matrix C is built once per seed
+        and shared: a step is two ``[E, F] × [F, n]`` products per seed (``torch.bmm``, the same
+        BLAS path at every batch size: tested), not E row-vector products."""
+        _, counts = count_differences(f1, f2, self._theta.shape[-1])          # [B, n, F]
+        B, E, n = weights.shape
+        w = weights.float() if answered is None else weights.float() * answered.unsqueeze(-2)
+        size = self.config.batch_size or n
+        batches = []
+        for lo in range(0, n, size):
+            c, w_b = counts[:, lo:lo + size], w[..., lo:lo + size]
+            total = w_b.sum(-1, keepdim=True)                                  # [B, E, 1]
+            scale = (w_b / total.clamp(min=1)).contiguous()                    # [B, E, b]
+            offset = torch.bmm(scale * y[:, None, lo:lo + size], c).neg_()     # −(w·y)·C / Σw
+            batches.append((c.transpose(1, 2).neg().contiguous(), c.contiguous(), scale, offset,
+                            (total > 0).view(B * E, 1)))
+        masked = self.may_skip or len(batches) > 1
+        step = self._step_all(masked, self.config.epochs * len(batches))
+        F, P = self._theta.shape[-1], self._padded.shape[-1]
+        theta = self._padded.view(B, E, P)[..., :F]
+        grad = self._grad.view(B, E, P)[..., :F]
+        last_logits = []
+        for epoch in range(self.config.epochs):
+            for minus_c_t, c, scale, offset, active in batches:
+                minus_z = torch.bmm(theta, minus_c_t)                         # [B, E, b]
+                if epoch == self.config.epochs - 1:
+                    last_logits.append(minus_z.neg())
+                sigma = minus_z.exp_().add_(1.0).reciprocal_().mul_(scale)
+                torch.add(torch.bmm(sigma, c), offset, out=grad)
+                step(active if masked else None)
+        z = torch.cat(last_logits, dim=-1)
+        losses = (batched.softplus(z) - y.unsqueeze(-2) * z) * w
+        return (losses.sum(-1) / w.sum(-1)).view(-1)                          # NaN: no weight at all
+
+    def _step_all(self, masked: bool, total: int):
+        """``step(active)``: one of this update's ``total`` optimiser steps for every seed on
+        ``self._grad`` (``active[B, 1]``: which seeds step, None = all). Bound once per update:
+        the inner loop is dispatch-bound, so it makes no call it can avoid."""
+        theta, grad, lr = self._padded, self._grad, self.config.lr
+        if self.config.optimizer == "sgd":     # an inactive seed's gradient is 0: nothing moves
+            return lambda active: theta.add_(grad, alpha=-lr)
+        if masked:
+            return lambda active: _masked_adam(theta, grad, self._exp_avg, self._exp_avg_sq, self._steps,
+                                               active, lr)
+        # Adam's step counts for the whole update at once (torch.optim keeps one tensor and adds 1).
+        done = int(self._steps[0, 0])           # every seed has taken the same steps on this path
+        numbers = torch.arange(done + 1, done + total + 1, dtype=torch.float32, device=theta.device)
+        self._steps.add_(total)
+        adam, steps = _adam(theta, grad, self._exp_avg, self._exp_avg_sq, lr), iter(numbers.unbind(0))
+        return lambda active: adam(next(steps))
+
+    # ---------------------------------------------------------- large models
+    def _update_one(self, b: int, f1: torch.Tensor, f2: torch.Tensor, y: torch.Tensor,
+                    answered: torch.Tensor | None) -> torch.Tensor:
+        """Seed ``b`` alone, on the features its pairs use (unanswered pairs dropped)."""
+        if answered is not None:
+            f1, f2, y = f1[answered], f2[answered], y[answered]
+        n = y.shape[0]
+        if n == 0:
+            return torch.tensor(float("nan"))
+        support, counts = count_differences(f1, f2, self._theta.shape[-1])
+        assert support is not None
+        theta = self._padded[b]
+        size = self.config.batch_size or n
+        batches = []
+        for lo in range(0, n, size):
+            c, y_b = counts[lo:lo + size], y[lo:lo + size]
+            c_t = c.T / c.shape[0]
+            batches.append((c, c_t, -(c_t @ y_b)))
+        grad = torch.empty(support.numel(), device=theta.device)
+        if self.config.optimizer == "sgd":
+            def step() -> None:
+                theta.index_add_(0, support, grad, alpha=-self.config.lr)
+        else:
+            full = self._grad[b]
+            adam = _adam(theta, full, self._exp_avg[b], self._exp_avg_sq[b], self.config.lr)
+
+            def step() -> None:
+                full.zero_().index_copy_(0, support, grad)
+                self._steps[b] += 1
+                adam(self._steps[b, 0].float())
+        last_logits = []
+        for epoch in range(self.config.epochs):
+            for c, c_t, offset in batches:
+                z = torch.mv(c, theta[support])
+                if epoch == self.config.epochs - 1:
+                    last_logits.append(z)
+                torch.addmv(offset, c_t, batched.sigmoid(z), out=grad)
+                step()
+        z = torch.cat(last_logits)
+        return (batched.softplus(z) - y * z).mean()
+
+
+def _masked_adam(theta: torch.Tensor, grad: torch.Tensor, exp_avg: torch.Tensor, exp_avg_sq: torch.Tensor,
+                 steps: torch.Tensor, active: torch.Tensor | None, lr: float) -> None:
+    """torch's Adam (no weight decay, no amsgrad) with a step count per seed (``steps[B, 1]``,
+    float64), applied where ``active[B, 1]``; written out as ``torch.optim.Adam`` orders it."""
+    beta1, beta2 = ADAM_BETAS
+    mask = torch.ones_like(steps, dtype=torch.bool) if active is None else active
+    steps.add_(mask.double())
+    t = steps.clamp(min=1)
+    step_size = (lr / (1 - beta1 ** t)).float()
+    bias2_sqrt = (1 - beta2 ** t).sqrt().float()
+    new_avg = exp_avg.lerp(grad, 1 - beta1)
+    new_sq = exp_avg_sq.mul(beta2).addcmul_(grad, grad, value=1 - beta2)
+    denom = (new_sq.sqrt() / bias2_sqrt).add_(ADAM_EPS)
+    new_theta = theta - step_size * (new_avg / denom)
+    exp_avg.copy_(torch.where(mask, new_avg, exp_avg))
+    exp_avg_sq.copy_(torch.where(mask, new_sq, exp_avg_sq))
+    theta.copy_(torch.where(mask, new_theta, theta))
+
+
+def _release(version: str) -> tuple[int, ...]:
+    """``(major, minor)`` of a version string such as ``"2.4.0a0+git1234"`` (its base version)."""
+    match = re.match(r"(\d+)\.(\d+)", version)
+    assert match is not None, f"not a version: {version!r}"
+    return tuple(int(part) for part in match.groups())
+
+
+# The kernel behind torch.optim.Adam(fused=True); torch 2.1–2.3 have it for CUDA only, not on CPU.
+_FUSED_ADAM = hasattr(torch, "_fused_adam_") and _release(torch.__version__) >= (2, 4)
+
+
+def _adam(theta, grad, exp_avg, exp_avg_sq, lr: float):
+    """``step(number)``: Adam step ``number`` (1-based, a scalar tensor) of torch's Adam
+    (no weight decay, no amsgrad) on whatever ``grad`` holds, in place."""
+    beta1, beta2 = ADAM_BETAS
+    if _FUSED_ADAM:
+        params, grads, avgs, avgs_sq = [theta], [grad], [exp_avg], [exp_avg_sq]
+        return lambda number: torch._fused_adam_(
+            params, grads, avgs, avgs_sq, [], [number], amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
+            weight_decay=0.0, eps=ADAM_EPS, maximize=False)
+
+    def step(number: torch.Tensor) -> None:
+        t = float(number)
+        exp_avg.lerp_(grad, 1 - beta1)
+        exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
+        denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** t)).add_(ADAM_EPS)
+        theta.addcdiv_(exp_avg, denom, value=-lr / (1 - beta1 ** t))
+    return step

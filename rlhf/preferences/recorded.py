@@ -1,0 +1,203 @@
+"""A person's answers to preference queries: the labels store and the teacher that replays it.
+
+A *labels store* is one SQLite file (``labels.sqlite`` in a directory, one per labeller). It
+holds the session's configuration and, one row per answer, the pair shown (both segments'
+states and actions), the answer (``1``, ``2``, ``=`` or ``s`` for skip), when it was given and
+the code fingerprint of the program that recorded it. Every answer is committed the moment it
+is given, so a killed session loses at most the pair on screen.
+
+:class:`RecordedTeacher` answers a training run's queries from a store, by the pairs' content:
+the pairs a session showed are the ones :func:`rlhf.session_pairs` draws for its configuration
+and seed, which are the ones ``rlhf.train`` asks with that configuration and seed.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import sqlite3
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+
+from ..core.keys import Keys
+from ..core.rollout import Trajectories
+from .teachers import Labels, mean_entropy
+
+STORE_NAME = "labels.sqlite"
+ANSWERS = {"1": 1.0, "2": 0.0, "=": 0.5, "s": None}
+"""Keys of an answer and the label they mean (``None``: skipped)."""
+_SCHEMA = """
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS answers (
+    position      INTEGER PRIMARY KEY,
+    pair          TEXT NOT NULL,
+    answer        TEXT NOT NULL,
+    answered_at   TEXT NOT NULL,
+    fingerprint   TEXT NOT NULL
+);
+"""
+
+
+@dataclass(frozen=True)
+class Answer:
+    """One stored answer: the pair (``[T]`` states and actions of each segment) and the key pressed."""
+
+    position: int
+    first: Trajectories
+    second: Trajectories
+    answer: str
+    answered_at: str
+    fingerprint: str
+
+    @property
+    def prefer_first(self) -> float | None:
+        return ANSWERS[self.answer]
+
+
+def label_tensors(values: list[float | None]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prefer_first, answered)`` of stored labels; a skip (None) is unanswered, with label 0."""
+    return (torch.tensor([0.0 if v is None else v for v in values]),
+            torch.tensor([v is not None for v in values]))
+
+
+def pair_key(first: Trajectories, second: Trajectories) -> str:
+    """A pair's identity by content (JSON of both segments' states and actions)."""
+    return json.dumps([first.states.tolist(), first.actions.tolist(), second.states.tolist(),
+                       second.actions.tolist()], separators=(",", ":"))
+
+
+class LabelStore:
+    """The answers of one labeller (see the module docstring); ``with LabelStore(dir) as store``."""
+
+    def __init__(self, directory: str | Path, config: dict | None = None) -> None:
+        """Open (or create) the store in ``directory``. With ``config`` (the session's configuration,
+        JSON-serialisable), a new store records it and an existing one must hold the same, else
+        ``ValueError`` naming the first field that differs: one store, one session."""
+        self.path = Path(directory) / STORE_NAME
+        if config is None and not self.path.exists():
+            raise ValueError(f"{directory}: no labels store ({STORE_NAME})")
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._db = sqlite3.connect(self.path, isolation_level=None)     # autocommit: one answer, one commit
+        try:
+            self._db.execute("PRAGMA synchronous=FULL")
+            self._db.executescript(_SCHEMA)
+        except sqlite3.DatabaseError as exc:
+            self._db.close()
+            raise ValueError(f"{self.path} is not a labels store ({exc})") from None
+        stored = self._db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()
+        if stored is None and config is not None:
+            self._db.execute("INSERT INTO meta VALUES ('config', ?)", (json.dumps(config, sort_keys=True),))
+        elif stored is not None and config is not None:
+            mine = json.loads(stored[0])
+            for field in sorted(set(mine) | set(config)):
+                if mine.get(field) != config.get(field):
+                    self._db.close()
+                    raise ValueError(f"{directory} holds labels for {field} = {mine.get(field)!r}, not "
+                                     f"{config.get(field)!r}: use another directory for another session")
+        self.config: dict = json.loads(self._db.execute("SELECT value FROM meta WHERE key = 'config'").fetchone()[0])
+
+    def __enter__(self) -> LabelStore:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def close(self) -> None:
+        self._db.close()
+
+    def __len__(self) -> int:
+        return int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+
+    def append(self, first: Trajectories, second: Trajectories, answer: str, fingerprint: str = "") -> int:
+        """Store (and commit) the answer to the next pair; returns its position."""
+        if answer not in ANSWERS:
+            raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
+        position = len(self)
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self._db.execute("INSERT INTO answers VALUES (?, ?, ?, ?, ?)",
+                         (position, pair_key(first, second), answer, stamp, fingerprint))
+        return position
+
+    def undo(self) -> Answer | None:
+        """Remove (and commit) the last answer; returns it, or None when there is none."""
+        answers = self.answers()
+        if not answers:
+            return None
+        self._db.execute("DELETE FROM answers WHERE position = ?", (answers[-1].position,))
+        return answers[-1]
+
+    def digest(self) -> str:
+        """A hash of every answer (position, pair, key): changes with any answer given or undone."""
+        rows = self._db.execute("SELECT position, pair, answer FROM answers ORDER BY position").fetchall()
+        return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
+
+    def answers(self) -> list[Answer]:
+        out = []
+        for position, pair, answer, stamp, fingerprint in self._db.execute(
+                "SELECT position, pair, answer, answered_at, fingerprint FROM answers ORDER BY position"):
+            s1, a1, s2, a2 = (torch.tensor(v, dtype=torch.int64) for v in json.loads(pair))
+            out.append(Answer(position, Trajectories(s1, a1), Trajectories(s2, a2), answer, stamp, fingerprint))
+        return out
+
+
+class RecordedTeacher:
+    """A labeller that replays a person's answers from a labels store.
+
+    The run's k-th pair gets the store's k-th answer, which must be to the same pair (its
+    content is checked): a session's pairs are the run's, in order (:func:`rlhf.session_pairs`),
+    so a pair shown twice keeps both of its answers. ``missing``: what to do with a pair past
+    the last answer: ``"error"`` (the default) or ``"skip"`` (leave it unanswered, e.g. to train
+    on a session's answers so far). An answer to another pair is always an error: the store was
+    recorded for another configuration or seed. Skipped answers (``s``) are unanswered pairs;
+    ``=`` is the label 0.5. ``digest``: the store's :meth:`LabelStore.digest` expected (a
+    sweep's cell records it, so labels changed since then are refused, not silently used).
+    """
+
+    def __init__(self, directory: str | Path, missing: str = "error", digest: str | None = None) -> None:
+        if missing not in ("error", "skip"):
+            raise ValueError(f"missing must be 'error' or 'skip', got {missing!r}")
+        self.directory, self.missing = str(directory), missing
+        with LabelStore(directory) as store:
+            answers = store.answers()
+            if digest is not None and store.digest() != digest:
+                raise ValueError(f"{directory}: its labels changed since this configuration was made "
+                                 f"(digest {store.digest()}, expected {digest})")
+        self._keys = [pair_key(a.first, a.second) for a in answers]
+        self._labels = [a.prefer_first for a in answers]
+        self.may_skip = missing == "skip" or any(v is None for v in self._labels)
+        """Whether some pairs can come back unanswered (the training loop's learner then masks them)."""
+
+    def __str__(self) -> str:
+        return f"recorded:{self.directory}"          # the spec TrainConfig reads back (rlhf.training.config.RECORDED)
+
+    def label(self, rewards_1: torch.Tensor, rewards_2: torch.Tensor, reward_range: tuple[float, float],
+              keys: Keys) -> Labels:
+        raise TypeError("a RecordedTeacher answers by the pairs themselves: the training loop calls label_pairs")
+
+    def label_pairs(self, first: Trajectories, second: Trajectories, asked_before: int, rewards_1: torch.Tensor,
+                    rewards_2: torch.Tensor, reward_range: tuple[float, float], keys: Keys) -> Labels:
+        """The stored answers to the run's pairs ``asked_before`` … (``first``, ``second`` ``[..., B, T]``)."""
+        shape = first.states.shape[:-1]
+        T = first.states.shape[-1]
+        flat_1 = Trajectories(first.states.reshape(-1, T), first.actions.reshape(-1, T))
+        flat_2 = Trajectories(second.states.reshape(-1, T), second.actions.reshape(-1, T))
+        B = shape[-1]
+        values: list[float | None] = []
+        for j in range(flat_1.states.shape[0]):
+            position = asked_before + j % B
+            if position >= len(self._keys):
+                if self.missing == "error":
+                    raise ValueError(f"{self.directory}: no answer to pair {position} (the store has "
+                                     f"{len(self._keys)}); pass missing='skip' to train on the answers so far")
+                values.append(None)
+                continue
+            if pair_key(flat_1[j], flat_2[j]) != self._keys[position]:
+                raise ValueError(f"{self.directory}: answer {position} is to another pair: the labels were "
+                                 "recorded for another configuration or seed")
+            values.append(self._labels[position])
+        prefer, answered = (t.view(shape) for t in label_tensors(values))
+        device = first.states.device
+        return Labels(prefer.to(device), answered.to(device), mean_entropy(prefer, answered).to(device))

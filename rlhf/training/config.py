@@ -1,0 +1,173 @@
+"""The training configuration: everything :func:`rlhf.train` needs besides the task and the seed."""
+
+from __future__ import annotations
+
+import dataclasses
+import re
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from ..learning.learner import LearnerConfig
+from ..learning.queries import ENSEMBLE_QUERIES, QUERIES
+from ..preferences.recorded import STORE_NAME, LabelStore, RecordedTeacher
+from ..preferences.teachers import PREFERENCE_MODELS, Labeller, Teacher
+
+RECORDED = "recorded:"
+"""Prefix of a teacher spec naming a labels store: ``recorded:DIR`` replays a person's answers."""
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """Everything :func:`rlhf.train` needs besides the task and the seed.
+
+    Its *flat* form (:meth:`flat`, :meth:`replace`) inlines the learner's fields
+    (``lr``, ``optimizer``, ``epochs``, ``batch_size``): the keys of a sweep's
+    ``[task.train]`` table, of :func:`rlhf.train`'s keywords and of ``cells.csv``.
+    """
+
+    budget: int
+    """Preference pairs the teacher is asked (skipped ones count), >= 1."""
+    teacher: str | Labeller = "boltzmann:1"
+    """Teacher spec (see :class:`rlhf.Teacher`; canonicalised on construction), ``"recorded:DIR"``
+    (a person's answers in a labels store, :class:`rlhf.RecordedTeacher`), a :class:`rlhf.Teacher`,
+    or any object with its ``label`` method (:class:`rlhf.Labeller`)."""
+    pairs_per_round: int = 0
+    """Pairs asked per round, re-planning between rounds; 0 = all in one round."""
+    segment_length: int = 0
+    """Steps per trajectory; 0 = the task's horizon."""
+    query: str = "on-policy"
+    """Which pairs the teacher is asked (:mod:`rlhf.queries`): ``"on-policy"``, pairs rolled
+    out from the soft-optimal policy for the current learned reward (gridworld seed);
+    ``"uniform"``, uniformly random actions (string seed); or an active rule choosing from an
+    on-policy pool of ``oversample`` × the round's pairs: ``"disagreement"``, ``"entropy"``,
+    ``"info-gain"`` (these two and disagreement use the ensemble), ``"kcenter"``."""
+    ensemble: int = 1
+    """Reward models fitted side by side, each on its own bootstrap resample of every round's
+    pairs; planning and metrics use their mean reward. 1 = a single model on all pairs."""
+    oversample: int = 10
+    """Candidate pool of an active query rule, in multiples of the round's pairs (B-Pref's
+    ``large_batch``); unused by ``on-policy`` and ``uniform``."""
+    learner_model: str = "partial"
+    """The learner's preference model (Knox et al.): ``"partial"``, Bradley–Terry on the summed
+    learned reward, planned on like a reward (the seeds); ``"regret"``, Bradley–Terry on the summed
+    learned optimal advantages ``Â[S, A]`` of the steps, acted on greedily (Knox et al., 2024:
+    "Learning optimal advantage from preferences"). Any task takes either: the regret learner's
+    model is an ``[S, A]`` table of its own, scored by :func:`rlhf.metrics.advantage_metrics`."""
+    learner: LearnerConfig = LearnerConfig()
+    """How the reward model is fitted each round."""
+    discount: float = 1.0
+    """γ in [0, 1] for planning."""
+    temperature: float = 1.0
+    """Soft-max temperature τ > 0 for planning and the policy softmax(τQ)."""
+    heldout_pairs: int = 1000
+    """Pairs drawn (from a separate stream) to measure ``pref_accuracy``."""
+
+    def __post_init__(self) -> None:
+        _check_int("budget", self.budget, 1)
+        _check_int("pairs_per_round", self.pairs_per_round, 0)
+        _check_int("segment_length", self.segment_length, 0)
+        _check_int("heldout_pairs", self.heldout_pairs, 1)
+        _check_int("ensemble", self.ensemble, 1)
+        _check_int("oversample", self.oversample, 1)
+        if self.query not in QUERIES:
+            raise ValueError(f"query must be one of {', '.join(QUERIES)}, got {self.query!r}")
+        if self.query in ENSEMBLE_QUERIES and self.ensemble < 2:
+            raise ValueError(f"query {self.query!r} compares ensemble members: ensemble must be >= 2, "
+                             f"got {self.ensemble}")
+        if self.learner_model not in PREFERENCE_MODELS:
+            raise ValueError(f"learner_model must be one of {', '.join(PREFERENCE_MODELS)}, "
+                             f"got {self.learner_model!r}")
+        if not 0.0 <= self.discount <= 1.0:
+            raise ValueError(f"discount must be in [0, 1], got {self.discount}")
+        if not self.temperature > 0:
+            raise ValueError(f"temperature must be > 0, got {self.temperature}")
+        if isinstance(self.teacher, str) and self.teacher.startswith(RECORDED):
+            object.__setattr__(self, "teacher", _recorded_spec(self.teacher))
+        elif isinstance(self.teacher, str):
+            object.__setattr__(self, "teacher", str(Teacher.parse(self.teacher)))
+        elif not isinstance(self.teacher, Labeller):
+            raise ValueError(f"teacher must be a spec string or have a label(...) method, got {self.teacher!r}")
+
+    @property
+    def round_size(self) -> int:
+        """Pairs in a full round: ``pairs_per_round``, or the whole budget when that is 0."""
+        return self.pairs_per_round or self.budget
+
+    @property
+    def rounds(self) -> int:
+        return -(-self.budget // self.round_size)
+
+    def pairs_in_round(self, index: int) -> int:
+        """Pairs asked in round ``index`` (the last round may be short); rounds before it asked
+        ``index · round_size``."""
+        return min(self.round_size, self.budget - index * self.round_size)
+
+    def labeller(self) -> Labeller:
+        """The teacher as an object with ``label(...)``."""
+        if isinstance(self.teacher, str) and self.teacher.startswith(RECORDED):
+            directory, digest = _recorded_parts(self.teacher)
+            return RecordedTeacher(directory, digest=digest)
+        return Teacher.parse(self.teacher) if isinstance(self.teacher, str) else self.teacher
+
+    @classmethod
+    def flat_fields(cls) -> dict[str, type]:
+        """``{name: int | float | str}`` of every flat field, in declaration order."""
+        out: dict[str, type] = {}
+        for f in dataclasses.fields(cls):
+            if f.name == "learner":
+                out |= {g.name: _HINTS[LearnerConfig][g.name] for g in dataclasses.fields(LearnerConfig)}
+            else:
+                out[f.name] = str if f.name == "teacher" else _HINTS[cls][f.name]
+        return out
+
+    def flat(self) -> dict[str, object]:
+        """Every field by its flat name; the teacher as its spec (``str()`` of a custom one)."""
+        learner = dataclasses.asdict(self.learner)
+        return {name: learner[name] if name in learner else getattr(self, name) for name in self.flat_fields()
+                } | {"teacher": str(self.teacher)}
+
+    def replace(self, **changes: object) -> TrainConfig:
+        """A copy with flat fields changed (``lr=0.05`` reaches the learner); an unknown
+        name raises ``TypeError`` naming it, a bad value ``ValueError``."""
+        known = self.flat_fields()
+        unknown = sorted(set(changes) - set(known))
+        if unknown:
+            raise TypeError(f"unknown training field {unknown[0]!r} (fields: {', '.join(known)})")
+        learner_names = {f.name for f in dataclasses.fields(LearnerConfig)}
+        # values of any type: the dataclasses' __post_init__ checks them
+        learner: dict[str, Any] = {k: v for k, v in changes.items() if k in learner_names}
+        rest: dict[str, Any] = {k: v for k, v in changes.items() if k not in learner_names}
+        if learner:
+            rest["learner"] = dataclasses.replace(self.learner, **learner)
+        return dataclasses.replace(self, **rest)
+
+
+def _recorded_parts(spec: str) -> tuple[str, str | None]:
+    """``recorded:DIR[@DIGEST]`` as (DIR, DIGEST or None)."""
+    rest = spec[len(RECORDED):]
+    head, _, tail = rest.rpartition("@")
+    return (head, tail) if head and re.fullmatch(r"[0-9a-f]{16}", tail) else (rest, None)
+
+
+def _recorded_spec(spec: str) -> str:
+    """The canonical ``recorded:/absolute/DIR@DIGEST``: the path the same from any working directory,
+    and the answers' digest, so a configuration (and a sweep cell's key) changes with the labels.
+    A spec that already has its digest is kept (read back from a store of results)."""
+    directory, digest = _recorded_parts(spec)
+    if digest is not None:
+        return spec
+    path = Path(directory).resolve()
+    if not (path / STORE_NAME).is_file():
+        raise ValueError(f"teacher {spec!r}: no labels store ({STORE_NAME}) in that directory")
+    with LabelStore(path) as store:
+        return f"{RECORDED}{path}@{store.digest()}"
+
+
+def _check_int(name: str, value: object, low: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int) or value < low:
+        raise ValueError(f"{name} must be an integer >= {low}, got {value!r}")
+
+
+_HINTS = {cls: typing.get_type_hints(cls) for cls in (TrainConfig, LearnerConfig)}
