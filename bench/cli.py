@@ -83,36 +83,36 @@ def main(argv: list[str] | None = None) -> int:
 
 def _dispatch(args) -> int:
     if args.command == "run":
-        from . import config, sweep
+        from .sweep import config, engine
         if args.workers is not None and args.workers < 1:
             raise BenchError(f"--workers must be >= 1, got {args.workers}")
         cfg = config.load(args.config)          # validated before anything is written
         if args.executor == "dask":
-            from .dask_executor import check_scheduler, require_dask
+            from .sweep.dask_executor import check_scheduler, require_dask
             require_dask()
             if args.address:
                 check_scheduler(args.address)
-        summary = sweep.run_sweep(cfg, args.out, args.executor, args.workers, args.address, args.retry_failed,
+        summary = engine.run_sweep(cfg, args.out, args.executor, args.workers, args.address, args.retry_failed,
                                   progress=not args.no_progress, rerun_stale=args.rerun_stale,
                                   command=args.command_line)
         print(summary.line())
-        print(f"results: {args.out / 'results.sqlite'}; table: {args.out / sweep.CSV_NAME}")
+        print(f"results: {args.out / 'results.sqlite'}; table: {args.out / engine.CSV_NAME}")
         return 0
     if args.command == "report":
-        from .report import write_report
+        from .report.build import write_report
         for path in write_report(args.run, args.to, command=args.command_line):
             print(path)
         return 0
     if args.command == "check":
-        from .check import run_check
+        from .gate.check import run_check
         return run_check(args.run, args.baseline)
     if args.command == "baseline":
-        from .check import write_baseline
+        from .gate.check import write_baseline
         write_baseline(args.run, args.config, args.out)
         print(f"baseline written: {args.out}")
         return 0
     if args.command == "timings":
-        from .timings import run_timings
+        from .timings.report import run_timings
         for path in run_timings(args.to, quick=args.quick, from_json=args.from_json):
             print(path)
         return 0
@@ -122,9 +122,9 @@ def _dispatch(args) -> int:
 
 
 def _label(args) -> int:
-    from rlhf.recorded import STORE_NAME
+    from rlhf.preferences.recorded import STORE_NAME
 
-    from .labelling import Session, SessionSpec
+    from .labelling.session import Session, SessionSpec
     if args.pairs < 1:
         raise BenchError(f"--pairs must be >= 1, got {args.pairs}")
     if args.train < 0:
@@ -154,7 +154,7 @@ def _label(args) -> int:
                 print(f"{model}: {fit.spec} ({ci}); held-out log-likelihood {fit.heldout_log_likelihood:.3f} "
                       f"per pair over {fit.pairs} answered pairs")
             return 0
-        from .label_app import LabelApp
+        from .labelling.app import LabelApp
         LabelApp(session, train_every=args.train).run()
         print(f"{session.answered}/{len(session.pairs)} pairs answered; labels in {args.out}")
         return 0

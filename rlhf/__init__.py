@@ -5,13 +5,21 @@ soft value iteration planner, simulated teachers, Bradley–Terry reward
 learning, and :func:`train` to tie them together.
 """
 
-from .ecosystem import from_gymnasium, from_seals
-from .ensemble import Ensemble
-from .fit_teacher import TeacherFit, fit_teacher
-from .gridworld import GridWorld
-from .keys import Keys
-from .learner import LearnerConfig, RewardLearner, bradley_terry_loss
-from .mdp import TabularMDP
+from .core.keys import Keys
+from .core.mdp import TabularMDP
+from .core.planning import (
+    expected_returns,
+    optimal_advantages,
+    policy_return,
+    soft_policy,
+    soft_value_iteration,
+    uniform_policy,
+)
+from .core.rollout import Trajectories, rollout, step_rewards
+from .learning.ensemble import Ensemble
+from .learning.learner import LearnerConfig, RewardLearner, bradley_terry_loss
+from .learning.queries import ENSEMBLE_QUERIES, QUERIES
+from .learning.rewards import StateLogSoftmaxReward, TableReward
 from .metrics import (
     NEAR_OPTIMAL_SCALED_RETURN,
     epic_distance,
@@ -21,25 +29,18 @@ from .metrics import (
     scaled_return,
     total_variation,
 )
-from .planning import (
-    expected_returns,
-    optimal_advantages,
-    policy_return,
-    soft_policy,
-    soft_value_iteration,
-    uniform_policy,
-)
-from .presets import PRESETS, preset_task, train_preset
-from .queries import ENSEMBLE_QUERIES, QUERIES
-from .random_gridworld import RandomGridWorld
-from .recorded import LabelStore, RecordedTeacher
-from .rewards import StateLogSoftmaxReward, TableReward
-from .rollout import Trajectories, rollout, step_rewards
-from .strings import StringTask
-from .tabular import TabularTask
-from .task import Task, TrainConfig
-from .teachers import PREFERENCE_MODELS, Labeller, Labels, Teacher
-from .training import RoundRecord, RunResult, plan, session_pairs, train, train_batch, train_checkpoints
+from .preferences.fit import TeacherFit, fit_teacher
+from .preferences.recorded import LabelStore, RecordedTeacher
+from .preferences.teachers import PREFERENCE_MODELS, Labeller, Labels, Teacher
+from .tasks.ecosystem import from_gymnasium, from_seals
+from .tasks.gridworld import GridWorld
+from .tasks.presets import PRESETS, preset_task, train_preset
+from .tasks.random_gridworld import RandomGridWorld
+from .tasks.strings import StringTask
+from .tasks.tabular import TabularTask
+from .training.config import TrainConfig
+from .training.loop import RoundRecord, RunResult, plan, session_pairs, train, train_batch, train_checkpoints
+from .training.protocol import Task
 
 __version__ = "0.1.0"
 

@@ -6,8 +6,8 @@ import math
 
 import torch
 
-from .mdp import TabularMDP
-from .planning import policy_return, soft_policy, soft_value_iteration, uniform_policy
+from .core.mdp import TabularMDP
+from .core.planning import policy_return, soft_policy, soft_value_iteration, uniform_policy
 
 
 def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:

@@ -1,11 +1,11 @@
 from pathlib import Path
 
-import bench  # noqa: F401  (first: pins torch's CPU kernels before torch loads, as `python -m bench` does)
 import pytest
 import torch
-
-import rlhf
 from helpers import TINY_CONFIG
+
+import bench  # noqa: F401  (first: pins torch's CPU kernels before torch loads, as `python -m bench` does)
+import rlhf
 
 # Deterministic single-threaded kernels: the suite compares results bit for bit.
 torch.set_num_threads(1)

@@ -2,9 +2,8 @@
 
 import tomllib
 
-from packaging.requirements import Requirement
-
 from helpers import ROOT
+from packaging.requirements import Requirement
 
 
 def _requirements() -> dict[str, Requirement]:

@@ -3,7 +3,6 @@
 import re
 
 import pytest
-
 from helpers import ROOT
 
 BLOCKS = re.findall(r"```python\n(.*?)```", (ROOT / "README.md").read_text(), flags=re.S)

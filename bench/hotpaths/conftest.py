@@ -6,8 +6,9 @@ import pytest
 import torch
 
 import rlhf
-from bench import reference
-from bench.provenance import usable_cores
+
+from ..provenance import usable_cores
+from ..timings import reference
 
 HORIZON = 30
 GRID_SIZES = (5, 10, 20, 40, 70, 100, 300, 1000)

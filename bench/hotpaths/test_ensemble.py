@@ -4,8 +4,8 @@ steps) with E = 1 and E = 5 bagged members, for one seed and for a harness group
 import pytest
 
 import rlhf
-from bench.timings import ENSEMBLE_ROUNDS, ENSEMBLE_SEEDS
 
+from ..timings.report import ENSEMBLE_ROUNDS, ENSEMBLE_SEEDS
 from .conftest import info
 
 

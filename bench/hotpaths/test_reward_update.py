@@ -3,10 +3,10 @@
 import pytest
 
 import rlhf
-from bench import reference
-from bench.timings import BATCH_SEEDS
-from rlhf.learner import LearnerConfig, RewardLearner
+from rlhf.learning.learner import LearnerConfig, RewardLearner
 
+from ..timings import reference
+from ..timings.report import BATCH_SEEDS
 from .conftest import UPDATE_SIZES, grid, info
 
 

@@ -7,10 +7,10 @@ import pytest
 import torch
 
 import rlhf
-from bench.timings import BATCH_SEEDS
-from rlhf.learner import RewardLearner
-from rlhf.training import plan
+from rlhf.learning.learner import RewardLearner
+from rlhf.training.loop import plan
 
+from ..timings.report import BATCH_SEEDS
 from .conftest import info
 
 PHASES = ("rollout", "label", "update", "plan")

@@ -4,9 +4,9 @@ import pytest
 import torch
 
 import rlhf
-from bench import reference
-from rlhf import soft_backups
+from rlhf.core import soft_backups
 
+from ..timings import reference
 from .conftest import GRID_SIZES, HORIZON, REFERENCE_MAX_SIZE, STRING_LENGTHS, dense, grid, info, rounds_for
 
 

@@ -6,9 +6,9 @@ from pathlib import Path
 import pytest
 
 import rlhf
-from bench import config
-from bench.timings import THROUGHPUT_SEEDS as SEEDS
 
+from ..sweep import config
+from ..timings.report import THROUGHPUT_SEEDS as SEEDS
 from .conftest import info
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

@@ -4,8 +4,8 @@ import pytest
 import torch
 
 import rlhf
-from bench import reference
 
+from ..timings import reference
 from .conftest import GRID_SIZES, SEARCH_MAX_SIZE, info, rounds_for
 
 

@@ -42,6 +42,7 @@ from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
 import rlhf
+from rlhf.tasks.tabular import DEFAULTS as TABULAR_DEFAULTS
 
 from ..errors import ConfigError
 
@@ -63,8 +64,8 @@ _TASK_KEYS = {
 _REQUIRED = {"gridworld": ("sizes", "slips"), "strings": ("sizes", "slips"), "random-gridworld": ("worlds",),
              "gymnasium": ("envs",), "seals": ("envs",)}
 _TASK_DEFAULTS = {"gridworld": rlhf.GridWorld.defaults, "strings": rlhf.StringTask.defaults,
-                  "random-gridworld": rlhf.RandomGridWorld.defaults, "gymnasium": rlhf.tasks.tabular.DEFAULTS,
-                  "seals": rlhf.tasks.tabular.DEFAULTS}
+                  "random-gridworld": rlhf.RandomGridWorld.defaults, "gymnasium": TABULAR_DEFAULTS,
+                  "seals": TABULAR_DEFAULTS}
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
 TASK_FIELDS = ("task", "size", "slip", "start", "vocab_size", "horizon", "world", "env")
 """The fields that make the task instance; the rest of a configuration is :class:`rlhf.TrainConfig`'s."""

@@ -110,7 +110,7 @@ def _guilty(group):
 
 def kill_worker_once(group, marker_dir):
     """Fault injection: the first attempt at the group of cell (strings, seed 0, budget 20) kills its worker."""
-    from bench.cell import run_group
+    from bench.sweep.cell import run_group
     marker = Path(marker_dir) / f"{group.key}.attempted"
     if _guilty(group) and not marker.exists():
         marker.touch()
@@ -120,7 +120,7 @@ def kill_worker_once(group, marker_dir):
 
 def kill_worker_always(group):
     """Fault injection: the group of cell (strings, seed 0, budget 20) kills every worker that tries it."""
-    from bench.cell import run_group
+    from bench.sweep.cell import run_group
     if _guilty(group):
         os._exit(1)
     return run_group(group)
@@ -128,8 +128,9 @@ def kill_worker_always(group):
 
 def keys_from(rng):
     """A fresh counter-based key drawn from a torch Generator (each call a new stream)."""
-    import rlhf
     import torch
+
+    import rlhf
     return rlhf.Keys.from_seeds([int(torch.randint(2**62, (1,), generator=rng))])[0]
 
 

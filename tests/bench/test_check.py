@@ -4,10 +4,11 @@ import json
 
 import pytest
 import torch
+from helpers import ROOT, run_cli
 
 import rlhf
-from bench import check, config, sweep
-from helpers import ROOT, run_cli
+from bench.gate import check
+from bench.sweep import config, engine
 
 QUICK = ROOT / "bench" / "configs" / "quick.toml"
 BASELINE = ROOT / "bench" / "baselines" / "quick.json"
@@ -88,20 +89,20 @@ def _zero_lr(monkeypatch):
 
 
 def _wrong_temperature(monkeypatch):
-    real = rlhf.training.soft_value_iteration
-    monkeypatch.setattr(rlhf.training, "soft_value_iteration",
+    real = rlhf.training.loop.soft_value_iteration
+    monkeypatch.setattr(rlhf.training.loop, "soft_value_iteration",
                         lambda mdp, r, h, discount=1.0, temperature=1.0: real(mdp, r, h, discount, temperature * 10))
 
 
 def _broken_slip(monkeypatch):
-    monkeypatch.setattr(rlhf.gridworld, "slip_move_probs", lambda slip: torch.eye(5))
+    monkeypatch.setattr(rlhf.tasks.gridworld, "slip_move_probs", lambda slip: torch.eye(5))
 
 
 @pytest.mark.parametrize("plant", [_flip_labels, _zero_lr, _wrong_temperature, _broken_slip],
                          ids=["labels-flipped", "lr-zero", "temperature", "slip-ignored"])
 def test_gate_catches_planted_regressions(plant, monkeypatch, tmp_path, capsys):
     plant(monkeypatch)
-    sweep.run_sweep(config.load(QUICK), tmp_path / "run", progress=False)
+    engine.run_sweep(config.load(QUICK), tmp_path / "run", progress=False)
     capsys.readouterr()
     assert check.run_check(tmp_path / "run", BASELINE) == 1
     printed = capsys.readouterr().out

@@ -1,8 +1,8 @@
 """Bad input through the CLI: one line on stderr, exit 2, no traceback, nothing written."""
 
 import pytest
-
-from helpers import BAD_CONFIGS as BAD, run_cli
+from helpers import BAD_CONFIGS as BAD
+from helpers import run_cli
 
 
 @pytest.mark.parametrize("name,text,needle", BAD[:4] + BAD[-1:], ids=[b[0] for b in BAD[:4] + BAD[-1:]])

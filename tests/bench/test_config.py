@@ -1,10 +1,9 @@
 import pytest
+from helpers import BAD_CONFIGS as BAD
 
 import rlhf
-
-from bench import config
 from bench.errors import ConfigError
-from helpers import BAD_CONFIGS as BAD
+from bench.sweep import config
 
 
 def test_expansion_crosses_every_axis(tiny_config):

@@ -12,10 +12,11 @@ import pytest
 
 pytest.importorskip("distributed")
 
-from bench import config, dask_executor, sweep  # noqa: E402
-from bench.cell import groups  # noqa: E402
-from bench.store import Store  # noqa: E402
-from helpers import ROOT, kill_worker_always, kill_worker_once, run_cli  # noqa: E402
+from helpers import ROOT, kill_worker_always, kill_worker_once, run_cli
+
+from bench.sweep import config, dask_executor, engine
+from bench.sweep.cell import groups
+from bench.sweep.store import Store
 
 pytestmark = pytest.mark.filterwarnings("ignore::DeprecationWarning", "ignore::ResourceWarning")
 
@@ -58,7 +59,7 @@ def test_a_cell_that_always_kills_its_worker_is_failed_and_the_rest_complete(ser
     real = dask_executor.run_dask
     monkeypatch.setattr(dask_executor, "run_dask",
                         lambda cells, workers, address: real(cells, workers, address, task=kill_worker_always))
-    summary = sweep.run_sweep(config.load(cfg), tmp_path / "d", executor="dask", workers=2, progress=False)
+    summary = engine.run_sweep(config.load(cfg), tmp_path / "d", executor="dask", workers=2, progress=False)
     guilty = [g for g in groups(config.load(cfg).cells) if any(c.task == "strings" and c.seed == 0 for c in g.cells)]
     assert len(guilty) == 1 and len(guilty[0].cells) < len(config.load(cfg).cells)
     assert (summary.run, summary.failed) == (len(config.load(cfg).cells), len(guilty[0].cells))

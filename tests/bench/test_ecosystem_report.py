@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from bench import ecosystem_report
 from helpers import run_and_report
+
+from bench.report import ecosystem
 
 pytest.importorskip("gymnasium")
 pytest.importorskip("seals")
@@ -15,9 +15,9 @@ def test_first_near_optimal_budget_per_seed_and_its_median():
     cells = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1, 2, 2, 2], "budget": [100, 300, 1000] * 3,
                           "status": ["done"] * 8 + ["failed"],
                           "near_optimal": [0, 1, 1, 0, 0, 1, 0, 0, 1.0]})
-    first = ecosystem_report.first_near_optimal(cells)
+    first = ecosystem.first_near_optimal(cells)
     assert first.tolist() == [300.0, 1000.0, np.inf]              # seed 2's only hit is a failed cell
-    need, low, high = ecosystem_report.median_with_ci(first.to_numpy(), {"env": "x"})
+    need, low, high = ecosystem.median_with_ci(first.to_numpy(), {"env": "x"})
     assert need == 1000.0 and low == 300.0 and high == np.inf
 
 

@@ -11,12 +11,12 @@ import time
 import pytest
 
 pytest.importorskip("textual")
-from textual.events import Key  # noqa: E402
-from textual.widgets import Static  # noqa: E402
+from helpers import ROOT, run_cli
+from textual.events import Key
+from textual.widgets import Static
 
-from bench.label_app import LabelApp, render_grid, render_strings  # noqa: E402
-from bench.labelling import Session, SessionSpec  # noqa: E402
-from helpers import ROOT, run_cli  # noqa: E402
+from bench.labelling.app import LabelApp, render_grid, render_strings
+from bench.labelling.session import Session, SessionSpec
 
 
 def screen(app, widget):
@@ -81,7 +81,7 @@ def test_the_gridworld_pair_fits_an_80_by_24_terminal(tmp_path):
 
 KILLED_SESSION = """
 import sys, time
-from bench.labelling import Session, SessionSpec
+from bench.labelling.session import Session, SessionSpec
 session = Session(SessionSpec("strings", pairs=200), sys.argv[1])
 while not session.done:
     session.answer("12"[session.answered % 2])

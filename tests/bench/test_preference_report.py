@@ -3,9 +3,9 @@
 import numpy as np
 import pandas as pd
 import pytest
-
-from bench import preference_report
 from helpers import run_and_report
+
+from bench.report import preference_models
 
 WORLDS = range(8)
 
@@ -29,7 +29,7 @@ def test_shares_are_means_over_worlds_of_each_world_s_rate_and_failures_count_as
                          ("regret+oracle", "partial"): [0, 0, 0.5, 0, 0, 0, 1, 0]})
     failed = (cells["learner_model"] == "regret") & (cells["world"] == 0) & (cells["seed"] == 0)
     cells.loc[failed, ["status", "near_optimal"]] = ["failed", np.nan]
-    table = preference_report.shares(preference_report.world_rates(cells)).set_index("learner_model")
+    table = preference_models.shares(preference_models.world_rates(cells)).set_index("learner_model")
     assert table.loc["regret", "share"] == pytest.approx((0.5 + 1 + 0.5 + 0.5 + 0 + 0 + 1 + 1) / 8)
     assert table.loc["partial", "share"] == pytest.approx(1.5 / 8)
     assert (table["noise"] == "oracle").all() and (table["teacher_model"] == "regret").all()
@@ -44,7 +44,7 @@ def test_shares_are_means_over_worlds_of_each_world_s_rate_and_failures_count_as
 def test_the_findings_follow_the_paired_differences(tmp_path):
     ahead = cells_frame({("regret+oracle", "regret"): [1.0] * 8, ("regret+oracle", "partial"): [0.0] * 8,
                          ("oracle", "regret"): [0.5] * 8, ("oracle", "partial"): [0.5] * 8})
-    lines, files = preference_report.section(ahead, tmp_path)
+    lines, files = preference_models.section(ahead, tmp_path)
     text = "\n".join(lines)
     assert "Regret teacher, oracle: the regret learner's share near-optimal" in text and "is above at 300" in text
     assert "Partial teacher, oracle" in text and "is not distinguishable at 300" in text
@@ -52,7 +52,7 @@ def test_the_findings_follow_the_paired_differences(tmp_path):
     assert [p.name for p in files] == ["preference_models.csv", "preference_models.png"]
     assert all(p.is_file() for p in files)
     behind = cells_frame({("regret+oracle", "regret"): [0.0] * 8, ("regret+oracle", "partial"): [1.0] * 8})
-    text = "\n".join(preference_report.section(behind, tmp_path)[0])
+    text = "\n".join(preference_models.section(behind, tmp_path)[0])
     assert "is below at 300" in text and "does not reproduce" in text
 
 

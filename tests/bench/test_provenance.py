@@ -5,10 +5,12 @@ import re
 import shutil
 import sqlite3
 
-from bench import provenance, sweep
-from bench.cell import CellResult
-from bench.store import Store
 from helpers import ROOT, run_cli
+
+from bench import provenance
+from bench.sweep import engine
+from bench.sweep.cell import CellResult
+from bench.sweep.store import Store
 
 
 def _rows(out):
@@ -86,6 +88,6 @@ def test_a_result_from_a_worker_with_other_kernels_fails_its_cell():
     here = provenance.current()
     theirs = dataclasses.replace(here, cpu_capability="AVX512").compatibility()
     good = CellResult("k", "done", {"converged": 1.0}, made_by=here.compatibility())
-    assert sweep._accept(good, here) is good
-    bad = sweep._accept(dataclasses.replace(good, made_by=theirs), here)
+    assert engine._accept(good, here) is good
+    bad = engine._accept(dataclasses.replace(good, made_by=theirs), here)
     assert bad.status == "failed" and "cpu_capability" in bad.error and "AVX512" in bad.error and not bad.metrics

@@ -4,9 +4,9 @@ import math
 
 import pandas as pd
 
-from bench import query_report
-from bench.config import group_columns
-from bench.stats import summarize
+from bench.report import queries
+from bench.report.stats import summarize
+from bench.sweep.config import group_columns
 
 BUDGETS = (100, 200, 500)
 
@@ -32,19 +32,19 @@ def cells_frame(converged_from: dict[str, list[int | None]]) -> pd.DataFrame:
 def test_pairs_needed_is_the_first_budget_where_the_seeds_reach_the_target():
     cells = cells_frame({"uniform": [100] * 9 + [500], "entropy": [200] * 10, "kcenter": [None] * 10})
     rule = cells[cells["query"] == "uniform"]
-    need, low, high = query_report.pairs_needed(rule, 0.9)
+    need, low, high = queries.pairs_needed(rule, 0.9)
     assert need == 100 and low == 100 and high == 500            # 9 of 10 at 100: a resample can miss it
-    assert query_report.pairs_needed(cells[cells["query"] == "entropy"], 0.9) == (200, 200, 200)
-    assert query_report.pairs_needed(cells[cells["query"] == "kcenter"], 0.9) == (math.inf, math.inf, math.inf)
+    assert queries.pairs_needed(cells[cells["query"] == "entropy"], 0.9) == (200, 200, 200)
+    assert queries.pairs_needed(cells[cells["query"] == "kcenter"], 0.9) == (math.inf, math.inf, math.inf)
 
 
 def test_the_section_orders_rules_by_its_own_numbers(tmp_path):
     cells = cells_frame({"uniform": [500] * 10, "entropy": [200] * 10, "disagreement": [100] * 10,
                          "kcenter": [None] * 10})
     summary = summarize(cells, ["epic", "regret"])
-    assert len(query_report.method_rows(summary)) == len(summary)
-    assert query_report.without_methods(summary).empty
-    lines, figures = query_report.section(summary, cells, 0.9, tmp_path)
+    assert len(queries.method_rows(summary)) == len(summary)
+    assert queries.without_methods(summary).empty
+    lines, figures = queries.section(summary, cells, 0.9, tmp_path)
     text = "\n".join(lines)
     assert "disagreement > entropy > uniform > kcenter" in text
     assert "fewer pairs than uniform to reach 90% success in 1 of 1 settings" in text
@@ -58,5 +58,5 @@ def test_the_section_orders_rules_by_its_own_numbers(tmp_path):
 def test_configurations_with_fewer_than_three_rules_stay_in_the_main_report():
     cells = cells_frame({"uniform": [100] * 4, "on-policy": [200] * 4})
     summary = summarize(cells, ["epic"])
-    assert query_report.method_rows(summary).empty
-    assert len(query_report.without_methods(summary)) == len(summary)
+    assert queries.method_rows(summary).empty
+    assert len(queries.without_methods(summary)) == len(summary)

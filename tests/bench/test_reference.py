@@ -2,11 +2,11 @@
 
 import pytest
 import torch
+from helpers import keys_from
 
 import rlhf
-from helpers import keys_from
-from bench import reference
-from rlhf.learner import LearnerConfig, RewardLearner
+from bench.timings import reference
+from rlhf.learning.learner import LearnerConfig, RewardLearner
 
 
 @pytest.mark.parametrize("size,slip", [(3, 0.0), (4, 0.2), (6, 0.1)])
@@ -37,7 +37,7 @@ def test_seed_update_agrees_with_the_closed_form_learner(rng):
     seed_agent.update(first.states, second.states, (1 - prefer_first).long())
     model = task.new_reward_model(rlhf.Keys.from_seeds([0])[0])
     RewardLearner(model, LearnerConfig("adam", 1e-2, 50)).update(first, second, prefer_first)
-    from rlhf.learner import preference_logits
+    from rlhf.learning.learner import preference_logits
     torch.testing.assert_close(preference_logits(model.reward(), first, second),
                                preference_logits(seed_agent.reward().detach(), first, second), rtol=1e-3, atol=0.05)
     torch.testing.assert_close(model.theta, seed_agent.theta.detach(), rtol=0, atol=0.01)

@@ -3,10 +3,10 @@ import sqlite3
 
 import matplotlib.image
 import pandas as pd
-
-from bench import config
-from bench.outputs import MANIFEST
 from helpers import run_cli
+
+from bench.outputs import MANIFEST
+from bench.sweep import config
 
 SEED_FIGURES = ("seed_gridworld_paths", "seed_gridworld_training", "seed_gridworld_rewards", "seed_strings_tables")
 

@@ -3,7 +3,9 @@
 import numpy as np
 import pandas as pd
 
-from bench import check, config, stats
+from bench.gate import check
+from bench.report import stats
+from bench.sweep import config
 
 
 def _cells(lr: float, converged: list[float], status: list[str] | None = None) -> pd.DataFrame:

@@ -6,12 +6,12 @@ import sys
 import time
 
 import pytest
+from helpers import ROOT, run_cli
 
 import rlhf
-from bench import cell as cell_mod
-from bench import config, sweep
-from bench.store import Store
-from helpers import ROOT, run_cli
+from bench.sweep import cell as cell_mod
+from bench.sweep import config, engine
+from bench.sweep.store import Store
 
 SLOW_CONFIG = """
 [gridworld]
@@ -78,9 +78,10 @@ def test_query_rules_and_bootstrap_ensembles_are_the_same_on_every_executor(tmp_
 def test_a_dead_process_worker_is_one_line_and_a_rerun_finishes_the_rest(tmp_path, tiny_config, monkeypatch):
     """A cell that kills its worker breaks the pool: one clear error, the cells finished
     before it stay stored, and a plain rerun computes only what is missing."""
-    from bench import executors
-    from bench.errors import BenchError
     from helpers import kill_worker_always
+
+    from bench.errors import BenchError
+    from bench.sweep import executors
     serial, process = tmp_path / "serial", tmp_path / "process"
     assert run_cli("run", "--config", str(tiny_config), "--out", str(serial), "--no-progress").returncode == 0
     real = executors.run_process
@@ -88,11 +89,11 @@ def test_a_dead_process_worker_is_one_line_and_a_rerun_finishes_the_rest(tmp_pat
                         lambda cells, workers: real(cells, workers, task=kill_worker_always))
     cfg = config.load(tiny_config)
     with pytest.raises(BenchError, match="worker process died"):
-        sweep.run_sweep(cfg, process, executor="process", workers=1, progress=False)
+        engine.run_sweep(cfg, process, executor="process", workers=1, progress=False)
     stored = _stored(process / "results.sqlite")
     assert stored < len(cfg.cells)
     monkeypatch.undo()
-    summary = sweep.run_sweep(cfg, process, executor="process", workers=2, progress=False)
+    summary = engine.run_sweep(cfg, process, executor="process", workers=2, progress=False)
     assert (summary.run, summary.skipped, summary.failed) == (len(cfg.cells) - stored, stored, 0)
     assert (serial / "cells.csv").read_bytes() == (process / "cells.csv").read_bytes()
 
@@ -146,11 +147,11 @@ def test_failing_and_nan_cells_are_recorded_and_the_sweep_goes_on(tmp_path, tiny
         return results
 
     monkeypatch.setattr(cell_mod.rlhf, "train_checkpoints", flaky)
-    summary = sweep.run_sweep(config.load(tiny_config), tmp_path / "out", progress=False)
+    summary = engine.run_sweep(config.load(tiny_config), tmp_path / "out", progress=False)
     assert (summary.total, summary.run, summary.failed) == (14, 14, 3)
     with Store(tmp_path / "out") as store:
         failed = [r for r in store.rows() if r["status"] == "failed"]
-        frame = sweep.cells_frame(store, config.load(tiny_config).cells)
+        frame = engine.cells_frame(store, config.load(tiny_config).cells)
     planted = [r for r in failed if "planted failure" in r["error"]]
     nan = [r for r in failed if "NaN in metrics: epic" in r["error"]]
     assert len(planted) == 2 and {r["config"]["size"] for r in planted} == {4}
@@ -167,10 +168,10 @@ def test_retry_failed_runs_only_failed_cells(tmp_path, tiny_config, monkeypatch)
         return real(task, seeds, budgets, config=config)
 
     monkeypatch.setattr(cell_mod.rlhf, "train_checkpoints", strings_fail)
-    first = sweep.run_sweep(config.load(tiny_config), tmp_path / "o", progress=False)
+    first = engine.run_sweep(config.load(tiny_config), tmp_path / "o", progress=False)
     monkeypatch.setattr(cell_mod.rlhf, "train_checkpoints", real)
-    again = sweep.run_sweep(config.load(tiny_config), tmp_path / "o", progress=False)
-    retried = sweep.run_sweep(config.load(tiny_config), tmp_path / "o", retry_failed=True, progress=False)
+    again = engine.run_sweep(config.load(tiny_config), tmp_path / "o", progress=False)
+    retried = engine.run_sweep(config.load(tiny_config), tmp_path / "o", retry_failed=True, progress=False)
     assert first.failed == 6 and again.run == 0 and (retried.run, retried.failed) == (6, 0)
 
 

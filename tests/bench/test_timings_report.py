@@ -2,7 +2,7 @@
 
 import pandas as pd
 
-from bench import timings
+from bench.timings import report
 
 
 def phase_rows(medians):
@@ -14,7 +14,7 @@ def phase_rows(medians):
 def test_the_phase_section_adds_the_phases_and_names_the_one_that_gains_least():
     medians = {("rollout", 1): 6e-4, ("rollout", 100): 8e-3, ("label", 1): 2e-4, ("label", 100): 1e-3,
                ("update", 1): 8e-4, ("update", 100): 4e-3, ("plan", 1): 2e-4, ("plan", 100): 1e-3}
-    text = "\n".join(timings._phases(phase_rows(medians)))
+    text = "\n".join(report._phases(phase_rows(medians)))
     # rollout 100 × 0.6 / 8 = 7.5×; label and plan 20×; update 20×; sum 100 × 1.8 / 14 = 12.9×
     assert "| sum of phases |            1.80 |            14.00 |" in text
     assert "12.86" in text and "The rollout gains least (7.5×)" in text
@@ -23,7 +23,7 @@ def test_the_phase_section_adds_the_phases_and_names_the_one_that_gains_least():
 
 def test_a_run_missing_a_phase_or_a_batch_size_gets_no_section():
     complete = {(p, s): 1e-3 for p in ("rollout", "label", "update", "plan") for s in (1, 100)}
-    assert timings._phases(phase_rows(complete))
+    assert report._phases(phase_rows(complete))
     for missing in [("label", 1), ("plan", 100)]:
-        assert timings._phases(phase_rows({k: v for k, v in complete.items() if k != missing})) == []
-    assert timings._phases(phase_rows({}).reindex(columns=["group", "implementation", "seeds", "median_s"])) == []
+        assert report._phases(phase_rows({k: v for k, v in complete.items() if k != missing})) == []
+    assert report._phases(phase_rows({}).reindex(columns=["group", "implementation", "seeds", "median_s"])) == []

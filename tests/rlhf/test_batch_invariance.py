@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import rlhf
-from rlhf import batched
+from rlhf.core import batched
 
 TEACHERS = ["boltzmann:1", "oracle", "deterministic", "boltzmann:0.5+mistake:0.1", "myopic:0.9+boltzmann:1",
             "skip:0.02+boltzmann:1", "equal:0.1+boltzmann:1", "regret+boltzmann:1"]

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import rlhf
-from rlhf.training import on_device
+from rlhf.training.loop import on_device
 
 from .test_batch_invariance import assert_same_run
 

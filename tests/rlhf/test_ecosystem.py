@@ -10,7 +10,7 @@ import rlhf
 
 gymnasium = pytest.importorskip("gymnasium")
 seals = pytest.importorskip("seals")
-from rlhf.ecosystem import from_gymnasium, from_seals  # noqa: E402
+from rlhf.tasks.ecosystem import from_gymnasium, from_seals  # noqa: E402
 
 GYM = {"FrozenLake-v1": {}, "FrozenLake8x8-v1": {}, "CliffWalking-v1": {"horizon": 60},
        "CliffWalkingSlippery-v1": {"horizon": 60}, "Taxi-v4": {}}

@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import rlhf
-from rlhf.gridworld import grid_moves
+from rlhf.tasks.gridworld import grid_moves
 
 
 def state(x, y, n):

@@ -5,7 +5,7 @@ import math
 import torch
 
 import rlhf
-from rlhf.keys import _GOLDEN, _mix, _mix_int, _signed
+from rlhf.core.keys import _GOLDEN, _mix, _mix_int, _signed
 
 
 def test_the_tensor_mixer_equals_splitmix64_on_python_ints():

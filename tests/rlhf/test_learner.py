@@ -1,9 +1,9 @@
 import pytest
 import torch
+from helpers import keys_from
 
 import rlhf
-from helpers import keys_from
-from rlhf.learner import (
+from rlhf.learning.learner import (
     LearnerConfig,
     RewardLearner,
     bradley_terry_loss,
@@ -104,7 +104,7 @@ def test_bad_learner_config(kwargs, needle):
 
 
 def test_written_out_adam_matches_torch_when_the_fused_kernel_is_missing(monkeypatch):
-    from rlhf import learner
+    from rlhf.learning import learner
     monkeypatch.setattr(learner, "_FUSED_ADAM", False)
     g = torch.Generator().manual_seed(0)
     grads = [torch.randn(6, generator=g) for _ in range(5)]
@@ -126,8 +126,8 @@ def test_written_out_adam_matches_torch_when_the_fused_kernel_is_missing(monkeyp
 def test_large_model_support_path_equals_autograd_with_torch_optim(cfg, fused, rng, monkeypatch):
     """Above _ALL_FEATURES_MAX features the learner works on the features a round uses
     (gather, then scatter into the optimiser): still autograd + torch.optim, round after round."""
-    from rlhf import learner as module
-    from rlhf.learner import _ALL_FEATURES_MAX, count_differences
+    from rlhf.learning import learner as module
+    from rlhf.learning.learner import _ALL_FEATURES_MAX, count_differences
     monkeypatch.setattr(module, "_FUSED_ADAM", module._FUSED_ADAM and fused)
     S, A, T, n = 70, 64, 70, 30                    # 4480 features; each round touches a different subset
 
@@ -155,5 +155,5 @@ def test_large_model_support_path_equals_autograd_with_torch_optim(cfg, fused, r
                                              ("2.13.0+cpu", (2, 13)), ("10.0", (10, 0))])
 def test_torch_release_is_parsed_from_the_base_version(version, release):
     """The fused CPU Adam kernel is used from torch 2.4 on (2.1–2.3 have no CPU kernel)."""
-    from rlhf.learner import _release
+    from rlhf.learning.learner import _release
     assert _release(version) == release

@@ -1,9 +1,9 @@
 import pytest
 import torch
+from helpers import dense_hard_max_q, keys_from
 
 import rlhf
-from helpers import dense_hard_max_q, keys_from
-from rlhf.learner import LearnerConfig, RewardLearner
+from rlhf.learning.learner import LearnerConfig, RewardLearner
 
 
 def test_epic_invariances(rng):

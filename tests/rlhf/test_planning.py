@@ -2,9 +2,9 @@ import math
 
 import pytest
 import torch
+from helpers import dense_hard_max_q
 
 import rlhf
-from helpers import dense_hard_max_q
 
 
 def brute_force_q(P, reward, horizon, discount, temperature, action_noise=0.0):
@@ -105,7 +105,7 @@ def test_policy_return_matches_dense_forward_propagation(rng):
 def test_backward_evaluation_path_agrees_with_dense_forward(rng, monkeypatch, make):
     """Above the dense-evaluation threshold returns come by backward induction; both must agree,
     for state and state-action rewards, and each policy of a batch as alone."""
-    from rlhf import planning
+    from rlhf.core import planning
     mdp = make()
     S, A = mdp.num_states, mdp.num_actions
     policies = torch.softmax(torch.randn(6, S, A, generator=rng), -1)
@@ -141,7 +141,7 @@ def test_buffered_large_mdp_path_equals_small_path(name, make, horizon, discount
                                                    monkeypatch):
     """Large MDPs take the buffered base-2 loop, chunk by chunk over states (the last chunk
     ragged here): force both on small MDPs and compare with the allocate-freely loop."""
-    from rlhf import soft_backups
+    from rlhf.core import soft_backups
     mdp = make(rng)
     rewards = torch.randn(2, mdp.num_states, mdp.num_actions, generator=rng)
     state_rewards = torch.randn(2, mdp.num_states, 1, generator=rng)     # the state-reward shortcut
@@ -166,7 +166,7 @@ EXP_SPACE_CASES = [  # deterministic, undiscounted, noiseless: the exp-space pla
                          ids=["gather", "gather-chunks-of-4", "dense"])
 @pytest.mark.parametrize("name,make,horizon,temperature", EXP_SPACE_CASES, ids=[c[0] for c in EXP_SPACE_CASES])
 def test_exp_space_planner_equals_log_space(name, make, horizon, temperature, dense_max, chunk, rng, monkeypatch):
-    from rlhf import soft_backups
+    from rlhf.core import soft_backups
     mdp = make()
     rewards = [torch.randn(2, mdp.num_states, mdp.num_actions, generator=rng),
                torch.randn(mdp.num_states, mdp.num_actions, generator=rng),
@@ -195,7 +195,7 @@ def test_rewards_too_spread_for_exp_space_fall_back_to_log_space(rng):
 def test_a_large_single_reward_takes_the_buffered_base_2_loop_and_a_batch_does_not(monkeypatch):
     """Base 2 and reused buffers are for one large reward; a batch of rewards always takes the
     plain base-e loop (exp2's SIMD tail would make a reward's bits depend on its neighbours)."""
-    from rlhf import soft_backups
+    from rlhf.core import soft_backups
     calls = []
     real = soft_backups._log2_sum_exp2
     monkeypatch.setattr(soft_backups, "_log2_sum_exp2", lambda *a, **k: calls.append(1) or real(*a, **k))

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 import rlhf
-from rlhf import queries
-from rlhf.ensemble import bootstrap_indices, member_keys
+from rlhf.learning import queries
+from rlhf.learning.ensemble import bootstrap_indices, member_keys
 
 
 def pool_of_predictions(p: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -95,7 +95,7 @@ def test_the_round_asks_pairs_from_its_own_pool():
     asked, pool = [], []
     rlhf.train(task, budget=20, pairs_per_round=20, query="kcenter", oversample=3,
                on_round=lambda r: asked.append(r.first.states))
-    from rlhf.training import SAMPLE
+    from rlhf.training.loop import SAMPLE
     keys = rlhf.Keys.from_seeds([0]).fold(SAMPLE, 0)
     uniform_start = rlhf.uniform_policy(task.mdp)      # before any update the learned reward is flat
     first, _ = rlhf.rollout(task.mdp, uniform_start, 2 * 60, 6, keys).split()
@@ -144,8 +144,8 @@ def test_members_fit_exactly_their_bootstrap_resamples():
     """Weighting pair i by its multiplicity is, up to rounding, training on the resample itself.
     (SGD: Adam's first steps are lr·sign(gradient), which turns rounding in a gradient that is
     zero in exact arithmetic into a ±lr difference.)"""
-    from rlhf.ensemble import bootstrap_weights
-    from rlhf.learner import LearnerConfig, RewardLearner
+    from rlhf.learning.ensemble import bootstrap_weights
+    from rlhf.learning.learner import LearnerConfig, RewardLearner
     task, n = rlhf.GridWorld(size=4, horizon=6), 40
     keys = rlhf.Keys.from_seeds([5, 6])
     first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * n, 6, keys.fold(0)).split()

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 import rlhf
-from rlhf import random_gridworld as rg
+from rlhf.tasks import random_gridworld as rg
 
 
 def test_the_same_seed_is_the_same_world_and_seeds_differ():

@@ -20,7 +20,7 @@ def simulate_session(directory, task, config, seed, teacher_spec):
                                        torch.stack([p[1].actions for p in chunk]))
             labels = teacher.label(rlhf.step_rewards(task.true_reward, first).unsqueeze(0),
                                    rlhf.step_rewards(task.true_reward, second).unsqueeze(0), task.reward_range(),
-                                   keys.fold(rlhf.training.TEACHER, index))
+                                   keys.fold(rlhf.training.loop.TEACHER, index))
             for i, y in enumerate(labels.prefer_first[0].tolist()):
                 store.append(first[i], second[i], {1.0: "1", 0.0: "2", 0.5: "="}[y])
     return pairs
@@ -144,8 +144,9 @@ def test_fit_teacher_recovers_a_known_teacher_within_its_cis():
 
 def test_a_sweep_learns_from_a_person_through_a_recorded_spec(tmp_path):
     """The string lab's sweep cell with teacher 'recorded:DIR' equals rlhf.train with the RecordedTeacher."""
-    from bench import config as sweep_config
     from helpers import run_cli
+
+    from bench.sweep import config as sweep_config
     task = rlhf.StringTask("ABC", "ABC")
     labels = tmp_path / "labels"
     session = task.defaults.replace(budget=8, query="uniform")

@@ -7,7 +7,7 @@ import torch
 
 import rlhf
 
-module = importlib.import_module("rlhf.rollout")     # rlhf.rollout is also the function
+module = importlib.import_module("rlhf.core.rollout")     # rlhf.rollout is also the function
 
 
 def one_step_frequencies(mdp, policy, keys, n):

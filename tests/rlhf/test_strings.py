@@ -1,8 +1,8 @@
 import pytest
 import torch
+from helpers import keys_from
 
 import rlhf
-from helpers import keys_from
 
 
 def test_true_return_counts_matching_positions(rng):

@@ -2,9 +2,9 @@
 
 import pytest
 import torch
+from helpers import keys_from
 
 import rlhf
-from helpers import keys_from
 
 TASKS = {
     "grid-seed": lambda: rlhf.GridWorld(size=5, slip=0.0, start=[(0, 0)], goal=[(4, 4)], horizon=30),

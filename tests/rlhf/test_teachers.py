@@ -8,10 +8,11 @@ import math
 
 import pytest
 import torch
+from helpers import keys_from
 
 import rlhf
-from helpers import keys_from
-from rlhf import Teacher, batched
+from rlhf import Teacher
+from rlhf.core import batched
 
 N = 20_000
 RANGE = (0.0, 1.0)      # step rewards in [0, 1]: normalised return = mean step reward

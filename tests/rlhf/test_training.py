@@ -81,7 +81,7 @@ def test_unknown_preset():
 def test_what_a_run_leaves_behind_is_not_inference_mode_tensors():
     """``train`` runs under inference mode; the caches it fills on the task's MDP and the
     reward it returns outlive it, so they must stay ordinary (autograd-usable) tensors."""
-    from rlhf.rollout import _layout, _start_cdf
+    from rlhf.core.rollout import _layout, _start_cdf
     task = rlhf.GridWorld(size=3, slip=0.0, horizon=5)
     result = rlhf.train(task, budget=20, pairs_per_round=10, heldout_pairs=10)
     mdp = task.mdp

@@ -1,0 +1,4 @@
+"""The convergence gate: compare a run with a committed baseline, and write baselines.
+
+May import: :mod:`rlhf`, :mod:`bench.sweep`, :mod:`bench.report` (its statistics), :mod:`bench`'s shared modules.
+"""

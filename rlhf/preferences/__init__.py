@@ -1,0 +1,5 @@
+"""Where preferences come from: simulated teachers (the B-Pref family under a preference
+model), a person's recorded answers, and fitting a teacher's parameters to those answers.
+
+May import: :mod:`rlhf.core`, :mod:`rlhf.metrics`.
+"""
