@@ -39,7 +39,7 @@ def test_a_source_edit_then_resume_is_refused_until_rerun_stale(tmp_path, tiny_c
     copy = tmp_path / "src"                     # the same code, then one constant edited
     for package in ("rlhf", "bench"):
         shutil.copytree(ROOT / package, copy / package, ignore=shutil.ignore_patterns("__pycache__"))
-    gridworld = copy / "rlhf" / "gridworld.py"
+    gridworld = copy / "rlhf" / "tasks" / "gridworld.py"
     gridworld.write_text(gridworld.read_text().replace("CONVERGED_MAX_REGRET = 0.1", "CONVERGED_MAX_REGRET = 0.0"))
 
     refused = run_cli("run", "--config", str(tiny_config), "--out", str(out), "--no-progress", root=copy)
