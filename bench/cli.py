@@ -10,11 +10,10 @@ from pathlib import Path
 from .errors import BenchError
 
 EXIT_USAGE = 2
-MAX_LABEL_GRID = 10
-"""The largest grid ``bench label`` draws: two 10 x 10 grids and the learned heatmap fit 80 x 24."""
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(labelled: tuple[str, ...]) -> argparse.ArgumentParser:
+    """The command line; ``labelled``: the tasks ``label --task`` offers (registered with a ``render``)."""
     p = argparse.ArgumentParser(prog="python -m bench", description="rlhf-bench: sweeps, reports, gate, timings")
     sub = p.add_subparsers(dest="command", required=True)
 
@@ -52,7 +51,10 @@ def _parser() -> argparse.ArgumentParser:
                      help="rebuild the report from a saved pytest-benchmark JSON instead of rerunning")
 
     lab = sub.add_parser("label", help="label preference pairs yourself in the terminal (resumes in --out)")
-    lab.add_argument("--task", choices=("strings", "gridworld"), required=True)
+    lab.add_argument("--task", choices=labelled, required=True)
+    lab.add_argument("--import", dest="imports", action="append", default=[], metavar="MODULE",
+                     help="import MODULE first: a task registered there (with a render hook) can be labelled; "
+                          "repeatable")
     lab.add_argument("--out", type=Path, required=True, help="the labels store's directory (one per labeller)")
     lab.add_argument("--pairs", type=int, default=30, help="pairs to answer (default 30)")
     lab.add_argument("--seed", type=int, default=0)
@@ -69,7 +71,12 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
-    args = _parser().parse_args(argv)
+    try:
+        labelled = _labelled_tasks(argv)
+    except BenchError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return EXIT_USAGE
+    args = _parser(labelled).parse_args(argv)
     args.command_line = shlex.join(["python", "-m", "bench", *argv])     # recorded in stores and reports
     try:
         return _dispatch(args)
@@ -79,6 +86,35 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("interrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
         return 130
+
+
+def _labelled_tasks(argv: list[str]) -> tuple[str, ...]:
+    """For ``label``: the registered tasks with a ``render`` hook, after importing the modules its
+    ``--import`` names (so that ``--task`` can offer a task registered there); for other
+    commands none are needed (and the library is not imported before the arguments are read)."""
+    if argv[:1] != ["label"]:
+        return ()
+    import rlhf
+
+    from .sweep.modules import ModuleImportError, import_modules
+    early = argparse.ArgumentParser(add_help=False)
+    early.add_argument("--import", dest="imports", action="append", default=[])
+    try:
+        import_modules(early.parse_known_args(argv[1:])[0].imports)
+    except ModuleImportError as exc:
+        raise BenchError(f"--import {exc.module}: {exc.problem}") from None
+    return rlhf.registered_tasks(render=True)
+
+
+def _import_run_modules(run_dir: Path) -> None:
+    """Import the modules a run's config named (``imports``, recorded in its store), so that the
+    tasks its rows name are registered before a report or the gate reads them."""
+    from .sweep.modules import ModuleImportError, import_modules, recorded_imports
+    from .sweep.store import DB_NAME
+    try:
+        import_modules(recorded_imports(run_dir, DB_NAME))
+    except ModuleImportError as exc:
+        raise BenchError(f"{run_dir}: its config imports {exc.module}: {exc.problem}") from None
 
 
 def _dispatch(args) -> int:
@@ -98,6 +134,9 @@ def _dispatch(args) -> int:
         print(summary.line())
         print(f"results: {args.out / 'results.sqlite'}; table: {args.out / engine.CSV_NAME}")
         return 0
+    if args.command in ("report", "check", "baseline"):
+        for run in args.run if isinstance(args.run, list) else [args.run]:
+            _import_run_modules(run)
     if args.command == "report":
         from .report.build import write_report
         for path in write_report(args.run, args.to, command=args.command_line):
@@ -129,9 +168,6 @@ def _label(args) -> int:
         raise BenchError(f"--pairs must be >= 1, got {args.pairs}")
     if args.train < 0:
         raise BenchError(f"--train must be >= 0, got {args.train}")
-    if args.task == "gridworld" and not 2 <= args.size <= MAX_LABEL_GRID:
-        raise BenchError(f"--size must be in [2, {MAX_LABEL_GRID}] to draw two grids in an 80x24 terminal, "
-                         f"got {args.size}")
     if args.seed < 0:
         raise BenchError(f"--seed must be >= 0, got {args.seed}")
     if args.fit and not (args.out / STORE_NAME).is_file():

@@ -18,29 +18,34 @@ from .core.planning import (
 from .core.rollout import Trajectories, rollout, step_rewards
 from .learning.ensemble import Ensemble
 from .learning.learner import LearnerConfig, RewardLearner, bradley_terry_loss
-from .learning.queries import ENSEMBLE_QUERIES, QUERIES
-from .learning.rewards import StateLogSoftmaxReward, TableReward
+from .learning.queries import ENSEMBLE_QUERIES, QUERIES, QueryRule, register_query_rule
+from .learning.rewards import RewardModel, StateLogSoftmaxReward, TableReward
 from .metrics import (
     NEAR_OPTIMAL_SCALED_RETURN,
     epic_distance,
     normalized_regret,
     pearson_distance,
     preference_accuracy,
-    scaled_return,
     total_variation,
 )
+from .metrics import scaled_return_of_reward as scaled_return
 from .preferences.fit import TeacherFit, fit_teacher
+from .preferences.labeller import Labeller, Labels, Query
+from .preferences.models import PREFERENCE_MODELS, PreferenceModel, register_preference_model
 from .preferences.recorded import LabelStore, RecordedTeacher
-from .preferences.teachers import PREFERENCE_MODELS, Labeller, Labels, Teacher
+from .preferences.teachers import Teacher
+from .tasks import builtins as _builtins  # noqa: F401  (registers the built-in tasks)
 from .tasks.ecosystem import from_gymnasium, from_seals
 from .tasks.gridworld import GridWorld
 from .tasks.presets import PRESETS, preset_task, train_preset
 from .tasks.random_gridworld import RandomGridWorld
+from .tasks.registry import Axis, Render, TaskSpec, register_task, registered_tasks, task_spec
 from .tasks.strings import StringTask
 from .tasks.tabular import TabularTask
 from .training.config import TrainConfig
-from .training.loop import RoundRecord, RunResult, plan, session_pairs, train, train_batch, train_checkpoints
+from .training.loop import plan, session_pairs, train, train_batch, train_checkpoints
 from .training.protocol import Task
+from .training.results import RoundRecord, RunResult
 
 __version__ = "0.1.0"
 
@@ -53,8 +58,10 @@ __all__ = [  # noqa: RUF022
     "expected_returns", "optimal_advantages", "Keys", "rollout", "step_rewards", "train", "train_batch",
     "train_checkpoints", "session_pairs", "LabelStore", "RecordedTeacher", "fit_teacher", "TeacherFit",
     "train_preset", "preset_task", "PRESETS",
+    "register_task", "task_spec", "registered_tasks", "TaskSpec", "Axis", "Render",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward", "Ensemble",
-    "QUERIES", "ENSEMBLE_QUERIES", "PREFERENCE_MODELS",
+    "QUERIES", "ENSEMBLE_QUERIES", "PREFERENCE_MODELS", "Query", "RewardModel",
+    "QueryRule", "register_query_rule", "PreferenceModel", "register_preference_model",
     "total_variation", "epic_distance", "pearson_distance", "normalized_regret", "scaled_return",
     "NEAR_OPTIMAL_SCALED_RETURN",
     "preference_accuracy",

@@ -7,7 +7,8 @@ import math
 import torch
 
 from .core.mdp import TabularMDP
-from .core.planning import policy_return, soft_policy, soft_value_iteration, uniform_policy
+from .core.planning import policy_return, single_reward_q, soft_policy
+from .core.truths import TaskTruths
 
 
 def total_variation(p: torch.Tensor, q: torch.Tensor) -> float:
@@ -87,6 +88,8 @@ def normalized_regret(
     horizon: int,
     discount: float = 1.0,
     temperature: float = 1.0,
+    *,
+    truths: TaskTruths | None = None,
 ) -> float:
     """True-reward regret of planning on ``learned``, scaled to the uniform policy.
 
@@ -94,33 +97,17 @@ def normalized_regret(
     soft-optimal policy for reward x and J the exact expected true return over
     ``horizon`` steps: 0 = as good as planning on the truth, 1 = no better than
     acting uniformly at random (it can exceed 1 when worse). 0 when the truth
-    is no better than random (nothing to learn).
+    is no better than random (nothing to learn). ``truths``: the task's
+    (:class:`~rlhf.core.truths.TaskTruths` of ``mdp``, ``true``, ``horizon``), which holds the
+    truth's two returns; a new one when not given.
     """
-    def soft_optimal_return(r: torch.Tensor) -> float:
-        q = _plan_alone(mdp, r, horizon, discount, temperature)
-        return policy_return(mdp, soft_policy(q, temperature), true, horizon)
-
-    # The truth's two returns are the same for every learned reward: once per MDP and setting.
-    j_true = mdp.cached(("metrics.normalized_regret", _reward_key(true), horizon, discount, temperature),
-                        lambda: soft_optimal_return(true))
-    j_uniform = uniform_return(mdp, true, horizon)
-    j_learned = soft_optimal_return(learned)
+    truths = truths or TaskTruths(mdp, true, horizon)
+    j_true = truths.soft_optimal_return(discount, temperature)
+    j_uniform = truths.uniform_return
+    q = single_reward_q(mdp, learned, horizon, discount, temperature)
+    j_learned = policy_return(mdp, soft_policy(q, temperature), true, horizon)
     gap = j_true - j_uniform
     return (j_true - j_learned) / gap if gap > 1e-9 * max(1.0, abs(j_true)) else 0.0
-
-
-def _plan_alone(mdp: TabularMDP, reward: torch.Tensor, horizon: int, discount: float,
-                temperature: float) -> torch.Tensor:
-    """``Q[S, A]`` for ``reward`` ([S] or [S, A]) planned as a batch of one: the planner's result
-    for a reward does not depend on its batch, so this is what the training loop's batches give."""
-    r = torch.as_tensor(reward, dtype=torch.float32)
-    table = (r if r.dim() == 2 else r.unsqueeze(-1)).unsqueeze(0)
-    return soft_value_iteration(mdp, table, horizon, discount, temperature)[0]
-
-
-def _reward_key(reward: torch.Tensor) -> tuple:
-    """A reward's identity by content, for :meth:`TabularMDP.cached` (its shape and bytes)."""
-    return tuple(reward.shape), torch.as_tensor(reward, dtype=torch.float32).cpu().numpy().tobytes()
 
 
 NEAR_OPTIMAL_SCALED_RETURN = 0.9
@@ -135,10 +122,10 @@ def near_optimal(scaled: float) -> tuple[float, float]:
     return scaled, float(scaled >= NEAR_OPTIMAL_SCALED_RETURN)
 
 
-def scaled_return(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor, horizon: int,
-                  discount: float = 1.0) -> float:
-    """Scale-free quality of the learned reward's greedy policy (Knox et al., 2022):
-    ``(J(π_greedy) − J(π_uniform)) / (V* − J(π_uniform))`` under the true reward.
+def scaled_return_of_reward(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor, horizon: int,
+                            discount: float = 1.0, *, truths: TaskTruths | None = None) -> float:
+    """Scale-free quality of a learned reward (``rlhf.scaled_return``; Knox et al., 2022): that of its
+    greedy policy, ``(J(π_greedy) − J(π_uniform)) / (V* − J(π_uniform))`` under the true reward.
 
     π_greedy plans on ``learned`` with the hard max (``temperature=math.inf``, ties split
     evenly), so a reward's scale does not matter, only its ordering of behaviours. J is the
@@ -147,56 +134,37 @@ def scaled_return(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor, ho
     0 = no better than random. A stationary greedy policy can fall short of the finite-horizon
     optimum even for the true reward (0.96 on a 15×15 grid from the corner with slip 0.2,
     measured); on the tasks here it is 1 otherwise. NaN when the truth is no better than random.
+    ``truths`` as for :func:`normalized_regret`.
     """
-    return scaled_policy_return(mdp, greedy_policy(mdp, learned, horizon, discount), true, horizon)
+    return scaled_return_of_policy(mdp, greedy_policy(mdp, learned, horizon, discount), true, horizon, truths=truths)
 
 
 def greedy_policy(mdp: TabularMDP, reward: torch.Tensor, horizon: int, discount: float = 1.0) -> torch.Tensor:
     """``pi[S, A]``: greedy on the hard-max Q of ``reward`` over ``horizon`` steps, ties split evenly."""
-    return soft_policy(_plan_alone(mdp, reward, horizon, discount, math.inf), math.inf)
+    return soft_policy(single_reward_q(mdp, reward, horizon, discount, math.inf), math.inf)
 
 
-def optimal_return(mdp: TabularMDP, true: torch.Tensor, horizon: int) -> float:
-    """V*: the optimal expected undiscounted return in ``horizon`` steps, start-averaged (non-stationary
-    optimum of the hard-max recurrence; once per MDP and reward)."""
-    def build() -> float:
-        v_star = soft_value_iteration(mdp, torch.as_tensor(true, dtype=torch.float32), horizon, 1.0, math.inf)
-        return float((mdp.start.double() * v_star.amax(-1).double()).sum())
-    return mdp.cached(("metrics.optimal_return", _reward_key(true), horizon), build)
-
-
-def uniform_return(mdp: TabularMDP, true: torch.Tensor, horizon: int) -> float:
-    """The uniform policy's expected undiscounted return in ``horizon`` steps under ``true``: every
-    scaled metric's zero (once per MDP and reward)."""
-    return mdp.cached(("metrics.uniform_return", _reward_key(true), horizon),
-                      lambda: policy_return(mdp, uniform_policy(mdp), true, horizon))
-
-
-def scaled_policy_return(mdp: TabularMDP, policy: torch.Tensor, true: torch.Tensor, horizon: int) -> float:
+def scaled_return_of_policy(mdp: TabularMDP, policy: torch.Tensor, true: torch.Tensor, horizon: int, *,
+                            truths: TaskTruths | None = None) -> float:
     """``(J(π) − J(π_uniform)) / (V* − J(π_uniform))`` of a stationary policy ``pi[S, A]`` under the
-    true reward (see :func:`scaled_return`); NaN when the truth is no better than random."""
-    return scale_return(mdp, policy_return(mdp, policy, true, horizon), true, horizon)
+    true reward (see :func:`scaled_return_of_reward`; a return already evaluated:
+    :meth:`~rlhf.core.truths.TaskTruths.scaled`); NaN when the truth is no better than random."""
+    truths = truths or TaskTruths(mdp, true, horizon)
+    return truths.scaled(policy_return(mdp, policy, true, horizon))
 
 
-def scale_return(mdp: TabularMDP, j_policy: float, true: torch.Tensor, horizon: int) -> float:
-    """A policy's return ``J`` in ``horizon`` steps under the true reward, scaled so that the uniform
-    policy is 0 and the optimum 1 (:func:`scaled_policy_return` for a return already evaluated)."""
-    j_star, j_uniform = optimal_return(mdp, true, horizon), uniform_return(mdp, true, horizon)
-    gap = j_star - j_uniform
-    return (j_policy - j_uniform) / gap if gap > 1e-9 * max(1.0, abs(j_star)) else float("nan")
-
-
-def advantage_metrics(mdp: TabularMDP, learned: torch.Tensor, true: torch.Tensor, true_advantages: torch.Tensor,
-                      horizon: int) -> dict[str, float]:
-    """Metrics of a learned optimal-advantage table ``Â[S, A]`` (the regret learner's model; Knox
-    et al., 2024), which is acted on greedily, not planned on: ``scaled_return`` and
-    ``near_optimal`` of the greedy policy argmax_a Â(s, a) (ties split evenly); ``converged`` =
-    ``near_optimal``; ``epic``, the EPIC distance from the truth's optimal advantages A*, the
-    quantity Â estimates (A* is the true reward shaped by the optimal value, so a distance from
-    the reward itself would count that shaping as an error)."""
-    scaled, near = near_optimal(scaled_policy_return(mdp, soft_policy(learned, math.inf), true, horizon))
+def advantage_metrics(truths: TaskTruths, learned: torch.Tensor, discount: float = 1.0) -> dict[str, float]:
+    """Metrics of a learned optimal-advantage table ``Â[S, A]`` (the regret learner's; Knox et al.,
+    2024), which is acted on greedily, not planned on: ``scaled_return`` and ``near_optimal`` of the
+    greedy policy argmax_a Â(s, a) (ties split evenly); ``converged`` = ``near_optimal``; ``epic``, the
+    EPIC distance from the truth's optimal advantages A* (at discount γ), the quantity Â estimates (A*
+    is the true reward shaped by the optimal value, so a distance from the reward itself would count
+    that shaping as an error)."""
+    greedy = soft_policy(learned, math.inf)
+    scaled, near = near_optimal(scaled_return_of_policy(truths.mdp, greedy, truths.true_reward, truths.horizon,
+                                                        truths=truths))
     return {"converged": near, "near_optimal": near, "scaled_return": scaled,
-            "epic": epic_distance(learned, true_advantages)}
+            "epic": epic_distance(learned, truths.optimal_advantages(discount))}
 
 
 def preference_accuracy(logit_learned: torch.Tensor, margin_true: torch.Tensor) -> float:

@@ -20,10 +20,10 @@ import pandas as pd
 from tabulate import tabulate
 
 from ..errors import BenchError
-from ..report.stats import config_id, configurations, plain, success_values
-from ..sweep.config import SHOWN_COLUMNS, CellConfig, config_columns, instance_label, text_columns
+from ..report.runs import load_run
+from ..report.stats import config_id, configurations, plain, success_values, varying_fields
+from ..sweep.config import SHOWN_COLUMNS, CellConfig, config_columns, instance_label
 from ..sweep.config import load as load_config
-from ..sweep.engine import CSV_NAME
 
 EXACT = {"abs": 0.0, "rel": 0.0}
 DEFAULT_TOLERANCES = {
@@ -63,27 +63,6 @@ def label(fields: dict, varying: frozenset[str] = frozenset()) -> str:
         parts.append(f"start={fields['start']}")
     parts += [f"{k}={fields[k]}" for k in sorted(varying - set(SHOWN_COLUMNS)) if k in fields]
     return " ".join(str(p) for p in parts)
-
-
-def varying_fields(configs: list[dict]) -> frozenset[str]:
-    """The fields whose value differs between some of these configurations of the same task
-    (a field that differs only between tasks, such as the learner, names the task, not a variant)."""
-    varying: set[str] = set()
-    for task in {c["task"] for c in configs}:
-        same_task = [c for c in configs if c["task"] == task]
-        varying |= {k for k in same_task[0] if len({config_id({k: c.get(k)}) for c in same_task}) > 1}
-    return frozenset(varying)
-
-
-def load_run(run_dir: Path) -> pd.DataFrame:
-    path = Path(run_dir) / CSV_NAME
-    if not path.is_file():
-        raise BenchError(f"{run_dir}: no {CSV_NAME} (run 'python -m bench run --out {run_dir}' first)")
-    text = [*text_columns(), "status", "error"]
-    frame = pd.read_csv(path, dtype={c: str for c in text})
-    for column in text:
-        frame[column] = frame[column].fillna("")
-    return frame
 
 
 def write_baseline(run_dir: Path, config_path: Path, out: Path) -> None:

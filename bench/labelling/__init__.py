@@ -1,5 +1,5 @@
 """A person labelling pairs: the session (pairs, answers, the learned view) and its
-terminal program (Textual).
+terminal program (Textual), for any task registered with a ``render`` hook (:class:`rlhf.Render`).
 
 May import: :mod:`rlhf`, :mod:`bench`'s shared modules.
 """

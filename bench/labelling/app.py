@@ -3,7 +3,8 @@
 Textual because it is maintained, draws in any 80×24 terminal, and its ``App.run_test`` pilot
 lets the tests press the keys. Keys: ``1`` / ``2`` prefer, ``=`` equal, ``s`` skip, ``u`` undo
 the last answer, ``q`` quit. Every answer is committed to the store before the next pair shows
-(:class:`bench.labelling.Session`); rerunning the same command resumes.
+(:class:`bench.labelling.Session`); rerunning the same command resumes. The pictures (the pair,
+the learned reward) are the task's own, from its registration's ``render`` hook (:class:`rlhf.Render`).
 """
 
 from __future__ import annotations
@@ -17,66 +18,14 @@ from textual.containers import Horizontal
 from textual.events import Key
 from textual.widgets import Static
 
-import rlhf
-
 from .session import Session
 
 KEYS = "1/2 prefer · = equal · s skip · u undo · q quit"
-_SHADES = "░▒▓█"
-
-
-def render_strings(task: rlhf.StringTask, first: rlhf.Trajectories, second: rlhf.Trajectories) -> str:
-    """The two strings one above the other, aligned by position."""
-    width = max(len(str(len(task.target))), 1) + 1
-
-    def row(traj: rlhf.Trajectories) -> str:
-        return "".join(task.vocab[int(a)].rjust(width) for a in traj.actions)
-
-    header = "".join(str(i + 1).rjust(width) for i in range(len(first.actions)))
-    return f"position {header}\n   [1]   {row(first)}\n   [2]   {row(second)}"
-
-
-def render_grid(task: rlhf.GridWorld, first: rlhf.Trajectories, second: rlhf.Trajectories) -> str:
-    """The two trajectories on the grid, side by side: ``S`` start, ``1``…``9`` the later steps
-    (a cell shows its last visit; the start always shows ``S``), ``G`` the goal, ``·`` other
-    cells; y grows upwards."""
-    grids = [_grid_cells(task, traj) for traj in (first, second)]
-    n = task.size
-    lines = ["[1]".ljust(2 * n + 1) + "[2]"]
-    for y in range(n - 1, -1, -1):
-        lines.append("  ".join(" ".join(grid[x][y] for x in range(n)) for grid in grids))
-    return "\n".join(lines)
-
-
-def _grid_cells(task: rlhf.GridWorld, traj: rlhf.Trajectories) -> list[list[str]]:
-    n = task.size
-    cells = [["·"] * n for _ in range(n)]
-    for s in task.goal_states.tolist():
-        cells[s // n][s % n] = "G"
-    states = traj.states.tolist()
-    for t, s in enumerate(states[1:], start=1):
-        cells[s // n][s % n] = str(min(t, 9))
-    cells[states[0] // n][states[0] % n] = "S"             # the start stays visible when revisited
-    return cells
-
-
-def render_heatmap(task: rlhf.GridWorld, reward: torch.Tensor) -> str:
-    """A learned state reward as shades (darkest = lowest), top row y = N − 1."""
-    grid = task.as_grid(reward.reshape(-1)[: task.size ** 2].float())
-    low, high = float(grid.min()), float(grid.max())
-    scale = (len(_SHADES) - 1) / (high - low) if high > low else 0.0
-    rows = []
-    for y in range(task.size - 1, -1, -1):
-        rows.append("".join(_SHADES[round((float(v) - low) * scale)] * 2 for v in grid[y]))
-    return "\n".join(rows)
 
 
 def learned_view(session: Session, reward: torch.Tensor) -> str:
-    task = session.task
-    if isinstance(task, rlhf.StringTask):
-        return f"learned string:\n{task.decode(reward)}   (target {task.target})"
-    assert isinstance(task, rlhf.GridWorld)
-    return "learned reward (dark = low):\n" + render_heatmap(task, reward)
+    """What the reward learned so far means, as the task's ``render`` hook draws it."""
+    return session.spec.render.learned(session.task, reward)
 
 
 class LabelApp(App):
@@ -127,10 +76,7 @@ class LabelApp(App):
         if session.done:
             pair.update("Every pair is answered. Thank you!  (q quits; u undoes the last answer)")
         else:
-            first, second = session.current()
-            task = session.task
-            drawn = (render_strings(task, first, second) if isinstance(task, rlhf.StringTask)
-                     else render_grid(task, first, second))
+            drawn = session.spec.render.pair(session.task, *session.current())
             pair.update(f"Which do you prefer?\n\n{drawn}")
         self.query_one("#learned", Static).update(self.learned_text)
         agreement = "—" if math.isnan(self.agreement) else f"{self.agreement:.0%}"

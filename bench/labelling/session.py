@@ -1,6 +1,6 @@
 """A labelling session: a person answers the pairs ``rlhf.train`` would ask, one at a time.
 
-The engine behind ``python -m bench label`` (:mod:`bench.label_app` is its terminal UI). A
+The engine behind ``python -m bench label`` (:mod:`bench.labelling.app` is its terminal UI). A
 session is a task, a training configuration with ``query="uniform"`` and a seed, so its pairs
 are fixed before any answer (:func:`rlhf.session_pairs`): resuming, undoing and replaying
 are exact, and ``rlhf.train(session.task, teacher=rlhf.RecordedTeacher(DIR), config=session.config,
@@ -16,23 +16,22 @@ from pathlib import Path
 import torch
 
 import rlhf
-from rlhf.core.batched import step_sums
+from rlhf.core.rollout import step_features
 from rlhf.preferences import recorded
 from rlhf.preferences.fit import check_enough
+from rlhf.preferences.models import score_margins
 from rlhf.preferences.recorded import pair_key
+from rlhf.tasks.registry import LABEL_OPTIONS
 
 from .. import provenance
-
-STRINGS_DEFAULTS = {"vocab": "ABC", "target": "ABC"}
-GRID_SEGMENT = 8
-"""Steps of a gridworld segment a person compares (a 30-step trajectory is too long to judge)."""
 
 
 @dataclass(frozen=True)
 class SessionSpec:
-    """What a session labels: the task's options, the number of pairs and the seed."""
+    """What a session labels: the task (one registered with a ``render`` hook, :class:`rlhf.Render`),
+    its options, the number of pairs and the seed."""
 
-    task: str                                   # "strings" | "gridworld"
+    task: str
     pairs: int = 30
     seed: int = 0
     vocab: str = "ABC"
@@ -40,20 +39,27 @@ class SessionSpec:
     size: int = 5
     slip: float = 0.0
 
-    def make_task(self) -> rlhf.GridWorld | rlhf.StringTask:
-        if self.task == "strings":
-            return rlhf.StringTask(vocab=self.vocab, target=self.target, slip=self.slip)
-        return rlhf.GridWorld(size=self.size, slip=self.slip)
+    @property
+    def render(self) -> rlhf.Render:
+        """The task's ``render`` hook (ValueError when it has none: a person cannot label it)."""
+        render = rlhf.task_spec(self.task).render
+        if render is None:
+            raise ValueError(f"task {self.task!r} has no render hook: the labelling program cannot draw it "
+                             f"(tasks it can: {', '.join(rlhf.registered_tasks(render=True))})")
+        return render
 
-    def train_config(self, task: rlhf.GridWorld | rlhf.StringTask) -> rlhf.TrainConfig:
-        """The task's seed configuration, asking ``pairs`` pairs drawn uniformly (a gridworld's
-        segments cut to :data:`GRID_SEGMENT` steps)."""
-        segment = GRID_SEGMENT if self.task == "gridworld" else 0
-        return task.defaults.replace(budget=self.pairs, query="uniform", segment_length=segment)
+    def make_task(self) -> rlhf.Task:
+        """The task, from the options its ``render`` hook reads."""
+        return self.render.make({name: getattr(self, name) for name in LABEL_OPTIONS})
+
+    def train_config(self, task: rlhf.Task) -> rlhf.TrainConfig:
+        """The task's seed configuration, asking ``pairs`` pairs drawn uniformly (segments cut to
+        the ``render`` hook's ``segment_length`` when it sets one, e.g. a gridworld's 8 steps)."""
+        return task.defaults.replace(budget=self.pairs, query="uniform", segment_length=self.render.segment_length)
 
     def fields(self) -> dict:
-        """What the store records and checks on resume (only the fields of this task)."""
-        keep = {"task", "pairs", "seed", "slip"} | ({"vocab", "target"} if self.task == "strings" else {"size"})
+        """What the store records and checks on resume (only the options of this task)."""
+        keep = {"task", "pairs", "seed", *self.render.options}
         return {k: v for k, v in dataclasses.asdict(self).items() if k in keep}
 
 
@@ -113,7 +119,7 @@ class Session:
             return float("nan")
         reward = (result or self.learned()).reward
         first, second = _stacked(answers)
-        margin = step_sums(rlhf.step_rewards(reward, first)) - step_sums(rlhf.step_rewards(reward, second))
+        margin = score_margins(reward.reshape(-1), step_features(reward, first), step_features(reward, second))
         chose_first = torch.tensor([a.answer == "1" for a in answers])
         return float(((margin > 0) == chose_first).double().mean())
 

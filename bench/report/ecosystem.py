@@ -1,15 +1,15 @@
 """The report's ecosystem section (#15): Gymnasium and seals environments as tasks.
 
-Per environment (and teacher and method, when several were run): the preference pairs a seed
-needs until its learned reward's greedy policy is near-optimal (the first swept budget at which
-it is; the median over seeds, with a percentile-bootstrap CI over seeds), the share of seeds
+Per environment (and teacher and method, when several were run): the *median seed's first
+budget near-optimal* — per seed, the first swept budget at which its learned reward's greedy
+policy is near-optimal; the lower median over seeds, with a percentile-bootstrap CI over seeds
+(a statistic of a typical seed, unlike the query section's budget at which *mean* success
+reaches the target) — the share of seeds
 near-optimal at each budget, and whether the greedy policy's expected return reaches the
 environment's registered ``reward_threshold`` where one is registered and the optimum reaches it.
 """
 
 from __future__ import annotations
-
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -17,16 +17,17 @@ import pandas as pd
 import rlhf
 
 from ..sweep.config import group_columns
-from . import figures
-from .stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, bootstrap_rng
+from . import bootstrap, figures
+from .bootstrap import CONFIDENCE
+from .section import ReportInputs, SectionOutput
+from .stats import bootstrap_rng, budget_text
 
-TASKS = ("gymnasium", "seals")
 _SETTING = [c for c in group_columns() if c != "budget"]
 
 
 def without_envs(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows the rest of the report is about."""
-    return frame[~frame["task"].isin(TASKS)]
+    return frame[~frame["task"].isin(rlhf.registered_tasks(tag="environment"))]
 
 
 def first_near_optimal(cells: pd.DataFrame) -> pd.Series:
@@ -37,24 +38,22 @@ def first_near_optimal(cells: pd.DataFrame) -> pd.Series:
     return pd.Series({seed: float(hits.get(seed, np.inf)) for seed in sorted(cells["seed"].unique())})
 
 
-def median_with_ci(values: np.ndarray, fields: dict) -> tuple[float, float, float]:
-    """The median of per-seed pair counts and its percentile-bootstrap CI over seeds (inf allowed)."""
-    rng = bootstrap_rng(fields)
-    draws = np.sort(values[rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))], axis=1)
-    medians = draws[:, (len(values) - 1) // 2]                    # the lower median: a swept budget, or inf
-    alpha = (1 - CONFIDENCE) / 2
-    return (float(np.sort(values)[(len(values) - 1) // 2]), float(np.quantile(medians, alpha, method="lower")),
-            float(np.quantile(medians, 1 - alpha, method="higher")))
+def median_first_near_optimal(first: np.ndarray, fields: dict) -> tuple[float, float, float]:
+    """``(estimate, ci_low, ci_high)``: the median seed's first budget near-optimal — the lower
+    median of the per-seed budgets ``first`` (:func:`first_near_optimal`: a swept budget, or inf)
+    — and its percentile-bootstrap CI over seeds, seeded by the setting's ``fields``."""
+    low, high = bootstrap.interval(first, bootstrap.lower_median, bootstrap_rng(fields), discrete=True)
+    return float(np.sort(first)[(len(first) - 1) // 2]), low, high
 
 
 def table(cells: pd.DataFrame) -> pd.DataFrame:
-    """One row per setting: pairs to near-optimal (median seed, CI), near-optimal share per budget,
-    and the threshold columns."""
+    """One row per setting: the median seed's first budget near-optimal (``pairs_to_near_optimal``,
+    CI), near-optimal share per budget, and the threshold columns."""
     rows = []
-    envs = cells[cells["task"].isin(TASKS)]
+    envs = cells[cells["task"].isin(rlhf.registered_tasks(tag="environment"))]
     for key, setting in envs.groupby(_SETTING, sort=True, dropna=False):
         fields = dict(zip(_SETTING, key, strict=True))
-        need, low, high = median_with_ci(first_near_optimal(setting).to_numpy(), fields)
+        median_first, low, high = median_first_near_optimal(first_near_optimal(setting).to_numpy(), fields)
         top = setting[setting["budget"] == setting["budget"].max()]
         optimum = float(top["optimal_return"].dropna().iloc[0]) if top["optimal_return"].notna().any() else np.nan
         registered = top["reward_threshold"].dropna() if "reward_threshold" in top else pd.Series(dtype=float)
@@ -62,7 +61,7 @@ def table(cells: pd.DataFrame) -> pd.DataFrame:
         reachable = threshold is not None and optimum >= threshold
         reached = ((top["status"] == "done") & (top["greedy_return"] >= (threshold or 0.0))).mean() if reachable \
             else np.nan
-        row = {**fields, "seeds": setting["seed"].nunique(), "pairs_to_near_optimal": need, "ci_low": low,
+        row = {**fields, "seeds": setting["seed"].nunique(), "pairs_to_near_optimal": median_first, "ci_low": low,
                "ci_high": high, "reward_threshold": threshold if threshold is not None else np.nan,
                "optimal_return": optimum, "threshold_reached_share": reached, "top_budget": int(top["budget"].iloc[0])}
         for budget, at in setting.groupby("budget"):
@@ -71,10 +70,11 @@ def table(cells: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def section(cells: pd.DataFrame, to: Path) -> tuple[list[str], list[Path]]:
-    """The section's Markdown lines and its files (a CSV and a figure, into ``to``); nothing without env cells."""
-    if not cells["task"].isin(TASKS).any():
-        return [], []
+def section(inputs: ReportInputs) -> SectionOutput:
+    """The section's Markdown lines and its files (a CSV and a figure, into the stage); nothing without env cells."""
+    cells, to = inputs.cells, inputs.stage
+    if not cells["task"].isin(rlhf.registered_tasks(tag="environment")).any():
+        return SectionOutput()
     rows = table(cells)
     csv = to / "ecosystem.csv"
     rows.to_csv(csv, index=False, float_format="%.6g")
@@ -91,8 +91,8 @@ def section(cells: pd.DataFrame, to: Path) -> tuple[list[str], list[Path]]:
                      f"{r['reward_threshold']:g}: {r['threshold_reached_share']:.0%} of seeds")
         shown.append({"environment": r["env"], "states": r["size"], "H": r["horizon"],
                       **{c: r[c] for c in varying},
-                      "pairs to near-optimal (median seed)": _pairs(r["pairs_to_near_optimal"], top),
-                      "CI": f"[{_pairs(r['ci_low'], top)}, {_pairs(r['ci_high'], top)}]",
+                      "pairs to near-optimal (median seed)": budget_text(r["pairs_to_near_optimal"], top),
+                      "CI": f"[{budget_text(r['ci_low'], top)}, {budget_text(r['ci_high'], top)}]",
                       f"near-opt. @ {top}": f"{r[f'near_optimal@{top}']:.2f}",
                       f"reward_threshold @ {top}": threshold})
     seeds = int(rows["seeds"].max())
@@ -109,11 +109,7 @@ def section(cells: pd.DataFrame, to: Path) -> tuple[list[str], list[Path]]:
              "and the optimum V* reaches it. Numbers: [ecosystem.csv](ecosystem.csv).", "",
              pd.DataFrame(shown).to_markdown(index=False), "", *_findings(rows),
              f"![{figure.stem}]({figure.name})", ""]
-    return lines, [csv, figure]
-
-
-def _pairs(value: float, top: int) -> str:
-    return f"> {top}" if np.isinf(value) else f"{value:.0f}"
+    return SectionOutput(lines=lines, files=[csv, figure])
 
 
 def _findings(rows: pd.DataFrame) -> list[str]:

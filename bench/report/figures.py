@@ -14,6 +14,7 @@ import pandas as pd
 import torch
 
 import rlhf
+from rlhf.tasks.registry import instance_label
 
 _SAVE = {"dpi": 110, "metadata": {"Software": None}}   # no version string: identical bytes on reruns
 
@@ -35,9 +36,9 @@ def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str,
     fig, axes = plt.subplots(len(metrics), len(sizes), figsize=(max(3.6 * len(sizes), 8.0), 2.9 * len(metrics)),
                              squeeze=False, sharex=True)
     several_starts = rows["start"].nunique() > 1
-    size_name = "N" if task == "gridworld" else "L"
     for col, size in enumerate(sizes):
         panel = rows[rows["size"] == size]
+        label = instance_label(panel.iloc[0].to_dict()).replace("=", " = ")      # the task's registered label
         for (value, start, *others), line in panel.groupby([line_by, "start", *extra], sort=True):
             line = line.sort_values("budget")
             tag = f"{line_by} {value}" + (f", {start} start" if several_starts else "")
@@ -52,7 +53,7 @@ def sample_efficiency(summary: pd.DataFrame, task: str, metrics: list[tuple[str,
                                 color=handle.get_color(), alpha=0.15)
                 _budget_axis(ax, sorted(rows["budget"].unique()))
                 ax.set_ylabel(ylabel)
-                ax.set_title(f"{task}, {size_name} = {size}", fontsize=9)
+                ax.set_title(f"{task}, {label}", fontsize=9)
                 ax.grid(alpha=0.3)
         axes[-1, col].set_xlabel("preference pairs (budget)")
     handles, labels = axes[0, 0].get_legend_handles_labels()

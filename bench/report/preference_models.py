@@ -1,6 +1,6 @@
 """The report's preference-model section (#14): partial return vs regret (Knox et al.).
 
-It reads the ``random-gridworld`` cells. Each world's near-optimal rate is the mean over its
+It reads the random worlds' cells (tasks tagged ``random-worlds``). Each world's near-optimal rate is the mean over its
 seeds (a failed cell counts as not near-optimal); per teacher noise, teacher model, learner
 model and budget, the *share of worlds near-optimal* is the mean of those rates, with a
 percentile-bootstrap CI over worlds. The finding is read from the paired difference between the
@@ -11,32 +11,33 @@ worlds' spread in difficulty does not hide it.
 from __future__ import annotations
 
 import dataclasses
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 import rlhf
 
-from . import figures
-from .stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, bootstrap_rng
+from . import bootstrap, figures
+from .bootstrap import CONFIDENCE
+from .section import ReportInputs, SectionOutput
+from .stats import bootstrap_rng, values_text
 
-TASK = "random-gridworld"
 _SETTING = ["noise", "teacher_model", "budget"]
 
 
 def without_worlds(frame: pd.DataFrame) -> pd.DataFrame:
     """The rows the rest of the report is about (random worlds are this section's)."""
-    return frame[frame["task"] != TASK]
+    return frame[~frame["task"].isin(_world_tasks())]
 
 
 def world_rates(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per (noise, teacher model, learner model, budget, world): ``near`` (the world's
     near-optimal rate over its seeds) and ``scaled`` (its mean scaled return over finished seeds)."""
-    rows = cells[cells["task"] == TASK].copy()
+    rows = cells[cells["task"].isin(_world_tasks())].copy()
     teachers = {spec: rlhf.Teacher.parse(spec) for spec in rows["teacher"].unique()}
-    rows["noise"] = rows["teacher"].map(lambda s: str(dataclasses.replace(teachers[s], model="partial")))
-    rows["teacher_model"] = rows["teacher"].map(lambda s: teachers[s].model)
+    default = rlhf.Teacher().preference_model        # the noise alone: the spec with the default preference model
+    rows["noise"] = rows["teacher"].map(lambda s: str(dataclasses.replace(teachers[s], preference_model=default)))
+    rows["teacher_model"] = rows["teacher"].map(lambda s: teachers[s].preference_model.name)
     done = rows["status"] == "done"
     rows["near"] = np.where(done, rows["near_optimal"].fillna(0.0), 0.0)
     rows["scaled"] = rows["scaled_return"].where(done)
@@ -50,22 +51,19 @@ def shares(rates: pd.DataFrame) -> pd.DataFrame:
     return; and per setting the paired difference regret − partial learner (``difference``
     with its CI, on both of the setting's rows)."""
     out = []
-    alpha = (1 - CONFIDENCE) / 2
     for setting, rows in rates.groupby(_SETTING, sort=True):
         table = rows.pivot(index="world", columns="learner_model", values="near")
         learners = list(table.columns)
         values = table.to_numpy(dtype=float)                                  # [worlds, learners]
         fields = dict(zip(_SETTING, setting, strict=True))
-        rng = bootstrap_rng(fields)
-        draws = values[rng.integers(0, len(values), size=(BOOTSTRAP_RESAMPLES, len(values)))].mean(axis=1)
-        low, high = np.quantile(draws, alpha, axis=0), np.quantile(draws, 1 - alpha, axis=0)
+        draws = bootstrap.resample(values, bootstrap.mean, bootstrap_rng(fields))   # [R, learners]: paired
+        low, high = bootstrap.percentile_interval(draws)
         paired = {}
         if set(learners) == set(rlhf.PREFERENCE_MODELS):
             r, p = learners.index("regret"), learners.index("partial")
-            diff = draws[:, r] - draws[:, p]
+            diff_low, diff_high = bootstrap.percentile_interval(draws[:, r] - draws[:, p])
             paired = {"difference": float(values[:, r].mean() - values[:, p].mean()),
-                      "difference_ci_low": float(np.quantile(diff, alpha)),
-                      "difference_ci_high": float(np.quantile(diff, 1 - alpha))}
+                      "difference_ci_low": float(diff_low), "difference_ci_high": float(diff_high)}
         scaled = rows.groupby("learner_model")["scaled"].mean()
         for j, learner in enumerate(learners):
             out.append({**fields, "learner_model": learner, "worlds": len(values), "share": float(values[:, j].mean()),
@@ -74,12 +72,14 @@ def shares(rates: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(out)
 
 
-def section(cells: pd.DataFrame, to: Path) -> tuple[list[str], list[Path]]:
-    """The section's Markdown lines and its files (a CSV and a figure, written into ``to``);
-    nothing without random-gridworld cells."""
-    if not (cells["task"] == TASK).any():
-        return [], []
+def section(inputs: ReportInputs) -> SectionOutput:
+    """The section's Markdown lines and its files (a CSV and a figure, written into the stage);
+    nothing without random-world cells."""
+    cells, to = inputs.cells, inputs.stage
+    if not cells["task"].isin(_world_tasks()).any():
+        return SectionOutput()
     rates = world_rates(cells)
+    segments = values_text(cells.loc[cells["task"].isin(_world_tasks()), "segment_length"])
     table = shares(rates)
     csv = to / "preference_models.csv"
     table.to_csv(csv, index=False, float_format="%.6g")
@@ -90,8 +90,8 @@ def section(cells: pd.DataFrame, to: Path) -> tuple[list[str], list[Path]]:
              f"`bench/configs/preference_models.toml`: {worlds} random feature gridworlds (`rlhf.RandomGridWorld`, "
              "Knox et al.'s generator), each taught by a *partial-return* teacher (a segment's summed reward) or a "
              "*regret* teacher (its summed optimal advantage A*), noiseless or Boltzmann-rational, with pairs of "
-             "3-step segments from random behaviour. The *partial* learner fits a reward and plans on it; the "
-             "*regret* learner fits optimal advantages Â and acts greedily on them (Knox et al., 2024). Both fit "
+             f"{segments}-step segments from random behaviour. The *partial* learner fits a reward and plans on it; "
+             "the *regret* learner fits optimal advantages Â and acts greedily on them (Knox et al., 2024). Both fit "
              "the same Bradley–Terry model to the same pairs, so with these pairs they learn the *same table* and "
              "differ only in how they act on it: planning on Â as if it were a reward is what Knox et al. (2024) "
              "call mistaking advantage for reward. *Share near-optimal*: the share of worlds whose greedy policy "
@@ -99,7 +99,7 @@ def section(cells: pd.DataFrame, to: Path) -> tuple[list[str], list[Path]]:
              f"with a {CONFIDENCE:.0%} bootstrap CI over worlds. Numbers: "
              "[preference_models.csv](preference_models.csv).", ""]
     lines += [_markdown(table), "", *_findings(table), f"![{figure.stem}]({figure.name})", ""]
-    return lines, [csv, figure]
+    return SectionOutput(lines=lines, files=[csv, figure])
 
 
 def _markdown(table: pd.DataFrame) -> str:
@@ -149,3 +149,8 @@ def _findings(table: pd.DataFrame) -> list[str]:
                         "learner learns a reward through the regret model; here the partial learner, given the same "
                         "regret labels, learns Â itself and plans on it, which Knox et al. (2024) show often works."))
     return [*lines, ""]
+
+
+def _world_tasks() -> tuple[str, ...]:
+    """The tasks whose instances are Knox et al.'s random worlds (registered with that tag)."""
+    return rlhf.registered_tasks(tag="random-worlds")

@@ -3,9 +3,9 @@
 A *method family* is a set of configurations that differ only in their query
 rule (and budget), at least three rules: the queries sweep's. For each, the
 section shows success, EPIC and regret against budget per rule (figures with
-CI bands), the pairs each rule needs to reach the success target with a
-bootstrap CI over seeds, and findings read off those numbers, set against
-B-Pref's reported ordering. Configurations outside method families are the
+CI bands), each rule's *budget at which mean success reaches the target*
+(:func:`budget_to_target`, with a bootstrap CI over seeds), and findings read off
+those numbers, set against B-Pref's reported ordering. Configurations outside method families are the
 rest of the report's business (:func:`without_methods`).
 """
 
@@ -18,8 +18,10 @@ import numpy as np
 import pandas as pd
 
 from ..sweep.config import group_columns, instance_label
-from . import figures
-from .stats import BOOTSTRAP_RESAMPLES, CONFIDENCE, bootstrap_rng, success_values
+from . import bootstrap, figures
+from .bootstrap import CONFIDENCE
+from .section import ReportInputs, SectionOutput
+from .stats import bootstrap_rng, budget_reaching_target, budget_text, success_values, values_text
 
 MIN_RULES = 3
 UNCERTAINTY_RULES = ("disagreement", "entropy", "info-gain")
@@ -42,28 +44,24 @@ def without_methods(summary: pd.DataFrame) -> pd.DataFrame:
     return summary[~_in_families(summary)]
 
 
-def pairs_needed(cells: pd.DataFrame, target: float) -> tuple[float, float, float]:
-    """``(estimate, ci_low, ci_high)``: the smallest swept budget whose success rate over the seeds
-    reaches ``target``, and its percentile-bootstrap CI over seeds (``inf``: not within the sweep).
-    ``cells``: one configuration family and rule, every budget and seed."""
-    budgets = sorted(cells["budget"].unique())
+def budget_to_target(cells: pd.DataFrame, target: float) -> tuple[float, float, float]:
+    """``(estimate, ci_low, ci_high)``: the budget at which mean success reaches the target — the
+    smallest swept budget whose success rate over the seeds reaches ``target`` — and its
+    percentile-bootstrap CI over seeds (``inf``: not within the sweep). A statistic of the seeds'
+    mean, not of a typical seed. ``cells``: one configuration family and rule, every budget and seed."""
+    budgets = np.asarray(sorted(cells["budget"].unique()))
     seeds = sorted(cells["seed"].unique())
     table = np.zeros((len(seeds), len(budgets)))         # converged (0/1) per seed and budget
     for j, b in enumerate(budgets):
         rows = cells[cells["budget"] == b].set_index("seed").loc[seeds].reset_index()
         table[:, j] = success_values(rows)
 
-    def first_reaching(success: np.ndarray) -> np.ndarray:
-        reached = success >= target - 1e-12
-        return np.where(reached.any(-1), np.asarray(budgets, dtype=float)[reached.argmax(-1)], np.inf)
+    def statistic(resampled: np.ndarray) -> np.ndarray:      # [R, seeds, budgets] -> [R]
+        return budget_reaching_target(bootstrap.mean(resampled), budgets, target)
 
     fields = {c: cells[c].iloc[0] for c in [*_FAMILY, "query"]}
-    rng = bootstrap_rng(fields)
-    resampled = table[rng.integers(0, len(seeds), size=(BOOTSTRAP_RESAMPLES, len(seeds)))].mean(axis=1)
-    draws = first_reaching(resampled)
-    alpha = (1 - CONFIDENCE) / 2
-    low, high = np.quantile(draws, alpha, method="lower"), np.quantile(draws, 1 - alpha, method="higher")
-    return float(first_reaching(table.mean(axis=0))), float(low), float(high)
+    low, high = bootstrap.interval(table, statistic, bootstrap_rng(fields), discrete=True)
+    return float(budget_reaching_target(table.mean(axis=0), budgets, target)), low, high
 
 
 @dataclass(frozen=True)
@@ -71,7 +69,8 @@ class _RuleRow:
     """One rule's line in a method family's table."""
 
     rule: str
-    need: float
+    budget_to_target: float
+    """The budget at which mean success reaches the target (:func:`budget_to_target`)."""
     low: float
     high: float
     mean_success: float
@@ -80,23 +79,20 @@ class _RuleRow:
     near_optimal: float
 
     def shown(self, top: int) -> dict[str, object]:
-        return {"rule": self.rule, "pairs to target": _pairs(self.need, top),
-                "CI": f"[{_pairs(self.low, top)}, {_pairs(self.high, top)}]", "mean success": self.mean_success,
+        return {"rule": self.rule, "pairs to target": budget_text(self.budget_to_target, top),
+                "CI": f"[{budget_text(self.low, top)}, {budget_text(self.high, top)}]",
+                "mean success": self.mean_success,
                 f"EPIC @ {top}": self.epic, f"regret @ {top}": self.regret, f"near-opt. @ {top}": self.near_optimal}
 
 
 def _rule_row(rule: str, rows: pd.DataFrame, cells: pd.DataFrame, top: int, target: float) -> _RuleRow:
     rule_cells = cells.merge(rows[[*_FAMILY, "query", "budget"]], on=[*_FAMILY, "query", "budget"])
-    need, low, high = pairs_needed(rule_cells, target)
+    reached, low, high = budget_to_target(rule_cells, target)
     last = rows[rows["budget"] == top].iloc[0]
     regret = float(last["regret_mean"]) if "regret_mean" in last else float("nan")
     near = float(last["near_optimal_mean"]) if "near_optimal_mean" in last else float("nan")
-    return _RuleRow(rule, need, low, high, float(rows["success_mean"].mean()), float(last["epic_mean"]), regret,
+    return _RuleRow(rule, reached, low, high, float(rows["success_mean"].mean()), float(last["epic_mean"]), regret,
                     near)
-
-
-def _pairs(value: float, top: int) -> str:
-    return f"> {top}" if np.isinf(value) else f"{value:.0f}"
 
 
 def _family_name(row: pd.Series) -> str:
@@ -104,11 +100,13 @@ def _family_name(row: pd.Series) -> str:
     return f"{row['task']}, {size}, slip {row['slip']:g}, teacher {row['teacher']}"
 
 
-def section(summary: pd.DataFrame, cells: pd.DataFrame, target: float, to: Path) -> tuple[list[str], list[Path]]:
-    """The section's Markdown lines and its figures (written into ``to``); nothing without a family."""
-    methods = method_rows(summary)
+def section(inputs: ReportInputs) -> SectionOutput:
+    """Per method family: a table of rules and figures (written into the stage), then findings;
+    nothing without a family."""
+    methods = method_rows(inputs.summary)
     if methods.empty:
-        return [], []
+        return SectionOutput()
+    cells, target, to = inputs.cells, inputs.target, inputs.stage
     written: list[Path] = []
     for (task, teacher, slip), rows in methods.groupby(["task", "teacher", "slip"], sort=True):
         panels = [("success", "success rate"), ("epic", "EPIC distance")]
@@ -117,9 +115,10 @@ def section(summary: pd.DataFrame, cells: pd.DataFrame, target: float, to: Path)
         name = f"queries_{task}_{str(teacher).replace(':', '').replace('+', '_')}_slip{slip:g}.png"
         written.append(figures.sample_efficiency(rows, str(task), panels, to / name, line_by="query"))
     lines = ["## Which pairs to ask: query rules", "",
-             "`bench/configs/queries.toml`: every rule with the same 5-member bagged ensemble (planning on the "
-             "members' mean reward), so rules differ only in the pairs they ask; active rules choose from an "
-             "on-policy pool of 10× the round's pairs (definitions: `rlhf/queries.py`). *Pairs to "
+             f"`bench/configs/queries.toml`: every rule with the same {values_text(methods['ensemble'])}-member bagged "
+             "ensemble (planning on the members' mean reward), so rules differ only in the pairs they ask; active "
+             f"rules choose from an on-policy pool of {values_text(methods['oversample'])}× the round's pairs "
+             "(definitions: `rlhf/queries.py`). *Pairs to "
              f"{target:.0%}*: the smallest swept budget whose success rate over the seeds reaches "
              f"{target:.0%}, with a {CONFIDENCE:.0%} bootstrap CI over seeds. *Mean success*: the success rate "
              "averaged over the swept budgets (the area under the sample-efficiency curve); rules are ordered by it, "
@@ -133,19 +132,20 @@ def section(summary: pd.DataFrame, cells: pd.DataFrame, target: float, to: Path)
         table = [_rule_row(str(rule), rows, cells, top, target) for rule, rows in family.groupby("query", sort=True)]
         table.sort(key=lambda r: (-r.mean_success, r.epic))
         orderings.append(f"{_family_name(first)}: " + " > ".join(r.rule for r in table))
-        need = {r.rule: r.need for r in table}
+        to_target = {r.rule: r.budget_to_target for r in table}
         per_rule = reached.setdefault(str(first["teacher"]), {})
         for r in table:
-            per_rule.setdefault(r.rule, []).append(bool(np.isfinite(r.need)))
-        if "uniform" in need and any(r in need for r in UNCERTAINTY_RULES):
-            best, base = min(need[r] for r in UNCERTAINTY_RULES if r in need), need["uniform"]
+            per_rule.setdefault(r.rule, []).append(bool(np.isfinite(r.budget_to_target)))
+        if "uniform" in to_target and any(r in to_target for r in UNCERTAINTY_RULES):
+            best = min(to_target[r] for r in UNCERTAINTY_RULES if r in to_target)
+            base = to_target["uniform"]
             verdicts["neither" if np.isinf(best) and np.isinf(base) else "fewer" if best < base
                      else "as many" if best == base else "more"] += 1
         shown = pd.DataFrame([r.shown(top) for r in table]).dropna(axis="columns", how="all")
         lines += [f"### {_family_name(first)}", "", shown.to_markdown(index=False, floatfmt=".3f"), ""]
     lines += _findings(verdicts, orderings, reached, target)
     lines += [f"![{p.stem}]({p.name})\n" for p in written]
-    return lines, written
+    return SectionOutput(lines=lines, files=written)
 
 
 def _findings(verdicts: dict[str, int], orderings: list[str], reached: dict[str, dict[str, list[bool]]],

@@ -1,10 +1,11 @@
 """Aggregate statistics across seeds (rliable-style): mean, bootstrap CI, IQM.
 
 Seeds are grouped by their configuration — every config field but the seed
-(:func:`bench.config.group_columns`) — here, in the report and in the gate.
-Every bootstrap draws from an explicit ``numpy.random.Generator`` seeded by
-the configuration itself, so a configuration's intervals are the same whatever
-else is reported beside it, and reports are reproducible byte for byte.
+(:func:`bench.sweep.config.group_columns`) — here, in the report and in the gate.
+Every bootstrap (:mod:`bench.report.bootstrap`) draws from an explicit
+``numpy.random.Generator`` seeded by the configuration itself, so a configuration's
+intervals are the same whatever else is reported beside it, and reports are
+reproducible byte for byte.
 """
 
 from __future__ import annotations
@@ -17,10 +18,9 @@ import numpy as np
 import pandas as pd
 
 from ..sweep.config import group_columns
+from . import bootstrap
 
-BOOTSTRAP_RESAMPLES = 2000
 BOOTSTRAP_SEED = 20261121
-CONFIDENCE = 0.95
 
 
 def iqm(values: np.ndarray) -> float:
@@ -29,16 +29,6 @@ def iqm(values: np.ndarray) -> float:
     n = len(x)
     lo, hi = int(np.floor(0.25 * n)), int(np.ceil(0.75 * n))
     return float(x[lo:hi].mean()) if hi > lo else float(x.mean())
-
-
-def bootstrap_ci(values: np.ndarray, rng: np.random.Generator) -> tuple[float, float]:
-    """Percentile bootstrap CI of the mean over seeds (``CONFIDENCE`` two-sided)."""
-    x = np.asarray(values, dtype=float)
-    if len(x) == 1:
-        return float(x[0]), float(x[0])
-    means = x[rng.integers(0, len(x), size=(BOOTSTRAP_RESAMPLES, len(x)))].mean(axis=1)
-    alpha = (1 - CONFIDENCE) / 2
-    return float(np.quantile(means, alpha)), float(np.quantile(means, 1 - alpha))
 
 
 def plain(value: object) -> object:
@@ -57,6 +47,16 @@ def bootstrap_rng(fields: dict) -> np.random.Generator:
     so its intervals do not depend on what else is reported beside it."""
     seed = int(hashlib.sha256(config_id(fields).encode()).hexdigest()[:16], 16)
     return np.random.default_rng([BOOTSTRAP_SEED, seed])
+
+
+def varying_fields(configs: list[dict]) -> frozenset[str]:
+    """The fields whose value differs between some of these configurations of the same task
+    (a field that differs only between tasks, such as the learner, names the task, not a variant)."""
+    varying: set[str] = set()
+    for task in {c["task"] for c in configs}:
+        same_task = [c for c in configs if c["task"] == task]
+        varying |= {k for k in same_task[0] if len({config_id({k: c.get(k)}) for c in same_task}) > 1}
+    return frozenset(varying)
 
 
 def configurations(cells: pd.DataFrame, sort: bool = True) -> Iterator[tuple[dict, pd.DataFrame]]:
@@ -89,8 +89,28 @@ def summarize(cells: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
         for name, values in series.items():
             if len(values) == 0:
                 continue
-            low, high = bootstrap_ci(values, rng)
+            low, high = bootstrap.interval(values, bootstrap.mean, rng)   # one rng, series after series
             row[f"{name}_mean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = float(values.mean()), low, high
             row[f"{name}_iqm"] = iqm(values)
         rows.append(row)
     return pd.DataFrame(rows, columns=None if rows else [*group_columns(), "seeds", "failed"])
+
+
+def budget_reaching_target(success: np.ndarray, budgets: np.ndarray, target: float) -> np.ndarray:
+    """The *budget at which mean success reaches the target*: per row of ``success``
+    ``[..., budgets]`` (success rates over seeds at each swept budget, ascending), the first
+    budget whose rate is ≥ ``target``; ``inf`` when none is (not within the sweep). Not to be
+    confused with :func:`bench.report.ecosystem.median_first_near_optimal`, a per-seed statistic."""
+    reached = success >= target - 1e-12
+    return np.where(reached.any(-1), np.asarray(budgets, dtype=float)[reached.argmax(-1)], np.inf)
+
+
+def values_text(column: pd.Series) -> str:
+    """The values a configuration field takes, for prose: ``"5"``, or ``"5/10"`` when they differ."""
+    return "/".join(f"{v:g}" for v in sorted(column.unique()))
+
+
+def budget_text(budget: float, top: int) -> str:
+    """A budget statistic as the tables show it: ``"300"``, or ``"> 3000"`` when not within the
+    sweep (``inf``; ``top`` is the largest swept budget)."""
+    return f"> {top}" if np.isinf(budget) else f"{budget:.0f}"

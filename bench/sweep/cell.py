@@ -16,6 +16,7 @@ import rlhf
 
 from .. import provenance
 from .config import CellConfig
+from .modules import import_modules
 
 
 @dataclass(frozen=True)
@@ -40,6 +41,9 @@ class CellGroup:
     (seeds batched, budgets as checkpoints of one run)."""
 
     cells: tuple[CellConfig, ...]
+    imports: tuple[str, ...] = ()
+    """The sweep's ``imports``: a worker imports them before it rebuilds the cells' task
+    (:mod:`bench.sweep.modules`)."""
 
     @property
     def key(self) -> str:
@@ -52,17 +56,17 @@ class CellGroup:
         return seeds * max(c.budget for c in self.cells) * self.cells[0].make_task().mdp.num_states
 
 
-def groups(cells: Iterable[CellConfig], max_cells: int = 200) -> list[CellGroup]:
+def groups(cells: Iterable[CellConfig], max_cells: int = 200, imports: tuple[str, ...] = ()) -> list[CellGroup]:
     """``cells`` grouped by configuration without seed and budget, at most ``max_cells`` a group
     (an interrupted group loses at most that many). Largest :meth:`~CellGroup.work` first
     (longest-processing-time order: the workers then finish at about the same time; the
     sweep's largest groups last left one core idle for ~20% of the default sweep), ties in
-    order of first appearance."""
+    order of first appearance. ``imports``: the sweep's modules, for the workers."""
     by_config: dict[str, list[CellConfig]] = {}
     for cell in cells:
         rest = {k: v for k, v in cell.configuration().items() if k != "budget"}
         by_config.setdefault(repr(sorted(rest.items())), []).append(cell)
-    split = [CellGroup(tuple(members[lo:lo + max_cells]))
+    split = [CellGroup(tuple(members[lo:lo + max_cells]), imports)
              for members in by_config.values() for lo in range(0, len(members), max_cells)]
     return sorted(split, key=CellGroup.work, reverse=True)
 
@@ -76,7 +80,8 @@ def run_group(group: CellGroup) -> list[CellResult]:
     seeds = sorted({c.seed for c in group.cells})
     budgets = sorted({c.budget for c in group.cells})
     try:
-        by_budget = rlhf.train_checkpoints(first.make_task(), seeds, budgets, config=first.train_config())
+        import_modules(group.imports)      # a task registered in the user's module (a no-op in the coordinator)
+        by_budget = rlhf.train_checkpoints(first.make_task(), seeds, budgets, config=first.train)
     except Exception as exc:  # a failing group is a result, not the end of the sweep
         last = traceback.extract_tb(exc.__traceback__)[-1]
         reason = f"{type(exc).__name__}: {exc} ({last.filename.rsplit('/', 1)[-1]}:{last.lineno})"

@@ -1,13 +1,16 @@
 """Sweep configs: TOML files expanded into cells, each a frozen, validated config with a stable hash.
 
-A config has one table per task; each table's axes are crossed::
+A config has one table per task (any task of the registry, :func:`rlhf.register_task`); each
+table's axes are crossed::
+
+    imports = ["my_tasks"]   # optional: modules imported first (tasks registered there can be swept)
 
     [gridworld]
-    sizes = [5, 10]          # grid side N        (strings: target length L)
+    sizes = [5, 10]          # the task's own axes (rlhf.task_spec(name).axes; here grid side N)
     slips = [0.0, 0.1]
+    starts = ["corner", "uniform"]
     budgets = [500, 2000]    # preference pairs asked
     teachers = ["boltzmann:1"]
-    starts = ["corner", "uniform"]   # gridworld only; default ["uniform"], as rlhf.GridWorld()
     seeds = 10               # a count (0..9) or a list
     queries = ["on-policy", "disagreement"]   # optional: query rules (default: the train table's)
     ensembles = [1, 5]       # optional: reward ensemble sizes (default: the train table's)
@@ -15,14 +18,9 @@ A config has one table per task; each table's axes are crossed::
     [gridworld.train]        # fixed hyperparameters (TrainConfig / LearnerConfig fields)
     pairs_per_round = 100
 
-    [random-gridworld]       # Knox et al.'s random feature gridworlds: rlhf.RandomGridWorld(world)
-    worlds = 30              # a count (0..29) or a list; no sizes or slips (a world fixes both)
-    budgets = [300, 3000]
-    teachers = ["boltzmann:1", "regret+boltzmann:1"]
-    seeds = 1
-
-A rule that compares ensemble members is not crossed with an ensemble of one
-(``disagreement`` and ``info-gain`` with ``ensembles = [1, 5]`` run at 5 only).
+The built-in tasks' axes are listed in :mod:`rlhf.tasks.builtins`. A rule that compares
+ensemble members is not crossed with an ensemble of one (``disagreement`` and ``info-gain``
+with ``ensembles = [1, 5]`` run at 5 only).
 
 A task may also have several tables (``[[gridworld]]`` … ``[[gridworld]]``), each crossed on its
 own: the cells are all of them. An optional ``[check]`` table holds the convergence gate's tolerances, one
@@ -36,39 +34,25 @@ import itertools
 import json
 import tomllib
 import typing
-from collections.abc import Callable, Mapping
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
 import rlhf
-from rlhf.tasks.tabular import DEFAULTS as TABULAR_DEFAULTS
+from rlhf.preferences.recorded import resolve_recorded
+from rlhf.tasks.registry import CONFIG_KEYS, INSTANCE_FIELDS, SHARED_KEYS, Axis, TaskSpec
+from rlhf.tasks.registry import instance_label as instance_label  # re-exported: reports and the gate label rows
 
 from ..errors import ConfigError
+from .modules import ModuleImportError, import_modules
 
 T = TypeVar("T")
 
-TASKS = ("gridworld", "strings", "random-gridworld", "gymnasium", "seals")
-STARTS = ("corner", "uniform")
-DEFAULT_START = "uniform"
-"""Gridworld start when a config names none: every non-goal cell, as ``rlhf.GridWorld()`` (the seed's default)."""
-LETTERS = "ABCDEFGHIJKLMNOPQRSTUVWXYZ"
-_AXES = {"budgets", "teachers", "seeds", "queries", "ensembles", "learner_models", "train"}
-_TASK_KEYS = {
-    "gridworld": _AXES | {"sizes", "slips", "starts", "horizon"},
-    "strings": _AXES | {"sizes", "slips", "vocab_size"},
-    "random-gridworld": _AXES | {"worlds"},
-    "gymnasium": _AXES | {"envs", "horizon"},
-    "seals": _AXES | {"envs", "horizon"},
-}
-_REQUIRED = {"gridworld": ("sizes", "slips"), "strings": ("sizes", "slips"), "random-gridworld": ("worlds",),
-             "gymnasium": ("envs",), "seals": ("envs",)}
-_TASK_DEFAULTS = {"gridworld": rlhf.GridWorld.defaults, "strings": rlhf.StringTask.defaults,
-                  "random-gridworld": rlhf.RandomGridWorld.defaults, "gymnasium": TABULAR_DEFAULTS,
-                  "seals": TABULAR_DEFAULTS}
 _KIND_NAMES = {int: "an integer", float: "a number", str: "a string"}
-TASK_FIELDS = ("task", "size", "slip", "start", "vocab_size", "horizon", "world", "env")
-"""The fields that make the task instance; the rest of a configuration is :class:`rlhf.TrainConfig`'s."""
+TASK_FIELDS = ("task", *INSTANCE_FIELDS)
+"""The fields that make the task instance (its name and :data:`rlhf.tasks.registry.INSTANCE_FIELDS`);
+the rest of a configuration is :class:`rlhf.TrainConfig`'s."""
 PUBLIC_COLUMNS = ("task", "size", "slip", "budget", "teacher", "seed")
 """The first columns of ``cells.csv``, in this order."""
 SHOWN_COLUMNS = ("task", "size", "slip", "start", "teacher", "budget")
@@ -89,8 +73,8 @@ class CellConfig:
 
     task: str
     size: int
-    """Grid side N (gridworld), target length L (strings), or states (random-gridworld, gymnasium,
-    seals: set by the world or environment)."""
+    """The instance's size, as its task defines it: grid side N (gridworld), target length L
+    (strings), or states (a random world's or an environment's: set by the world or environment)."""
     slip: float
     seed: int
     train: rlhf.TrainConfig
@@ -101,7 +85,9 @@ class CellConfig:
     world: int = 0
     """The random gridworld's generator seed (``rlhf.RandomGridWorld(world)``); 0 for other tasks."""
     env: str = ""
-    """The Gymnasium or seals environment id (``rlhf.from_gymnasium(env, horizon)``); "" for other tasks."""
+    """The Gymnasium or seals environment id (``rlhf.from_gymnasium(env, horizon)``); "" for other tasks.
+    (The task fields are :data:`rlhf.tasks.registry.INSTANCE_FIELDS`, with its defaults; a task's
+    registration says which it uses.)"""
 
     def fields(self) -> dict[str, object]:
         """Every field by its flat name, public columns first."""
@@ -136,41 +122,15 @@ class CellConfig:
         return {k: v for k, v in self.fields().items() if k != "seed"}
 
     def make_task(self) -> rlhf.Task:
-        if self.task == "random-gridworld":
-            return rlhf.RandomGridWorld(self.world)
-        if self.task in ("gymnasium", "seals"):
-            return _import_env(self.task, self.env, self.horizon)
-        if self.task == "gridworld":
-            n = self.size
-            return rlhf.GridWorld(size=n, slip=self.slip, start=[(0, 0)] if self.start == "corner" else None,
-                                  goal=[(n - 1, n - 1)], horizon=self.horizon)
-        vocab = LETTERS[: self.vocab_size]
-        target = "".join(vocab[i % len(vocab)] for i in range(self.size))
-        return rlhf.StringTask(vocab=vocab, target=target, slip=self.slip)
-
-    def train_config(self) -> rlhf.TrainConfig:
-        return self.train
+        """The task instance, made by its registered factory (:func:`rlhf.task_spec`)."""
+        return rlhf.task_spec(self.task).make({name: getattr(self, name) for name in INSTANCE_FIELDS})
 
 
 def preset_cell(name: str, seed: int = 0, **train: object) -> CellConfig:
     """The cell of an ``rlhf`` preset (``train_preset(name, seed, **train)`` as a sweep cell)."""
     task = rlhf.preset_task(name)
-    config = task.defaults.replace(**train)
-    if isinstance(task, rlhf.GridWorld):
-        return CellConfig(task="gridworld", size=task.size, slip=task.slip, seed=seed, train=config, start="corner",
-                          horizon=task.horizon)
-    assert isinstance(task, rlhf.StringTask)
-    return CellConfig(task="strings", size=len(task.target), slip=task.slip, seed=seed, train=config,
-                      vocab_size=len(task.vocab))
-
-
-def instance_label(fields: Mapping[Any, Any]) -> str:
-    """A task instance's short name: ``N=5`` (a grid's side), ``L=3`` (a string's length), ``world=7``."""
-    if fields["task"] == "random-gridworld":
-        return f"world={fields['world']}"
-    if fields["task"] in ("gymnasium", "seals"):
-        return str(fields["env"])
-    return f"{'N' if fields['task'] == 'gridworld' else 'L'}={fields['size']}"
+    spec = rlhf.task_spec(task.name)
+    return CellConfig(task=spec.name, seed=seed, train=task.defaults.replace(**train), **spec.instance_of(task))
 
 
 def config_columns() -> list[str]:
@@ -197,10 +157,14 @@ class SweepConfig:
     name: str
     cells: tuple[CellConfig, ...]
     check: dict
+    imports: tuple[str, ...] = ()
+    """Modules imported before the tables were read (the config's ``imports``): every process that
+    rebuilds a cell's task, and every reader of the run, imports them too."""
 
 
 def load(path: str | Path) -> SweepConfig:
-    """Read, validate and expand a sweep config; raises :class:`ConfigError`."""
+    """Read, validate and expand a sweep config, after importing the modules its ``imports``
+    names (tasks registered there are known); raises :class:`ConfigError`."""
     path = Path(path)
     try:
         raw = tomllib.loads(path.read_text())
@@ -210,17 +174,31 @@ def load(path: str | Path) -> SweepConfig:
         raise ConfigError(path, None, None, f"cannot read: {exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise ConfigError(path, None, None, f"malformed TOML: {exc}") from None
-    unknown = sorted(set(raw) - set(TASKS) - {"name", "check"})
+    imports = _imports(path, raw.get("imports", []))
+    known = rlhf.registered_tasks()
+    unknown = sorted(set(raw) - set(known) - set(CONFIG_KEYS))
     if unknown:
-        raise ConfigError(path, unknown[0], raw[unknown[0]], f"unknown task or key (tasks: {', '.join(TASKS)})")
-    tasks = [t for t in raw if t in TASKS]
+        raise ConfigError(path, unknown[0], raw[unknown[0]], f"unknown task or key (tasks: {', '.join(known)})")
+    tasks = [t for t in raw if t in known]
     if not tasks:
-        raise ConfigError(path, None, None, f"names no task (expected a table named after one of {', '.join(TASKS)})")
+        raise ConfigError(path, None, None, f"names no task (expected a table named after one of {', '.join(known)})")
     cells: list[CellConfig] = []
     for task in tasks:           # [task] is one table of axes, [[task]] several (their cells are joined)
         for table in raw[task] if isinstance(raw[task], list) else [raw[task]]:
-            cells.extend(_expand(path, task, table))
-    return SweepConfig(path, str(raw.get("name", path.stem)), tuple(cells), _check_table(path, raw.get("check", {})))
+            cells.extend(_expand(path, rlhf.task_spec(task), table))
+    return SweepConfig(path, str(raw.get("name", path.stem)), tuple(cells), _check_table(path, raw.get("check", {})),
+                       imports)
+
+
+def _imports(path: Path, names: object) -> tuple[str, ...]:
+    """The ``imports`` list, each module imported (one-line ConfigError naming the one that fails)."""
+    if not isinstance(names, list) or not all(isinstance(n, str) and n for n in names):
+        raise ConfigError(path, "imports", names, "must be a list of module names, e.g. [\"my_tasks\"]")
+    try:
+        import_modules(names)
+    except ModuleImportError as exc:
+        raise ConfigError(path, "imports", exc.module, exc.problem) from None
+    return tuple(names)
 
 
 def _check_table(path: Path, check: object) -> dict[str, dict[str, float]]:
@@ -238,13 +216,14 @@ def _check_table(path: Path, check: object) -> dict[str, dict[str, float]]:
     return out
 
 
-def _expand(path: Path, task: str, table: object) -> list[CellConfig]:
+def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
+    task = spec.name
     if not isinstance(table, dict):
         raise ConfigError(path, task, table, "must be a table")
     for key in table:
-        if key not in _TASK_KEYS[task]:
+        if key not in SHARED_KEYS and key not in spec.keys:
             raise ConfigError(path, f"{task}.{key}", table[key], "unknown key")
-    for key in (*_REQUIRED[task], "budgets", "teachers", "seeds"):
+    for key in (*(a.key for a in spec.axes if a.required), "budgets", "teachers", "seeds"):
         if key not in table:
             raise ConfigError(path, f"{task}.{key}", None, "missing")
 
@@ -257,13 +236,14 @@ def _expand(path: Path, task: str, table: object) -> list[CellConfig]:
                 raise ConfigError(path, f"{task}.{key}", v, f"must be {rule}")
         return values
 
-    instances = _task_instances(path, task, table, axis)
+    instances = _task_instances(path, spec, table, axis)
     budgets = axis("budgets", int, "an integer >= 1", lambda v: v >= 1)
     teachers = axis("teachers", str, "a teacher spec such as 'boltzmann:1', 'oracle+mistake:0.1' or "
                     "'recorded:DIR' (a labels store)",
                     _valid_teacher)
+    teachers = [resolve_recorded(t) for t in teachers]     # recorded:DIR -> its path and digest (checked above)
     seeds = _seeds(path, f"{task}.seeds", table["seeds"])
-    defaults = _TASK_DEFAULTS[task]
+    defaults = spec.defaults
     train = _train_fields(path, task, table.get("train", {}))
     for key, field in (("queries", "query"), ("ensembles", "ensemble"), ("learner_models", "learner_model")):
         if key in table and field in train:
@@ -290,39 +270,39 @@ def _expand(path: Path, task: str, table: object) -> list[CellConfig]:
             for instance, b, t, method, s in itertools.product(instances, budgets, teachers, methods, seeds)]
 
 
-def _task_instances(path: Path, task: str, table: dict, axis: Callable) -> list[dict[str, Any]]:
-    """The task fields of every task instance a table crosses (everything :meth:`CellConfig.make_task` reads)."""
-    if task == "random-gridworld":
-        worlds = _seeds(path, f"{task}.worlds", table["worlds"])
-        return [{"size": w.height * w.width, "slip": 0.0, "world": w.seed}
-                for w in map(rlhf.RandomGridWorld, worlds)]
-    if task in ("gymnasium", "seals"):
-        envs = axis("envs", str, "an environment id", lambda v: True)
-        given = _scalar(path, task, table, "horizon", int, 0, "an integer >= 1", lambda v: v >= 1) \
-            if "horizon" in table else 0
-        out = []
-        for env in envs:
-            try:
-                imported = _import_env(task, env, given)
-            except (ValueError, ImportError) as exc:
-                raise ConfigError(path, f"{task}.envs", env, str(exc)) from None
-            out.append({"size": imported.mdp.num_states, "slip": 0.0, "env": env, "horizon": imported.horizon})
-        return out
-    sizes = axis("sizes", int, "an integer >= 2", lambda v: v >= 2)
-    slips = axis("slips", float, "a number in [0, 1)", lambda v: 0 <= v < 1)
-    if task == "strings":
-        vocab = _scalar(path, task, table, "vocab_size", int, 3, "an integer in [2, 26]", lambda v: 2 <= v <= 26)
-        return [{"size": n, "slip": float(p), "vocab_size": vocab} for n, p in itertools.product(sizes, slips)]
-    starts = axis("starts", str, f"one of {', '.join(STARTS)}", lambda v: v in STARTS, default=[DEFAULT_START])
-    horizon = _scalar(path, task, table, "horizon", int, 30, "an integer >= 1", lambda v: v >= 1)
-    return [{"size": n, "slip": float(p), "start": st, "horizon": horizon}
-            for n, p, st in itertools.product(sizes, slips, starts)]
+def _task_instances(path: Path, spec: TaskSpec, table: dict, axis: Callable) -> list[dict[str, Any]]:
+    """The instance fields of every task instance a table crosses: the task's axes (in their order;
+    list and count axes crossed, scalar ones shared) completed by its registration
+    (:meth:`rlhf.TaskSpec.instance`)."""
+    values = {a.key: _axis_values(path, spec.name, table, a, axis) for a in spec.axes}
+    crossed = [a for a in spec.axes if a.crossed]
+    shared = {a.field: values[a.key][0] for a in spec.axes if not a.crossed}
+    out = []
+    for combination in itertools.product(*(values[a.key] for a in crossed)):
+        given = shared | {a.field: v for a, v in zip(crossed, combination, strict=True)}
+        try:
+            out.append(spec.instance(given))
+        except (ValueError, ImportError) as exc:       # e.g. an unknown environment id
+            first = spec.axes[0] if spec.axes else None
+            raise ConfigError(path, f"{spec.name}.{first.key}" if first else spec.name,
+                              given[first.field] if first else None, str(exc)) from None
+    return out
 
 
-def _import_env(task: str, env: str, horizon: int) -> rlhf.TabularTask:
-    """The environment as a task (``horizon`` 0: the environment's own)."""
-    load = rlhf.from_gymnasium if task == "gymnasium" else rlhf.from_seals
-    return load(env, horizon=horizon or None)
+def _axis_values(path: Path, task: str, table: dict, spec: Axis, axis: Callable) -> list[Any]:
+    """One axis's values (a scalar axis: its one value), validated by the axis's rule; an omitted
+    key gets the axis's default as it is."""
+    if spec.key not in table:
+        default = spec.default
+        values = ([default] if spec.form == "scalar" else list(range(default)) if isinstance(default, int)
+                  else list(default))
+    elif spec.form == "count":
+        values = _seeds(path, f"{task}.{spec.key}", table[spec.key])
+    elif spec.form == "scalar":
+        values = [_scalar(path, task, table, spec.key, spec.kind, None, spec.rule, spec.check)]
+    else:
+        values = axis(spec.key, spec.kind, spec.rule, spec.check)
+    return [float(v) for v in values] if spec.kind is float else values
 
 
 def _train_fields(path: Path, task: str, train: object) -> dict:
@@ -368,7 +348,7 @@ def _is(value: object, kind: type[T]) -> TypeGuard[T]:
 def _valid_teacher(spec: str) -> bool:
     """A spec the library takes: a simulated teacher, or ``recorded:DIR`` with a labels store there."""
     try:
-        rlhf.TrainConfig(budget=1, teacher=spec)
+        rlhf.TrainConfig(budget=1, teacher=resolve_recorded(spec))
     except ValueError:
         return False
     return True

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import collections
 import dataclasses
+import json
 import time
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
@@ -22,7 +23,7 @@ from tqdm import tqdm
 from .. import kernels, provenance
 from ..errors import BenchError
 from ..provenance import Provenance
-from . import executors
+from . import executors, modules
 from .cell import CellResult, groups
 from .config import CellConfig, SweepConfig, config_columns
 from .store import Store
@@ -56,9 +57,10 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "serial", wo
     cells = unique(config.cells)
     with Store(out) as store:
         todo, stale = _plan(store, config, cells, here, retry_failed, rerun_stale)
-        store.set_meta(config=str(config.path), config_name=config.name, command=command)
+        store.set_meta(config=str(config.path), config_name=config.name, command=command,
+                       **{modules.META_KEY: json.dumps(list(config.imports))})
         failed = 0
-        results = _results(todo, executor, workers, address)
+        results = _results(todo, executor, workers, address, config.imports)
         try:
             with tqdm(total=len(todo), desc=f"{config.name} [{executor}]", unit="cell", disable=not progress,
                       dynamic_ncols=True) as bar:
@@ -117,10 +119,11 @@ def _accept(result: CellResult, here: Provenance) -> CellResult:
                                      f"checkout with the pinned kernels ({kernels.OPT_OUT} unset)")
 
 
-def _results(cells: list[CellConfig], executor: str, workers: int | None,
-             address: str | None) -> Iterator[tuple[CellConfig, CellResult]]:
-    """Each cell's result, computed a group at a time (a configuration's seeds and budgets)."""
-    work = groups(cells)
+def _results(cells: list[CellConfig], executor: str, workers: int | None, address: str | None,
+             imports: tuple[str, ...] = ()) -> Iterator[tuple[CellConfig, CellResult]]:
+    """Each cell's result, computed a group at a time (a configuration's seeds and budgets);
+    ``imports``: the modules each worker imports first."""
+    work = groups(cells, imports=imports)
     if executor == "serial":
         return executors.run_serial(work)
     if executor == "process":

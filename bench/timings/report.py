@@ -10,6 +10,7 @@ after imports), since torch allocations are invisible to tracemalloc.
 from __future__ import annotations
 
 import json
+import math
 import os
 import shutil
 import subprocess
@@ -19,6 +20,7 @@ from pathlib import Path
 import pandas as pd
 
 import rlhf
+from rlhf.core import soft_backups
 
 from .. import kernels, outputs
 from ..errors import BenchError
@@ -32,6 +34,12 @@ ENSEMBLE_SEEDS = (1, 20)
 """Seeds of the ensemble benchmark: one alone, and a harness group's."""
 ENSEMBLE_ROUNDS = 10
 """Rounds of the seed gridworld the ensemble benchmark times."""
+
+ADAM_STEP_CALLS = 7
+"""Torch calls of one learner (Adam) step, as the learner makes them: the closed-form Bradley–Terry
+gradient as two row-vector × matrix products, then torch's fused Adam kernel."""
+LOG_SPACE_BYTES = 4
+"""Bytes per value of the log-space planner's [5, chunk] intermediates (float32)."""
 
 JSON_NAME = "timings.json"
 _MEMORY_PROBE = r"""
@@ -147,6 +155,10 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
     vi, floor = _median(frame, "soft_vi", 1000), _median(frame, "soft_vi_floor", 1000, "floor")
     vi_slip = _median(frame, "soft_vi", 1000, slip=0.1)
     S, H = 1000 * 1000, 30
+    chunk = soft_backups._CHUNK_STATES                  # the planner's own constants, not copies of them
+    seed_run = rlhf.preset_task("seed-gridworld")
+    rounds, pairs, epochs = seed_run.defaults.rounds, seed_run.defaults.round_size, seed_run.defaults.learner.epochs
+    states, steps = seed_run.mdp.num_states, seed_run.horizon
     batch, one = _median(frame, "seed_batch", 5, "batched"), _median(frame, "seed_batch", 5, "one-seed")
     lines = [
         "# Hot-path timings", "",
@@ -160,7 +172,8 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
         "## Targets", "",
         f"- soft VI (H = 30) at N = 70: **{_ratio(frame, 'soft_vi', 70):,.0f}×** faster than the dense "
         f"reference (slip 0.1: {_ratio(frame, 'soft_vi', 70, 0.1):,.0f}×); target ≥ 200×.",
-        f"- soft VI at N = 1000 (10⁶ states), one thread: median **{vi:.3f} s** (slip 0.1: {vi_slip:.3f} s); "
+        f"- soft VI at N = 1000 ({_power(10, S)} states), one thread: median **{vi:.3f} s** "
+        f"(slip 0.1: {vi_slip:.3f} s); "
         f"both cores: {_median(frame, 'soft_vi_threads', 1000, 'fast-2-threads'):.3f} s (slip 0.1: "
         f"{_median(frame, 'soft_vi_threads', 1000, 'fast-2-threads', 0.1):.3f} s); target ≤ 0.5 s; "
         f"peak memory {_peak(frame, 'soft_vi', 1000):,.0f} MiB "
@@ -185,23 +198,24 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
         f"runs — in the same run: {floor:.3f} s. The planner takes {vi_slip / floor:.1f}× the floor; the rest is "
         "the max pass, the subtraction, the sum over actions and the [5, 5] × [5, S] slip mix, each another pass "
         "over [5, S] (a state reward is added per state, outside the action max, so it costs no pass). Two "
-        "choices keep those passes cheap: the loop runs in base 2 (`exp2` is about twice as fast as `exp` here), "
-        "with the temperature folded into the units; and it runs over chunks of 2¹⁷ states, so each pass's "
-        "[5, chunk] intermediates stay in the L3 cache instead of streaming 20 MB through memory "
-        "(whole-array passes, `soft_vi_chunks`, take "
+        "choices keep those passes cheap: the loop runs in base 2 (torch's `exp2` is cheaper than its `exp`), "
+        f"with the temperature folded into the units; and it runs over chunks of {_power(2, chunk)} states, so each "
+        "pass's [5, chunk] intermediates stay in the L3 cache instead of streaming "
+        f"{5 * S * LOG_SPACE_BYTES / 1e6:.0f} MB through memory (whole-array passes, `soft_vi_chunks`, take "
         f"{_median(frame, 'soft_vi_chunks', 1000, 'whole-array', 0.1):.3f} s "
         f"in the same run; slip 0: {_median(frame, 'soft_vi_chunks', 1000, 'whole-array'):.3f} s). "
         "The gather's index is int32 (it is the largest stream a backup reads). "
         "With slip the gather stays 5 values per state (factored transitions: the perpendicular moves are other "
-        "actions' moves). Python is not the bound: 30 iterations × 8 chunks of a handful of large kernels.", "",
+        f"actions' moves). Python is not the bound: {H} iterations × {-(-S // chunk)} chunks of a handful of large "
+        "kernels.", "",
         f"**Slip 0 (exp space).** A deterministic, undiscounted MDP has a linear soft backup in W = exp(τ·V): "
         "W'(s) = exp(τ·r(s)) · Σ_a W(next(s, a)) (Ziebart's backward pass), so a backup is a gather, a sum "
         "and a multiply, with no exponential at all. The gather reads 5·S float64 values by index "
         f"({S * 5 * 8 / 2**20:.0f} MiB) and reads an int32 index of the same count; the sum and the multiply run "
         f"on cache-resident chunks. {vi:.3f} s for H = 30 is {vi / (H - 1) * 1e3:.1f} ms a backup, "
         f"{vi / (H - 1) / (S * 5) * 1e9:.2f} ns per gathered value: bound by the indexed reads. Rewards whose "
-        "range × horizon could underflow float64 (a spread of more than ~650 in τ·log units) fall back to the "
-        "log-space loop.", "",
+        "range × horizon could underflow float64 (a spread of more than "
+        f"~{soft_backups._EXP_SPACE_MAX_LOG_RANGE:.0f} in τ·log units) fall back to the log-space loop.", "",
         "**Against the dense reference** the gain is algorithmic: a dense backup does A·S² work "
         f"(an [A, S, S] einsum), a sparse one A·S, so the ratio grows with S ({_ratio(frame, 'soft_vi', 5):,.0f}× "
         f"at N = 5, {_ratio(frame, 'soft_vi', 70):,.0f}× at N = 70) rather than being a constant factor.", "",
@@ -209,19 +223,52 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
         "about fifteen whole-array integer passes (coordinates, clamps, the stack) plus validation (index "
         "range, row sums): a few hundred MiB of streaming traffic, so tens of milliseconds is the right order; "
         "the seed's per-state search is O(S²).", "",
-        "**The whole seed run** is bound by per-call overhead instead: each of its 200 rounds makes a few "
-        "hundred torch calls on tensors of 25 to 3,000 elements, each costing microseconds whatever its "
-        "size. Per round: the planner is 29 row-vector products with a 25 × 25 exp-space backup matrix; a "
-        "rollout of 200 trajectories is 6 calls a step (one integer inverse-CDF draw picks the executed action "
-        "and the successor together: one gather of each trajectory's whole CDF row, a compare, a count, then "
-        "one gather of the successor); the learner's 50 Adam steps are 7 calls each (closed-form Bradley–Terry "
-        "gradient as two row-vector × matrix products, torch's fused Adam kernel); the loop runs under "
-        "`torch.inference_mode`. Python itself is a small share; the learner's 350 calls are the largest.", "",
+        f"**The whole seed run** is bound by per-call overhead instead: each of its {rounds} rounds makes a few "
+        f"hundred torch calls on tensors of {states} to {pairs * steps:,} elements, each costing microseconds "
+        f"whatever its size. Per round: the planner is {steps - 1} row-vector products with a {states} × {states} "
+        f"exp-space backup matrix; a rollout of {2 * pairs} trajectories is 6 calls a step (one integer "
+        "inverse-CDF draw picks the executed action and the successor together: one gather of each trajectory's "
+        f"whole CDF row, a compare, a count, then one gather of the successor); the learner's {epochs} Adam "
+        f"steps are {ADAM_STEP_CALLS} calls each (closed-form Bradley–Terry gradient as two row-vector × matrix "
+        "products, torch's fused Adam kernel); the loop runs under `torch.inference_mode`."
+        + _largest_phase(frame, epochs * ADAM_STEP_CALLS), "",
         *_phases(frame),
         *_throughput(frame),
         "## All benchmarks", "", table, "",
         "![scaling](timings_scaling.png)", ""]
     return "\n".join(lines)
+
+
+def _power(base: int, value: int) -> str:
+    """``value`` as a power of ``base`` in superscript (``_power(2, 131072)`` is "2¹⁷")."""
+    exponent = round(math.log(value, base))
+    assert base**exponent == value, (base, value)
+    return f"{base}{str(exponent).translate(_SUPERSCRIPT)}"
+
+
+_SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
+
+
+def _phase_medians(frame: pd.DataFrame) -> pd.DataFrame | None:
+    """Median seconds of each phase of a seed-run round (rows rollout, label, update, plan) for one
+    seed and for ``BATCH_SEEDS`` (columns); None when the run lacks any of them."""
+    rows = frame[frame["group"] == "seed_batch_phases"]
+    table = rows.pivot_table(index="implementation", columns="seeds", values="median_s")
+    table = table.reindex(index=["rollout", "label", "update", "plan"], columns=[1, BATCH_SEEDS])
+    return None if table.isna().to_numpy().any() else table
+
+
+def _largest_phase(frame: pd.DataFrame, learner_calls: int) -> str:
+    """The sentence naming the phase that takes the largest share of a one-seed round, read off the
+    phase benchmarks ("" without them)."""
+    table = _phase_medians(frame)
+    if table is None:
+        return ""
+    one = table[1]
+    phase = str(one.idxmax())
+    calls = f" (the learner's {learner_calls} calls)" if phase == "update" else ""
+    return (f" Of a one-seed round's phases (below), the {phase}{calls} takes the largest share: "
+            f"{one.max() / one.sum():.0%}.")
 
 
 def _ensemble_targets(frame: pd.DataFrame) -> list[str]:
@@ -244,10 +291,8 @@ def _ensemble_targets(frame: pd.DataFrame) -> list[str]:
 def _phases(frame: pd.DataFrame) -> list[str]:
     """The "where a batched round's time goes" section: each phase of a seed-run round, one seed
     against a batch (`seed_batch_phases`)."""
-    rows = frame[frame["group"] == "seed_batch_phases"]
-    table = rows.pivot_table(index="implementation", columns="seeds", values="median_s")
-    table = table.reindex(index=["rollout", "label", "update", "plan"], columns=[1, BATCH_SEEDS])
-    if table.isna().to_numpy().any():
+    table = _phase_medians(frame)
+    if table is None:
         return []            # a filtered or failed run: no section rather than a partial one
     table.loc["sum of phases"] = table.sum()
     one, many = table[1], table[BATCH_SEEDS]
@@ -289,10 +334,12 @@ def _throughput(frame: pd.DataFrame) -> list[str]:
     table = per_second.pivot_table(index=["task", "size"], columns="implementation", values="cells_per_s")
     table["batched / one-seed"] = table["batched"] / table["one-seed"]
     shown = table.reset_index().rename(columns={"batched": "cells/s batched", "one-seed": "cells/s one seed"})
+    budgets = _one_value(rows[rows["implementation"] == "one-seed"]["cells"])     # one seed: a cell per budget
     return ["## Sweep throughput", "",
-            f"One configuration of the default sweep (slip 0.1; gridworld uniform start), its {THROUGHPUT_SEEDS} "
-            f"seeds × 5 budgets = {THROUGHPUT_SEEDS * 5} cells: one `rlhf.train_checkpoints` call over all seeds "
-            "(what a harness group runs), against one seed's checkpointed run (5 cells) at a time. One thread.", "",
+            f"One configuration of the default sweep (slip {_one_value(rows['slip']):g}; gridworld uniform start), "
+            f"its {THROUGHPUT_SEEDS} seeds × {budgets:.0f} budgets = {THROUGHPUT_SEEDS * budgets:.0f} cells: one "
+            "`rlhf.train_checkpoints` call over all seeds (what a harness group runs), against one seed's "
+            f"checkpointed run ({budgets:.0f} cells) at a time. One thread.", "",
             shown.to_markdown(index=False, floatfmt=".1f"), "",
             "What bounds it: a round's work is a fixed sequence of torch calls whatever the number of seeds, so "
             "one seed alone is dispatch-bound (microseconds a call on tensors of tens of elements) and a batch "
@@ -302,3 +349,10 @@ def _throughput(frame: pd.DataFrame) -> list[str]:
             "products (2 per Adam step) carry most of the time, and the per-seed metrics at each checkpoint "
             "(normalised regret plans the learned reward once per seed; the truth's side is cached) a fixed "
             "share.", ""]
+
+
+def _one_value(column: pd.Series) -> float:
+    """The value every row of a benchmark group shares (its sweep's slip, its budgets)."""
+    values = column.dropna().unique()
+    assert len(values) == 1, f"expected one value of {column.name}, got {list(values)}"
+    return float(values[0])

@@ -1,5 +1,6 @@
 """The numerical core: counter-based random keys, batched kernels, the tabular MDP,
-planning (soft, hard and evaluation backups) and rollouts.
+planning (soft, hard and evaluation backups), rollouts, and a task's truths (A*, V*, the
+uniform policy's return, held-out pairs: :mod:`.truths`).
 
 Pure functions over tensors with their index order in the docstrings (``Q[s, a]``,
 ``P[a, s, k]``). May import: torch only; nothing else in :mod:`rlhf`.

@@ -207,8 +207,9 @@ class TabularMDP:
                                    move_probs=move(self.move_probs), _sparse=sparse)
 
     def cached(self, key: Hashable, build: Callable[[], T]) -> T:
-        """``build()``, once per key: data other modules derive from this MDP and reuse
-        call after call (a sampler's outcome layout, a planner's gather indices).
+        """``build()``, once per key: data the kernels derive from this MDP's transitions alone and
+        reuse call after call (a sampler's outcome layout, a planner's gather indices). What follows
+        from a reward (A*, V*, returns) is a task's, in :class:`~rlhf.core.truths.TaskTruths`.
 
         Built outside inference mode, like the cached properties: the cache outlives
         the call that filled it (``rlhf.train`` runs under inference mode)."""

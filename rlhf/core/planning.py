@@ -43,7 +43,7 @@ def soft_value_iteration(
 ) -> torch.Tensor:
     """Finite-horizon soft value iteration; returns ``Q[..., s, a]`` after H backups.
 
-    The recurrence (the gridworld seed's), with τ = temperature, γ = discount::
+    The recurrence (the gridworld example's), with τ = temperature, γ = discount::
 
         Q_0(s, a) = 0
         V_i(s)    = logsumexp_a(τ · Q_i(s, a)) / τ
@@ -95,6 +95,22 @@ def optimal_advantages(mdp: TabularMDP, reward: torch.Tensor, horizon: int, disc
     included, as in Q). A segment's summed A* is minus its regret for deterministic transitions."""
     q = soft_value_iteration(mdp, reward, horizon, discount, math.inf)
     return q - q.amax(dim=-1, keepdim=True)
+
+
+def soft_optimal_policy(mdp: TabularMDP, reward: torch.Tensor, horizon: int, discount: float = 1.0,
+                        temperature: float = 1.0) -> torch.Tensor:
+    """``pi[..., s, a] = softmax(τ · Q[..., s, a])`` for ``Q`` of :func:`soft_value_iteration` on
+    ``reward`` (``[S]``, ``[S, A]`` or a batch ``[..., S, A or 1]``): planning on a reward."""
+    return soft_policy(soft_value_iteration(mdp, reward, horizon, discount, temperature), temperature)
+
+
+def single_reward_q(mdp: TabularMDP, reward: torch.Tensor, horizon: int, discount: float,
+                    temperature: float) -> torch.Tensor:
+    """``Q[S, A]`` for one reward (``[S]`` or ``[S, A]``) planned as a batch of one: the planner's result
+    for a reward does not depend on its batch, so this is what the training loop's batches give it."""
+    r = torch.as_tensor(reward, dtype=torch.float32)
+    table = (r if r.dim() == 2 else r.unsqueeze(-1)).unsqueeze(0)
+    return soft_value_iteration(mdp, table, horizon, discount, temperature)[0]
 
 
 def uniform_policy(mdp: TabularMDP) -> torch.Tensor:

@@ -39,10 +39,16 @@ class Trajectories:
         return Trajectories(self.states[index], self.actions[index])
 
 
+def step_features(reward: torch.Tensor, traj: Trajectories) -> torch.Tensor:
+    """``[..., B, T]`` int64 index of each step into the flat ``reward.reshape(-1)``: ``s_t`` for a state
+    reward ``[S]``, else ``s_t·A + a_t`` for ``[S, A]``."""
+    return traj.states if reward.dim() == 1 else traj.states * reward.shape[-1] + traj.actions
+
+
 def step_rewards(reward: torch.Tensor, traj: Trajectories) -> torch.Tensor:
     """``[..., B, T]`` reward of each step: ``r[s_t]`` for a state reward ``[S]``, else ``r[s_t, a_t]``
     (a gather on the flat table: 2-3x faster than advanced indexing)."""
-    index = traj.states if reward.dim() == 1 else traj.states * reward.shape[-1] + traj.actions
+    index = step_features(reward, traj)
     return reward.reshape(-1).index_select(0, index.reshape(-1)).view(index.shape)
 
 

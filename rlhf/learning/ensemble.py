@@ -11,19 +11,26 @@ learner fits all members at once on their seed's pairs, without copying them.
 from __future__ import annotations
 
 import copy
+import functools
 
 import torch
 
 from ..core.keys import Keys
 from ..core.rollout import Trajectories
-from .queries import member_mean
 from .rewards import RewardModel
+
+
+def member_mean(x: torch.Tensor, dim: int) -> torch.Tensor:
+    """The mean over ``dim`` (ensemble members), summed member by member in order: the
+    same arithmetic for every element, wherever it sits in a batch."""
+    return functools.reduce(torch.add, x.unbind(dim)) / x.shape[dim]
 
 
 class Ensemble:
     """The mean of a reward model's members: ``members.theta[..., E, F]``, member dimension last
-    but one. Has what the loop and the tasks' metrics read of a model: ``reward``,
-    ``distribution`` (state rewards), ``features`` and ``[k]`` (seed k's ensemble)."""
+    but one. A :class:`~rlhf.learning.rewards.LearnedReward`, with what the loop and the tasks'
+    metrics read of a model: ``reward``, ``distribution`` (state rewards), ``features`` and ``[k]``
+    (seed k's ensemble)."""
 
     def __init__(self, members: RewardModel) -> None:
         self.members = members

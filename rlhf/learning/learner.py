@@ -22,7 +22,7 @@ import torch
 import torch.nn.functional as F
 
 from ..core import batched
-from ..core.rollout import Trajectories, step_rewards
+from ..core.rollout import Trajectories
 from .rewards import RewardModel
 
 ADAM_BETAS = (0.9, 0.999)
@@ -37,7 +37,7 @@ class LearnerConfig:
     """How the reward model is fitted each round."""
 
     optimizer: str = "adam"
-    """``"adam"`` (the gridworld seed) or ``"sgd"`` (the string seed)."""
+    """``"adam"`` (the gridworld preset's) or ``"sgd"`` (the string preset's)."""
     lr: float = 1e-2
     """Learning rate >= 0 (0 freezes the model: a planted regression)."""
     epochs: int = 50
@@ -64,11 +64,6 @@ def bradley_terry_loss(logit: torch.Tensor, prefer_first: torch.Tensor) -> torch
     return -(prefer_first * F.logsigmoid(logit) + (1 - prefer_first) * F.logsigmoid(-logit)).mean()
 
 
-def preference_logits(reward: torch.Tensor, first: Trajectories, second: Trajectories) -> torch.Tensor:
-    """``[B]`` ``R₁ − R₂`` of each pair under ``reward`` ([S] or [S, A])."""
-    return step_rewards(reward, first).sum(-1) - step_rewards(reward, second).sum(-1)
-
-
 def count_differences(
     features_1: torch.Tensor, features_2: torch.Tensor, num_features: int
 ) -> tuple[torch.Tensor | None, torch.Tensor]:
@@ -92,7 +87,7 @@ def count_differences(
 
 
 class RewardLearner:
-    """Fits a reward model round after round; optimiser state persists (as in both seeds).
+    """Fits a reward model round after round; optimiser state persists (as in both teaching examples).
 
     The model may hold a batch of seeds (``theta[B, F]``): each seed is fitted on its own
     pairs, and what a seed gets does not depend on the other seeds in the batch (the

@@ -1,41 +1,106 @@
-"""Query selection: which pairs the teacher is asked each round.
+"""Query rules: which pairs the teacher is asked each round, one registry of them.
 
-Two rules sample the round's pairs directly: ``on-policy`` (from the soft-optimal
-policy for the current learned reward, the gridworld seed) and ``uniform``
-(uniformly random actions, the string seed). The active rules draw a candidate
-pool of ``oversample`` × the round's pairs on-policy (B-Pref's ``large_batch``;
-Lee et al., 2021, "B-Pref: Benchmarking Preference-Based Reinforcement
-Learning") and keep the round's pairs from it, each pair at most once:
-:func:`disagreement_scores`, :func:`entropy_scores` and
-:func:`info_gain_scores` rank candidates by the reward ensemble's predictions
-(:func:`member_preferences`), :func:`kcenter` spreads them out in
-state-visitation space.
+Two rules sample the round's pairs directly: ``on-policy`` (from the policy acting on
+the current learned model, the gridworld preset's) and ``uniform`` (uniformly random
+actions, the string preset's). The active rules draw a candidate pool of
+``oversample`` × the round's pairs on-policy (B-Pref's ``large_batch``; Lee et al.,
+2021, "B-Pref: Benchmarking Preference-Based Reinforcement Learning") and keep the
+round's pairs from it, each pair at most once: :func:`disagreement_scores`,
+:func:`entropy_scores` and :func:`info_gain_scores` rank candidates by the reward
+ensemble's predictions (:func:`member_preferences`), :func:`kcenter` spreads them out
+in state-visitation space.
 
 Shapes: ``[..., m]`` over m candidate pairs, ``[..., E, m]`` per ensemble
 member; leading dimensions are seeds. Every step is elementwise, a sum over a
 last dimension, an ordered loop over members, or exact integer arithmetic, so a
 seed's choice does not depend on the batch around it.
+
+Adding a rule: its scores (or a chooser) here and one :func:`register_query_rule` call
+at the end of this module; ``query=NAME`` then selects it everywhere.
 """
 
 from __future__ import annotations
 
-import functools
+from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
 
 import torch
 
 from ..core import batched
+from ..preferences.models import binary_entropy, bradley_terry, score_margins
+from .ensemble import member_mean
 
-SAMPLED_QUERIES = ("on-policy", "uniform")
-ACTIVE_QUERIES = ("disagreement", "entropy", "info-gain", "kcenter")
-ENSEMBLE_QUERIES = ("disagreement", "info-gain")
-"""Rules that compare ensemble members (every member agrees with itself: they need two)."""
-QUERIES = SAMPLED_QUERIES + ACTIVE_QUERIES
+Chooser = Callable[[int, torch.Tensor, torch.Tensor, torch.Tensor], torch.Tensor]
+"""``choose(n, features_1[..., m, T], features_2[..., m, T], table[..., E, F]) -> [..., n]``: the
+indices of the n candidates kept from a pool of m, given the pool's two segments' features (a
+reward model's ``features``) and each ensemble member's learned reward by feature (E = 1 without
+an ensemble); distinct, and independent of the batch around each seed."""
 
 
-def member_mean(x: torch.Tensor, dim: int) -> torch.Tensor:
-    """The mean over ``dim`` (ensemble members), summed member by member in order: the
-    same arithmetic for every element, wherever it sits in a batch."""
-    return functools.reduce(torch.add, x.unbind(dim)) / x.shape[dim]
+@dataclass(frozen=True)
+class QueryRule:
+    """How a round's pairs are chosen: sampled directly, or chosen from an oversampled pool."""
+
+    name: str
+    """What a configuration calls it (``query=``)."""
+    choose: Chooser | None = None
+    """The chooser of an active rule (see :data:`Chooser`), which keeps the round's n pairs from a pool
+    of ``oversample · n`` rolled out on-policy; None: the round's pairs are sampled directly."""
+    uniform: bool = False
+    """Whether the pairs (or the pool) come from uniformly random actions rather than the policy acting
+    on the learned model: such pairs do not depend on any answer."""
+    needs_ensemble: bool = False
+    """Whether it compares ensemble members (every member agrees with itself: it needs two)."""
+
+    @property
+    def samples(self) -> bool:
+        """True for a rule that samples its pairs directly, False for one that selects from a pool."""
+        return self.choose is None
+
+
+_REGISTRY: dict[str, QueryRule] = {}
+QUERY_RULES: Mapping[str, QueryRule] = MappingProxyType(_REGISTRY)
+"""Every registered query rule by name, in registration order (a read-only view)."""
+
+
+def register_query_rule(rule: QueryRule) -> QueryRule:
+    """Make ``rule`` known to configurations by its name; returns it."""
+    if rule.name in _REGISTRY:
+        raise ValueError(f"query rule {rule.name!r} is already registered")
+    _REGISTRY[rule.name] = rule
+    return rule
+
+
+class _Names:
+    """The names of the registered rules that pass a test, in registration order: a live view
+    (a rule registered later is in it), with ``in``, iteration and ``len``."""
+
+    def __init__(self, test: Callable[[QueryRule], bool]) -> None:
+        self._test = test
+
+    def __iter__(self) -> Iterator[str]:
+        return (name for name, rule in _REGISTRY.items() if self._test(rule))
+
+    def __contains__(self, name: object) -> bool:
+        rule = _REGISTRY.get(name) if isinstance(name, str) else None
+        return rule is not None and self._test(rule)
+
+    def __len__(self) -> int:
+        return sum(1 for _ in self)
+
+    def __repr__(self) -> str:
+        return repr(tuple(self))
+
+
+QUERIES = _Names(lambda rule: True)
+"""Every rule's name (``rlhf.QUERIES``)."""
+SAMPLED_QUERIES = _Names(lambda rule: rule.samples)
+"""Rules that sample their pairs directly."""
+ACTIVE_QUERIES = _Names(lambda rule: not rule.samples)
+"""Rules that choose their pairs from an oversampled pool."""
+ENSEMBLE_QUERIES = _Names(lambda rule: rule.needs_ensemble)
+"""Rules that compare ensemble members (``rlhf.ENSEMBLE_QUERIES``)."""
 
 
 def member_preferences(table: torch.Tensor, features_1: torch.Tensor, features_2: torch.Tensor) -> torch.Tensor:
@@ -44,20 +109,7 @@ def member_preferences(table: torch.Tensor, features_1: torch.Tensor, features_2
     ``table[..., E, F]``: each member's reward by feature; ``features_i[..., m, T]``: the
     feature of every step of the candidates' two segments (``model.features``).
     """
-    *batch, m, T = features_1.shape
-    E = table.shape[-2]
-
-    def returns(features: torch.Tensor) -> torch.Tensor:
-        index = features.reshape(*batch, 1, m * T).expand(*batch, E, m * T)
-        return torch.gather(table, -1, index).view(*batch, E, m, T).sum(-1)
-
-    return batched.sigmoid(returns(features_1) - returns(features_2))
-
-
-def binary_entropy(p: torch.Tensor) -> torch.Tensor:
-    """``H(p) = −p·ln p − (1 − p)·ln(1 − p)`` in nats (0 at p = 0 and 1)."""
-    q = 1 - p
-    return -(torch.xlogy(p, p) + torch.xlogy(q, q))
+    return bradley_terry(score_margins(table, features_1.unsqueeze(-3), features_2.unsqueeze(-3)))
 
 
 def disagreement_scores(p: torch.Tensor) -> torch.Tensor:
@@ -136,12 +188,22 @@ def kcenter(points: torch.Tensor, n: int) -> torch.Tensor:
     return torch.stack(chosen, -1)
 
 
-def select(rule: str, n: int, features_1: torch.Tensor, features_2: torch.Tensor, table: torch.Tensor,
-           ) -> torch.Tensor:
-    """``[..., n]`` the candidates an active ``rule`` keeps, from ``features_i[..., m, T]``
-    (the pool's two segments) and the members' reward ``table[..., E, F]``."""
-    if rule == "kcenter":
-        return kcenter(visitation_counts(features_1, features_2, table.shape[-1]), n)
-    p = member_preferences(table, features_1, features_2)
-    scores = {"disagreement": disagreement_scores, "entropy": entropy_scores, "info-gain": info_gain_scores}[rule]
-    return top_scores(scores(p), n)
+def by_scores(scores: Callable[[torch.Tensor], torch.Tensor]) -> Chooser:
+    """The chooser that keeps the n candidates of highest ``scores(p[..., E, m]) -> [..., m]``, ``p``
+    the members' predictions (:func:`member_preferences`)."""
+    def choose(n: int, features_1: torch.Tensor, features_2: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+        return top_scores(scores(member_preferences(table, features_1, features_2)), n)
+    return choose
+
+
+def kcenter_choice(n: int, features_1: torch.Tensor, features_2: torch.Tensor, table: torch.Tensor) -> torch.Tensor:
+    """:func:`kcenter` on the candidates' state-visit counts (:func:`visitation_counts`)."""
+    return kcenter(visitation_counts(features_1, features_2, table.shape[-1]), n)
+
+
+register_query_rule(QueryRule("on-policy"))
+register_query_rule(QueryRule("uniform", uniform=True))
+register_query_rule(QueryRule("disagreement", by_scores(disagreement_scores), needs_ensemble=True))
+register_query_rule(QueryRule("entropy", by_scores(entropy_scores)))
+register_query_rule(QueryRule("info-gain", by_scores(info_gain_scores), needs_ensemble=True))
+register_query_rule(QueryRule("kcenter", kcenter_choice))

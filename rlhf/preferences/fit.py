@@ -3,11 +3,12 @@
 For each preference model (partial return, regret) the labels' likelihood under the simulated
 teacher ``myopic:γ + boltzmann:β + mistake:ε`` is::
 
-    m = Σ_t γ^(T−1−t) (s₁(t) − s₂(t))          s = true reward (partial) or A* (regret)
+    m = Σ_t γ^(T−1−t) (s₁(t) − s₂(t))          s = the model's step scores: r (partial), A* (regret)
     P(first) = ε + (1 − 2ε) σ(β m)
     log L = Σ_i y_i log P_i + (1 − y_i) log(1 − P_i)      y = 1, 0 or ½ ("equal"); skips left out
 
-(:class:`rlhf.Teacher`'s Boltzmann, mistake and myopic parts draw labels from exactly this;
+(:class:`rlhf.Teacher`'s Boltzmann, mistake and myopic parts draw labels from exactly this, with
+the preference model's Bradley–Terry σ; here σ is differentiated, in float64;
 ``=`` answers enter as soft labels ½ and skips are left out: the threshold rules of its
 ``equal`` and ``skip`` parts are not modelled). β, ε and γ are fitted on
 unconstrained scales (β = e^b, ε = σ(e)/2, γ = σ(g)) by damped Newton; the bootstrap's
@@ -18,14 +19,17 @@ intervals over pairs; each model is also fitted on 80% of the pairs and scored o
 
 from __future__ import annotations
 
+import math
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 import torch
 
-from ..core.planning import optimal_advantages
 from ..core.rollout import Trajectories, step_rewards
-from .teachers import PREFERENCE_MODELS
+from ..core.truths import truths_of
+from .models import PREFERENCE_MODELS, preference_model
+from .teachers import Teacher
 
 if TYPE_CHECKING:    # type only: the protocol lives in a higher layer (rlhf.training)
     from ..training.protocol import Task
@@ -42,7 +46,8 @@ _STEPS = 100
 class TeacherFit:
     """One preference model's fit."""
 
-    model: str
+    preference_model: str
+    """The preference model's name (:data:`rlhf.PREFERENCE_MODELS`)."""
     beta: float
     mistake: float
     myopic: float
@@ -54,32 +59,37 @@ class TeacherFit:
     """Mean log-likelihood per answered pair on the held-out 20%, fitted on the other 80%."""
     pairs: int
 
+    def teacher(self) -> Teacher:
+        """The fitted teacher, each parameter to three significant digits: the oracle where β ran off
+        to its bound (the labels never contradict the model's ordering), no mistake below 0.001, not
+        myopic above 0.999."""
+        return Teacher(beta=math.inf if self.beta >= ORACLE_BETA else _three_digits(self.beta),
+                       mistake=_three_digits(self.mistake) if self.mistake >= 0.001 else 0.0,
+                       myopic=_three_digits(self.myopic) if self.myopic < 0.999 else 1.0,
+                       preference_model=preference_model(self.preference_model))
+
     @property
     def spec(self) -> str:
-        """The fitted teacher as a spec string :meth:`rlhf.Teacher.parse` reads: ``oracle`` where β ran
-        off to its bound (the labels never contradict the model's ordering), no ``mistake`` below
-        0.001, no ``myopic`` above 0.999."""
-        parts = [self.model] if self.model != "partial" else []
-        if self.myopic < 0.999:
-            parts.append(f"myopic:{_plain(self.myopic)}")
-        parts.append("oracle" if self.beta >= ORACLE_BETA else f"boltzmann:{_plain(self.beta)}")
-        if self.mistake >= 0.001:
-            parts.append(f"mistake:{_plain(self.mistake)}")
-        return "+".join(parts)
+        """The fitted teacher (:meth:`teacher`) as a spec string :meth:`rlhf.Teacher.parse` reads."""
+        return str(self.teacher())
 
 
-def _plain(x: float) -> str:
-    """Three significant digits, never in exponent notation (a spec splits on ``+``)."""
-    return f"{float(f'{x:.3g}'):f}".rstrip("0").rstrip(".")
+def _three_digits(x: float) -> float:
+    return float(f"{x:.3g}")
 
 
 def fit_teacher(task: Task, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor,
-                answered: torch.Tensor | None = None, *, models: tuple[str, ...] = PREFERENCE_MODELS,
+                answered: torch.Tensor | None = None, *, preference_models: Iterable[str] | None = None,
                 resamples: int = 200, confidence: float = 0.95, seed: int = 0,
                 discount: float = 1.0) -> dict[str, TeacherFit]:
-    """Fit each preference model in ``models`` to labels ``prefer_first[n]`` (1, 0 or 0.5) of
-    the pairs ``first``, ``second`` (``[n, T]``) of ``task``; ``answered[n]`` drops skipped pairs.
-    Deterministic: resamples and the held-out split come from a generator seeded with ``seed``."""
+    """Fit each preference model named in ``preference_models`` (default: every registered one) to
+    labels ``prefer_first[n]`` (1, 0 or 0.5) of the pairs ``first``, ``second`` (``[n, T]``) of
+    ``task``, each scoring steps with its model's step scores (the task's truths at discount γ);
+    ``answered[n]`` drops skipped pairs. Deterministic: resamples and the held-out split come from
+    a generator seeded with ``seed``."""
+    models = [preference_model(name) for name in (PREFERENCE_MODELS if preference_models is None
+                                                   else preference_models)]
+    truths = truths_of(task)
     keep = torch.ones_like(prefer_first, dtype=torch.bool) if answered is None else answered.bool()
     y = prefer_first[keep].double()
     check_enough(y.numel())
@@ -94,8 +104,7 @@ def fit_teacher(task: Task, first: Trajectories, second: Trajectories, prefer_fi
     alpha = (1 - confidence) / 2
     out = {}
     for model in models:
-        scores = task.true_reward if model == "partial" else optimal_advantages(
-            task.mdp, task.true_reward, task.horizon, discount)
+        scores = model.step_scores(truths, discount)
         diff = (step_rewards(scores, first) - step_rewards(scores, second))[keep].double()          # [n, T]
         params = _fit(diff, y, weights)                                                             # [2 + R, 3]
         heldout = _log_likelihood(diff, y, params[1:2])[0]
@@ -103,8 +112,8 @@ def fit_teacher(task: Task, first: Trajectories, second: Trajectories, prefer_fi
         values = dict(zip(PARAMETERS, params[0].tolist(), strict=True))
         ci = {name: (float(torch.quantile(params[2:, j], alpha)), float(torch.quantile(params[2:, j], 1 - alpha)))
               for j, name in enumerate(PARAMETERS)}
-        out[model] = TeacherFit(
-            model, values["beta"], values["mistake"], values["myopic"], ci,
+        out[model.name] = TeacherFit(
+            model.name, values["beta"], values["mistake"], values["myopic"], ci,
             float(_log_likelihood(diff, y, params[:1])[0].mean()),
             float((heldout * test).sum() / test.sum()), n)
     return out

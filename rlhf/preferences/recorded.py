@@ -22,9 +22,9 @@ from pathlib import Path
 
 import torch
 
-from ..core.keys import Keys
 from ..core.rollout import Trajectories
-from .teachers import Labels, mean_entropy
+from .labeller import Labels, Query, mean_over_answered
+from .models import binary_entropy
 
 STORE_NAME = "labels.sqlite"
 ANSWERS = {"1": 1.0, "2": 0.0, "=": 0.5, "s": None}
@@ -173,13 +173,10 @@ class RecordedTeacher:
     def __str__(self) -> str:
         return f"recorded:{self.directory}"          # the spec TrainConfig reads back (rlhf.training.config.RECORDED)
 
-    def label(self, rewards_1: torch.Tensor, rewards_2: torch.Tensor, reward_range: tuple[float, float],
-              keys: Keys) -> Labels:
-        raise TypeError("a RecordedTeacher answers by the pairs themselves: the training loop calls label_pairs")
-
-    def label_pairs(self, first: Trajectories, second: Trajectories, asked_before: int, rewards_1: torch.Tensor,
-                    rewards_2: torch.Tensor, reward_range: tuple[float, float], keys: Keys) -> Labels:
-        """The stored answers to the run's pairs ``asked_before`` … (``first``, ``second`` ``[..., B, T]``)."""
+    def answer(self, query: Query) -> Labels:
+        """The stored answers to the run's pairs ``query.asked_before`` … (the query's segments
+        ``[..., B, T]``; its step scores are not read)."""
+        first, second, asked_before = query.first, query.second, query.asked_before
         shape = first.states.shape[:-1]
         T = first.states.shape[-1]
         flat_1 = Trajectories(first.states.reshape(-1, T), first.actions.reshape(-1, T))
@@ -200,4 +197,25 @@ class RecordedTeacher:
             values.append(self._labels[position])
         prefer, answered = (t.view(shape) for t in label_tensors(values))
         device = first.states.device
-        return Labels(prefer.to(device), answered.to(device), mean_entropy(prefer, answered).to(device))
+        entropy = mean_over_answered(binary_entropy(prefer), answered)
+        return Labels(prefer.to(device), answered.to(device), entropy.to(device))
+
+
+def resolve_recorded(spec: str) -> str:
+    """A teacher spec with its ``recorded:DIR`` made canonical, ``recorded:/absolute/DIR@DIGEST``: the
+    directory the same from any working directory, and the digest of its answers
+    (:meth:`LabelStore.digest`), so that a configuration, and a sweep cell's key, changes with the
+    labels. It reads the labels store, so it is called where a run is set up (:func:`rlhf.train`, a
+    sweep's expansion), never by a configuration. Any other spec, and one that has its digest
+    (read back from a store of results), is returned as it is; ValueError when DIR holds no labels store."""
+    prefix = "recorded:"
+    if not spec.startswith(prefix):
+        return spec
+    head, _, tail = spec[len(prefix):].rpartition("@")
+    if head and len(tail) == 16 and set(tail) <= set("0123456789abcdef"):
+        return spec
+    path = Path(spec[len(prefix):]).resolve()
+    if not (path / STORE_NAME).is_file():
+        raise ValueError(f"teacher {spec!r}: no labels store ({STORE_NAME}) in that directory")
+    with LabelStore(path) as store:
+        return f"{prefix}{path}@{store.digest()}"

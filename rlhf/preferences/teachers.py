@@ -2,11 +2,11 @@
 
 A teacher sees the true step rewards of the two segments of each pair and
 answers with a *soft label* ``y = P(first segment preferred)``. Its preference
-model (Knox et al., 2022) says what a step is worth: ``partial`` (the default)
-scores a segment by its summed true reward, ``regret`` by its summed optimal
-advantage A*(s, a) under the true reward (:func:`rlhf.optimal_advantages`;
-the loop hands such a teacher advantages instead of rewards). Its parts are
-applied in B-Pref's order:
+model (Knox et al., 2022; :mod:`rlhf.preferences.models`) says what a step is worth:
+``partial`` (the default) scores a segment by its summed true reward, ``regret`` by
+its summed optimal advantage A*(s, a) under the true reward (the loop hands the
+teacher its model's step scores), and gives the Boltzmann probability and its
+entropy. Its parts are applied in B-Pref's order:
 
 1. **skip f**: drop the pair when max(R̂₁, R̂₂) < f (it asks, but gets no answer);
 2. **equal f**: when |R̂₁ − R̂₂| < f the label is 0.5;
@@ -31,54 +31,17 @@ from __future__ import annotations
 
 import math
 from dataclasses import dataclass, fields
-from typing import Any, Protocol, runtime_checkable
+from decimal import Decimal
+from typing import Any
 
 import torch
 
 from ..core import batched
 from ..core.keys import Keys
-from ..core.rollout import Trajectories
+from .labeller import Labels, Query, mean_over_answered
+from .models import PARTIAL_RETURN, PREFERENCE_MODELS, PreferenceModel, preference_model
 
 _RATIONAL = {"oracle", "deterministic", "boltzmann"}
-PREFERENCE_MODELS = ("partial", "regret")
-
-
-@dataclass(frozen=True)
-class Labels:
-    """A teacher's answers to B pairs, for each seed of a batch (leading dimensions)."""
-
-    prefer_first: torch.Tensor
-    """[..., B] float in [0, 1], soft label P(first preferred)."""
-    answered: torch.Tensor
-    """[..., B] bool, False where the teacher skipped the pair."""
-    entropy: torch.Tensor
-    """[...] mean entropy (nats) of the teacher's preference distribution over answered pairs
-    (0 where none was answered)."""
-
-
-@runtime_checkable
-class Labeller(Protocol):
-    """Anything that answers preference queries like :meth:`Teacher.label`: a custom
-    simulated teacher, a subclass of :class:`Teacher`, or recorded human labels."""
-
-    def label(self, rewards_1: torch.Tensor, rewards_2: torch.Tensor, reward_range: tuple[float, float],
-              keys: Keys) -> Labels:
-        """Answer B pairs from the true step rewards ``rewards_i[..., B, T]`` of their segments;
-        leading dimensions are seeds, ``keys`` (of that shape) their random streams."""
-        ...
-
-
-@runtime_checkable
-class PairLabeller(Protocol):
-    """A labeller that needs the pairs themselves, not only their step rewards (e.g.
-    :class:`rlhf.RecordedTeacher`, which looks a person's answers up by the segments shown).
-    The training loop calls ``label_pairs`` where a labeller has it."""
-
-    def label_pairs(self, first: Trajectories, second: Trajectories, asked_before: int, rewards_1: torch.Tensor,
-                    rewards_2: torch.Tensor, reward_range: tuple[float, float], keys: Keys) -> Labels:
-        """Answer the pairs ``first``, ``second`` (``[..., B, T]``), the run's pairs
-        ``asked_before`` … ``asked_before + B − 1``; the rest as for :meth:`Labeller.label`."""
-        ...
 
 
 @dataclass(frozen=True)
@@ -97,12 +60,16 @@ class Teacher:
     """Skip the pair when both normalised returns are below this (0: never)."""
     equal: float = 0.0
     """Label 0.5 when normalised returns differ by less than this (0: never)."""
-    model: str = "partial"
-    """Preference model: ``"partial"`` (summed reward) or ``"regret"`` (summed optimal advantage)."""
+    preference_model: PreferenceModel = PARTIAL_RETURN
+    """What a step is worth and how labels are drawn (:mod:`rlhf.preferences.models`): partial return
+    (summed reward, the default) or regret (summed optimal advantage); a registered name is looked up."""
 
     def __post_init__(self) -> None:
-        if self.model not in PREFERENCE_MODELS:
-            raise ValueError(f"teacher model must be one of {', '.join(PREFERENCE_MODELS)}, got {self.model!r}")
+        if not isinstance(self.preference_model, PreferenceModel):
+            try:
+                object.__setattr__(self, "preference_model", preference_model(self.preference_model))
+            except ValueError as exc:
+                raise ValueError(f"teacher {exc}") from None
         if not self.beta > 0:
             raise ValueError(f"teacher beta must be > 0, got {self.beta}")
         if self.ties not in ("half", "second"):
@@ -125,11 +92,11 @@ class Teacher:
             name, _, arg = term.strip().partition(":")
             if name in _RATIONAL and ({"beta", "ties"} & kwargs.keys()):
                 raise ValueError(f"teacher {spec!r} names two rational parts")
-            if name in PREFERENCE_MODELS and "model" in kwargs:
+            if name in PREFERENCE_MODELS and "preference_model" in kwargs:
                 raise ValueError(f"teacher {spec!r} names two preference models")
             try:
                 if name in PREFERENCE_MODELS and not arg:
-                    kwargs["model"] = name
+                    kwargs["preference_model"] = PREFERENCE_MODELS[name]
                 elif name == "oracle" and not arg:
                     kwargs["beta"] = math.inf
                 elif name == "deterministic" and not arg:
@@ -140,25 +107,35 @@ class Teacher:
                     raise ValueError
             except ValueError:
                 raise ValueError(
-                    f"teacher {spec!r}: cannot read {term.strip()!r} (expected oracle, deterministic, "
-                    "boltzmann:B, mistake:E, myopic:G, skip:F, equal:F, regret or partial joined by '+')"
+                    f"teacher {spec!r}: cannot read {term.strip()!r} (expected oracle, deterministic, boltzmann:B, "
+                    f"mistake:E, myopic:G, skip:F, equal:F, {' or '.join(PREFERENCE_MODELS)} joined by '+')"
                 ) from None
         return cls(**kwargs)
 
     def __str__(self) -> str:
+        """The spec :meth:`parse` reads back: the parts that differ from the defaults, in B-Pref's order."""
         defaults = {f.name: f.default for f in fields(self)}
-        parts = [self.model] if self.model != defaults["model"] else []
-        parts += [f"{name}:{_fmt(getattr(self, name))}" for name in ("skip", "equal", "myopic")
+        parts = [self.preference_model.name] if self.preference_model != defaults["preference_model"] else []
+        parts += [f"{name}:{spec_number(getattr(self, name))}" for name in ("skip", "equal", "myopic")
                   if getattr(self, name) != defaults[name]]
         if math.isinf(self.beta):
             parts.append("deterministic" if self.ties == "second" else "oracle")
         else:
-            parts.append(f"boltzmann:{_fmt(self.beta)}")
+            parts.append(f"boltzmann:{spec_number(self.beta)}")
         if self.mistake:
-            parts.append(f"mistake:{_fmt(self.mistake)}")
+            parts.append(f"mistake:{spec_number(self.mistake)}")
         return "+".join(parts)
 
+    @property
+    def may_skip(self) -> bool:
+        """Whether some pairs can come back unanswered (a ``skip`` part)."""
+        return self.skip > 0
+
     # -------------------------------------------------------------- labels
+    def answer(self, query: Query) -> Labels:
+        """:meth:`label` of the query's step scores (the labeller protocol)."""
+        return self.label(query.scores_1, query.scores_2, query.score_range, query.keys)
+
     def label(
         self,
         rewards_1: torch.Tensor,
@@ -166,11 +143,12 @@ class Teacher:
         reward_range: tuple[float, float],
         keys: Keys,
     ) -> Labels:
-        """Answer B pairs from true step rewards ``rewards_i[..., B, T]``.
+        """Answer B pairs from the step scores ``rewards_i[..., B, T]`` of their segments under the
+        teacher's preference model (the true rewards, or A* for regret).
 
-        ``reward_range`` is the task's (worst, best) true step reward, which
-        normalises returns for ``skip`` and ``equal``. The Boltzmann draw and the
-        mistake of pair i use draws i of ``keys.fold(0)`` and ``keys.fold(1)``.
+        ``reward_range`` is the task's (worst, best) step score, which normalises returns for
+        ``skip`` and ``equal``. The Boltzmann draw and the mistake of pair i use draws i of
+        ``keys.fold(0)`` and ``keys.fold(1)``.
         """
         B, T = rewards_1.shape[-2:]
         answered = torch.ones(rewards_1.shape[:-1], dtype=torch.bool, device=rewards_1.device)
@@ -199,7 +177,7 @@ class Teacher:
             p_first[margin == 0] = 0.5 if self.ties == "half" else 0.0
             y = p_first.clone()
         else:
-            p_first = batched.sigmoid(self.beta * margin)
+            p_first = self.preference_model.probability(self.beta * margin)
             y = (keys.fold(0).uniform(B) < p_first).float()
         if self.equal:
             y[equal] = 0.5
@@ -209,17 +187,12 @@ class Teacher:
             y = torch.where(flip, 1.0 - y, y)
 
         return Labels(prefer_first=y, answered=answered,
-                      entropy=mean_entropy(p_first, answered if self.skip else None))
+                      entropy=mean_over_answered(self.preference_model.entropy(p_first),
+                                                 answered if self.skip else None))
 
 
-def mean_entropy(p_first: torch.Tensor, answered: torch.Tensor | None = None) -> torch.Tensor:
-    """``[...]`` mean entropy (nats) of preference probabilities ``p_first[..., B]``: over the
-    answered pairs where ``answered`` is given (0 where none is), else over all of them."""
-    entropy = -(torch.xlogy(p_first, p_first) + torch.xlogy(1 - p_first, 1 - p_first))
-    if answered is None:
-        return entropy.mean(-1)
-    return torch.where(answered, entropy, 0.0).sum(-1) / answered.sum(-1).clamp(min=1)
-
-
-def _fmt(x: float) -> str:
-    return f"{x:g}"
+def spec_number(x: float) -> str:
+    """A number as a teacher spec writes it: ``:g`` (six significant digits), positional where that
+    would take an exponent (a spec splits on ``+``, which ``1e+06`` holds)."""
+    text = f"{x:g}"
+    return text if "e" not in text else format(Decimal(repr(float(x))).normalize(), "f")

@@ -1,4 +1,4 @@
-"""The gridworld task of the first seed.
+"""The gridworld task of the first teaching example (the ``seed-gridworld`` preset).
 
 An N×N grid; state ``s = x·N + y`` for cell (x, y). Actions 0..4 are up
 (y+1), right (x+1), down (y−1), left (x−1), stay; moves into a wall stay put.
@@ -16,9 +16,10 @@ import torch
 
 from ..core.keys import Keys
 from ..core.mdp import TabularMDP
+from ..core.truths import TaskTruths
 from ..learning.learner import LearnerConfig
 from ..learning.rewards import StateLogSoftmaxReward
-from ..metrics import epic_distance, near_optimal, normalized_regret, scaled_return, total_variation
+from ..metrics import epic_distance, near_optimal, normalized_regret, scaled_return_of_reward, total_variation
 from ..training.config import TrainConfig
 
 ACTIONS = ("up", "right", "down", "left", "stay")
@@ -28,7 +29,7 @@ CONVERGED_MAX_REGRET = 0.1
 """``converged`` = the learned reward's argmax is a goal and planning on it loses
 at most this fraction of the truth's advantage over a random policy."""
 
-SEED_DEFAULTS = TrainConfig(
+PRESET_DEFAULTS = TrainConfig(
     budget=20_000, teacher="boltzmann:1", pairs_per_round=100, query="on-policy",
     learner=LearnerConfig(optimizer="adam", lr=1e-2, epochs=50, batch_size=0),
 )
@@ -38,7 +39,7 @@ class GridWorld:
     """N×N gridworld with slip; start cells uniform, target uniform over goal cells."""
 
     name = "gridworld"
-    defaults = SEED_DEFAULTS
+    defaults = PRESET_DEFAULTS
 
     def __init__(
         self,
@@ -65,7 +66,7 @@ class GridWorld:
         self.target = target
         self.true_reward = torch.log(target + REWARD_EPS)
 
-        if start is None:   # the seed's default: every non-goal cell
+        if start is None:   # the example's default: every non-goal cell
             start_mask = torch.ones(S, dtype=torch.bool)
             start_mask[self.goal_states] = False
         else:
@@ -75,6 +76,7 @@ class GridWorld:
                 raise ValueError("start must name at least one cell, got []")
         start_dist = start_mask.float() / start_mask.sum()
         self.mdp = TabularMDP.from_moves(grid_moves(size), slip_move_probs(slip), start_dist)
+        self.truths = TaskTruths.of(self)
 
     def _state(self, field: str, cell: Sequence[int]) -> int:
         try:
@@ -95,19 +97,19 @@ class GridWorld:
     def reward_range(self) -> tuple[float, float]:
         return math.log(REWARD_EPS), float(self.true_reward.max())
 
-    def convergence_metrics(self, model: StateLogSoftmaxReward, config: TrainConfig) -> dict[str, float]:
+    def convergence_metrics(self, reward_model: StateLogSoftmaxReward, config: TrainConfig) -> dict[str, float]:
         with torch.no_grad():
-            learned = model.reward()
+            learned = reward_model.reward()
             goal_hit = bool(torch.isin(learned.argmax(), self.goal_states))
-            regret = normalized_regret(self.mdp, learned, self.true_reward, self.horizon,
-                                       config.discount, config.temperature)
-            scaled, near = near_optimal(scaled_return(self.mdp, learned, self.true_reward, self.horizon,
-                                                      config.discount))
+            policy_regret = normalized_regret(self.mdp, learned, self.true_reward, self.horizon,
+                                              config.discount, config.temperature, truths=self.truths)
+            scaled, near = near_optimal(scaled_return_of_reward(self.mdp, learned, self.true_reward, self.horizon,
+                                                                config.discount, truths=self.truths))
             return {
-                "converged": float(goal_hit and regret <= CONVERGED_MAX_REGRET),
+                "converged": float(goal_hit and policy_regret <= CONVERGED_MAX_REGRET),
                 "goal_hit": float(goal_hit),
-                "tv": total_variation(model.distribution(), self.target),
-                "regret": regret,
+                "tv": total_variation(reward_model.distribution(), self.target),
+                "regret": policy_regret,             # the metric (column "regret"), not the preference model
                 "epic": epic_distance(learned, self.true_reward),
                 "scaled_return": scaled,
                 "near_optimal": near,

@@ -1,4 +1,7 @@
-"""The two seed configurations, exactly as the teaching examples set them."""
+"""The two presets: the teaching examples' tasks and configurations, exactly as they set them.
+
+Their names, ``seed-gridworld`` and ``seed-strings``, are the examples' (the "seed" programs the
+suite started from), not random seeds; a run of a preset still takes a random ``seed``."""
 
 from __future__ import annotations
 
@@ -27,5 +30,6 @@ def preset_task(name: str) -> Task:
 
 
 def train_preset(name: str, seed: int = 0, **overrides) -> RunResult:
-    """Run a seed configuration; ``overrides`` are :class:`rlhf.TrainConfig` fields."""
+    """Run a preset (its task with its configuration) for one random ``seed``; ``overrides`` are
+    :class:`rlhf.TrainConfig` fields."""
     return train(preset_task(name), seed=seed, **overrides)

@@ -38,7 +38,7 @@ EMPTY, GOAL, SHEEP, ROADBLOCK, COIN = range(5)
 _MOVES = ((0, 1), (1, 0), (0, -1), (-1, 0))      # up (y+1), right (x+1), down, left, as in GridWorld
 T = TypeVar("T")
 
-SEED_DEFAULTS = TrainConfig(
+KNOX_DEFAULTS = TrainConfig(
     budget=3000, teacher="boltzmann:1", pairs_per_round=300, segment_length=3, query="uniform",
     learner=LearnerConfig(optimizer="adam", lr=0.05, epochs=50, batch_size=0),
 )
@@ -50,7 +50,7 @@ class RandomGridWorld(TabularTask):
     reward table; success is Knox et al.'s, the greedy policy is near-optimal) built by the generator."""
 
     name = "random-gridworld"
-    defaults = SEED_DEFAULTS
+    defaults = KNOX_DEFAULTS
 
     def __init__(self, seed: int = 0, horizon: int | None = None) -> None:
         if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -92,7 +92,7 @@ class RandomGridWorld(TabularTask):
         start = (~terminal).float() / (~terminal).sum()
         mdp = TabularMDP.from_sparse(next_states.unsqueeze(-1), torch.ones(*next_states.shape, 1), start)
         super().__init__(mdp, true_reward, self.horizon, name=self.name, label=f"world {seed}",
-                         defaults=SEED_DEFAULTS)
+                         defaults=KNOX_DEFAULTS)
         self.terminal = terminal
 
     def __repr__(self) -> str:

@@ -1,4 +1,5 @@
-"""The string-preference task of the second seed, as a position MDP.
+"""The string-preference task of the second teaching example (the ``seed-strings`` preset), as a
+position MDP.
 
 State = position 0..L−1, action = token, every action moves position p to
 p + 1 (the last position loops on itself; the horizon is L, so it is never
@@ -14,12 +15,13 @@ import torch
 
 from ..core.keys import Keys
 from ..core.mdp import TabularMDP
+from ..core.truths import TaskTruths
 from ..learning.learner import LearnerConfig
 from ..learning.rewards import TableReward
-from ..metrics import epic_distance, near_optimal, scaled_return
+from ..metrics import epic_distance, near_optimal, scaled_return_of_reward
 from ..training.config import TrainConfig
 
-SEED_DEFAULTS = TrainConfig(
+PRESET_DEFAULTS = TrainConfig(
     budget=10, teacher="deterministic", pairs_per_round=0, query="uniform",
     learner=LearnerConfig(optimizer="sgd", lr=0.01, epochs=5, batch_size=1),
 )
@@ -39,7 +41,7 @@ class StringTask:
     """Learn a per-(position, token) reward from pairs of sequences."""
 
     name = "strings"
-    defaults = SEED_DEFAULTS
+    defaults = PRESET_DEFAULTS
 
     def __init__(self, vocab: str = "ABC", target: str = "ABC", slip: float = 0.0) -> None:
         vocab, target = str(vocab), str(target)
@@ -62,6 +64,7 @@ class StringTask:
         start = torch.zeros(L)
         start[0] = 1.0
         self.mdp = TabularMDP.from_moves(advance, torch.ones(V, 1), start, action_noise=self.slip)
+        self.truths = TaskTruths.of(self)
 
     def __repr__(self) -> str:
         return f"StringTask(vocab={self.vocab!r}, target={self.target!r}, slip={self.slip})"
@@ -73,13 +76,13 @@ class StringTask:
     def reward_range(self) -> tuple[float, float]:
         return 0.0, 1.0
 
-    def convergence_metrics(self, model: TableReward, config: TrainConfig) -> dict[str, float]:
+    def convergence_metrics(self, reward_model: TableReward, config: TrainConfig) -> dict[str, float]:
         with torch.no_grad():
-            table = model.reward()
+            table = reward_model.reward()
             correct = table.argmax(-1) == self.target_tokens
             exact = bool(correct.all())
-            scaled, near = near_optimal(scaled_return(self.mdp, table, self.true_reward, self.horizon,
-                                                      config.discount))
+            scaled, near = near_optimal(scaled_return_of_reward(self.mdp, table, self.true_reward, self.horizon,
+                                                                config.discount, truths=self.truths))
             return {
                 "converged": float(exact),
                 "exact_match": float(exact),

@@ -13,16 +13,17 @@ import torch
 from ..core.keys import Keys
 from ..core.mdp import TabularMDP
 from ..core.planning import policy_return
+from ..core.truths import TaskTruths
 from ..learning.learner import LearnerConfig
 from ..learning.rewards import TableReward
-from ..metrics import epic_distance, greedy_policy, near_optimal, optimal_return, scale_return
+from ..metrics import epic_distance, greedy_policy, near_optimal
 from ..training.config import TrainConfig
 
 DEFAULTS = TrainConfig(
     budget=1000, teacher="boltzmann:1", pairs_per_round=100, query="on-policy",
     learner=LearnerConfig(optimizer="adam", lr=0.05, epochs=50, batch_size=0),
 )
-"""A starting point, not a seed's setting: the gridworld seed's loop with the random worlds' learning rate."""
+"""A starting point, not a preset's setting: the gridworld preset's loop with the random worlds' learning rate."""
 
 
 class TabularTask:
@@ -47,6 +48,7 @@ class TabularTask:
         self.reward_threshold = reward_threshold
         """The return an environment counts as solved (Gymnasium's registered ``reward_threshold``), or None."""
         self.true_reward = reward if reward.dim() == 2 else reward.unsqueeze(-1).expand(S, A).contiguous()
+        self.truths = TaskTruths.of(self)
 
     def __repr__(self) -> str:
         return (f"TabularTask({self.label}: {self.mdp.num_states} states, {self.mdp.num_actions} actions, "
@@ -59,19 +61,19 @@ class TabularTask:
     def reward_range(self) -> tuple[float, float]:
         return float(self.true_reward.min()), float(self.true_reward.max())
 
-    def convergence_metrics(self, model: TableReward, config: TrainConfig) -> dict[str, float]:
+    def convergence_metrics(self, reward_model: TableReward, config: TrainConfig) -> dict[str, float]:
         """``converged`` = ``near_optimal`` (a task where no policy beats random counts as
         near-optimal: there is nothing to learn; its scaled return is reported as 1);
         ``greedy_return`` and ``optimal_return``, the expected true return in ``horizon`` steps of
         the learned reward's greedy policy and of the optimum (an environment's own scale, for
         its ``reward_threshold``)."""
         with torch.no_grad():
-            learned = model.reward()
+            learned = reward_model.reward()
             greedy = greedy_policy(self.mdp, learned, self.horizon, config.discount)
             j_greedy = policy_return(self.mdp, greedy, self.true_reward, self.horizon)
-            scaled, near = near_optimal(scale_return(self.mdp, j_greedy, self.true_reward, self.horizon))
+            scaled, near = near_optimal(self.truths.scaled(j_greedy))
             metrics = {"converged": near, "near_optimal": near, "scaled_return": scaled, "greedy_return": j_greedy,
-                       "optimal_return": optimal_return(self.mdp, self.true_reward, self.horizon),
+                       "optimal_return": self.truths.optimal_return,
                        "epic": epic_distance(learned, self.true_reward)}
             if self.reward_threshold is not None:      # a column of its own: the report needs no environment
                 metrics["reward_threshold"] = float(self.reward_threshold)

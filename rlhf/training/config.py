@@ -6,13 +6,14 @@ import dataclasses
 import re
 import typing
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from ..learning.learner import LearnerConfig
-from ..learning.queries import ENSEMBLE_QUERIES, QUERIES
-from ..preferences.recorded import STORE_NAME, LabelStore, RecordedTeacher
-from ..preferences.teachers import PREFERENCE_MODELS, Labeller, Teacher
+from ..learning.queries import QUERIES, QUERY_RULES
+from ..preferences.labeller import Labeller, ScoresLabeller, answers_queries
+from ..preferences.models import PREFERENCE_MODELS
+from ..preferences.recorded import RecordedTeacher
+from ..preferences.teachers import Teacher
 
 RECORDED = "recorded:"
 """Prefix of a teacher spec naming a labels store: ``recorded:DIR`` replays a person's answers."""
@@ -31,18 +32,20 @@ class TrainConfig:
     """Preference pairs the teacher is asked (skipped ones count), >= 1."""
     teacher: str | Labeller = "boltzmann:1"
     """Teacher spec (see :class:`rlhf.Teacher`; canonicalised on construction), ``"recorded:DIR"``
-    (a person's answers in a labels store, :class:`rlhf.RecordedTeacher`), a :class:`rlhf.Teacher`,
-    or any object with its ``label`` method (:class:`rlhf.Labeller`)."""
+    (a person's answers in a labels store, :class:`rlhf.RecordedTeacher`; kept as given, as a
+    configuration does no I/O: :func:`rlhf.train` and a sweep resolve it to
+    ``recorded:/absolute/DIR@DIGEST`` with :func:`~rlhf.preferences.recorded.resolve_recorded`),
+    a :class:`rlhf.Teacher`, or any object with its ``answer`` method (:class:`rlhf.Labeller`)."""
     pairs_per_round: int = 0
     """Pairs asked per round, re-planning between rounds; 0 = all in one round."""
     segment_length: int = 0
     """Steps per trajectory; 0 = the task's horizon."""
     query: str = "on-policy"
-    """Which pairs the teacher is asked (:mod:`rlhf.queries`): ``"on-policy"``, pairs rolled
-    out from the soft-optimal policy for the current learned reward (gridworld seed);
-    ``"uniform"``, uniformly random actions (string seed); or an active rule choosing from an
-    on-policy pool of ``oversample`` × the round's pairs: ``"disagreement"``, ``"entropy"``,
-    ``"info-gain"`` (these two and disagreement use the ensemble), ``"kcenter"``."""
+    """Which pairs the teacher is asked, a registered query rule (:mod:`rlhf.learning.queries`):
+    ``"on-policy"``, pairs rolled out from the policy acting on the current learned model (the
+    gridworld preset's); ``"uniform"``, uniformly random actions (the string preset's); or an active
+    rule choosing from an on-policy pool of ``oversample`` × the round's pairs: ``"disagreement"``,
+    ``"entropy"``, ``"info-gain"`` (these two and disagreement use the ensemble), ``"kcenter"``."""
     ensemble: int = 1
     """Reward models fitted side by side, each on its own bootstrap resample of every round's
     pairs; planning and metrics use their mean reward. 1 = a single model on all pairs."""
@@ -50,8 +53,9 @@ class TrainConfig:
     """Candidate pool of an active query rule, in multiples of the round's pairs (B-Pref's
     ``large_batch``); unused by ``on-policy`` and ``uniform``."""
     learner_model: str = "partial"
-    """The learner's preference model (Knox et al.): ``"partial"``, Bradley–Terry on the summed
-    learned reward, planned on like a reward (the seeds); ``"regret"``, Bradley–Terry on the summed
+    """The learner's preference model, a registered one (:mod:`rlhf.preferences.models`; Knox et al.):
+    ``"partial"``, Bradley–Terry on the summed learned reward, planned on like a reward (the
+    presets); ``"regret"``, Bradley–Terry on the summed
     learned optimal advantages ``Â[S, A]`` of the steps, acted on greedily (Knox et al., 2024:
     "Learning optimal advantage from preferences"). Any task takes either: the regret learner's
     model is an ``[S, A]`` table of its own, scored by :func:`rlhf.metrics.advantage_metrics`."""
@@ -73,7 +77,7 @@ class TrainConfig:
         _check_int("oversample", self.oversample, 1)
         if self.query not in QUERIES:
             raise ValueError(f"query must be one of {', '.join(QUERIES)}, got {self.query!r}")
-        if self.query in ENSEMBLE_QUERIES and self.ensemble < 2:
+        if QUERY_RULES[self.query].needs_ensemble and self.ensemble < 2:
             raise ValueError(f"query {self.query!r} compares ensemble members: ensemble must be >= 2, "
                              f"got {self.ensemble}")
         if self.learner_model not in PREFERENCE_MODELS:
@@ -83,12 +87,11 @@ class TrainConfig:
             raise ValueError(f"discount must be in [0, 1], got {self.discount}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        if isinstance(self.teacher, str) and self.teacher.startswith(RECORDED):
-            object.__setattr__(self, "teacher", _recorded_spec(self.teacher))
-        elif isinstance(self.teacher, str):
+        # a recorded:DIR spec is kept as given: resolving it to its path and digest reads the store
+        if isinstance(self.teacher, str) and not self.teacher.startswith(RECORDED):
             object.__setattr__(self, "teacher", str(Teacher.parse(self.teacher)))
-        elif not isinstance(self.teacher, Labeller):
-            raise ValueError(f"teacher must be a spec string or have a label(...) method, got {self.teacher!r}")
+        elif not isinstance(self.teacher, str) and not answers_queries(self.teacher):
+            raise ValueError(f"teacher must be a spec string or have an answer(query) method, got {self.teacher!r}")
 
     @property
     def round_size(self) -> int:
@@ -105,11 +108,13 @@ class TrainConfig:
         return min(self.round_size, self.budget - index * self.round_size)
 
     def labeller(self) -> Labeller:
-        """The teacher as an object with ``label(...)``."""
+        """The teacher as a :class:`~rlhf.Labeller` (an object with ``answer(query)``)."""
         if isinstance(self.teacher, str) and self.teacher.startswith(RECORDED):
             directory, digest = _recorded_parts(self.teacher)
             return RecordedTeacher(directory, digest=digest)
-        return Teacher.parse(self.teacher) if isinstance(self.teacher, str) else self.teacher
+        if isinstance(self.teacher, str):
+            return Teacher.parse(self.teacher)
+        return self.teacher if isinstance(self.teacher, Labeller) else ScoresLabeller(self.teacher)
 
     @classmethod
     def flat_fields(cls) -> dict[str, type]:
@@ -149,20 +154,6 @@ def _recorded_parts(spec: str) -> tuple[str, str | None]:
     rest = spec[len(RECORDED):]
     head, _, tail = rest.rpartition("@")
     return (head, tail) if head and re.fullmatch(r"[0-9a-f]{16}", tail) else (rest, None)
-
-
-def _recorded_spec(spec: str) -> str:
-    """The canonical ``recorded:/absolute/DIR@DIGEST``: the path the same from any working directory,
-    and the answers' digest, so a configuration (and a sweep cell's key) changes with the labels.
-    A spec that already has its digest is kept (read back from a store of results)."""
-    directory, digest = _recorded_parts(spec)
-    if digest is not None:
-        return spec
-    path = Path(directory).resolve()
-    if not (path / STORE_NAME).is_file():
-        raise ValueError(f"teacher {spec!r}: no labels store ({STORE_NAME}) in that directory")
-    with LabelStore(path) as store:
-        return f"{RECORDED}{path}@{store.digest()}"
 
 
 def _check_int(name: str, value: object, low: int) -> None:

@@ -64,6 +64,10 @@ BAD_CONFIGS = [  # (case, TOML text, what the error must name)
      "queries=['uniform']\n[strings.train]\nquery='uniform'", "strings.train.query = 'uniform'"),
     ("unknown learner model", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
      "learner_models=['advantage']", "strings.learner_models = 'advantage'"),
+    ("unknown import", "imports = ['no_such_module_xyz']\n[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\n"
+     "teachers=['oracle']\nseeds=1", "imports = 'no_such_module_xyz': no such module"),
+    ("imports not a list", "imports = 'my_tasks'\n[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\n"
+     "teachers=['oracle']\nseeds=1", "imports = 'my_tasks': must be a list of module names"),
     ("random worlds missing", "[random-gridworld]\nbudgets=[5]\nteachers=['oracle']\nseeds=1",
      "random-gridworld.worlds"),
     ("random worlds negative", "[random-gridworld]\nworlds=[-1]\nbudgets=[5]\nteachers=['oracle']\nseeds=1",

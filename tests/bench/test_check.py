@@ -78,19 +78,17 @@ def _flip_labels(monkeypatch):
 
 
 def _zero_lr(monkeypatch):
-    real = config.CellConfig.train_config
+    real = rlhf.train_checkpoints      # what every group of a sweep runs (bench.sweep.cell.run_group)
 
-    def frozen(self):
-        cfg = real(self)
-        return rlhf.TrainConfig(**{**cfg.__dict__, "learner": rlhf.LearnerConfig(
-            cfg.learner.optimizer, 0.0, cfg.learner.epochs, cfg.learner.batch_size)})
+    def frozen(task, seeds, budgets, *, config, **kwargs):
+        return real(task, seeds, budgets, config=config.replace(lr=0.0), **kwargs)
 
-    monkeypatch.setattr(config.CellConfig, "train_config", frozen)
+    monkeypatch.setattr(rlhf, "train_checkpoints", frozen)
 
 
 def _wrong_temperature(monkeypatch):
-    real = rlhf.training.loop.soft_value_iteration
-    monkeypatch.setattr(rlhf.training.loop, "soft_value_iteration",
+    real = rlhf.core.planning.soft_value_iteration
+    monkeypatch.setattr(rlhf.core.planning, "soft_value_iteration",
                         lambda mdp, r, h, discount=1.0, temperature=1.0: real(mdp, r, h, discount, temperature * 10))
 
 

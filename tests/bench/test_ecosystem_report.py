@@ -11,14 +11,14 @@ pytest.importorskip("gymnasium")
 pytest.importorskip("seals")
 
 
-def test_first_near_optimal_budget_per_seed_and_its_median():
+def test_the_median_seeds_first_budget_near_optimal():
     cells = pd.DataFrame({"seed": [0, 0, 0, 1, 1, 1, 2, 2, 2], "budget": [100, 300, 1000] * 3,
                           "status": ["done"] * 8 + ["failed"],
                           "near_optimal": [0, 1, 1, 0, 0, 1, 0, 0, 1.0]})
     first = ecosystem.first_near_optimal(cells)
     assert first.tolist() == [300.0, 1000.0, np.inf]              # seed 2's only hit is a failed cell
-    need, low, high = ecosystem.median_with_ci(first.to_numpy(), {"env": "x"})
-    assert need == 1000.0 and low == 300.0 and high == np.inf
+    median, low, high = ecosystem.median_first_near_optimal(first.to_numpy(), {"env": "x"})
+    assert median == 1000.0 and low == 300.0 and high == np.inf
 
 
 def test_the_section_re_derives_from_cells_csv(tmp_path):

@@ -15,8 +15,9 @@ from helpers import ROOT, run_cli
 from textual.events import Key
 from textual.widgets import Static
 
-from bench.labelling.app import LabelApp, render_grid, render_strings
+from bench.labelling.app import LabelApp
 from bench.labelling.session import Session, SessionSpec
+from rlhf.tasks.render import grid_pair, strings_pair
 
 
 def screen(app, widget):
@@ -53,19 +54,19 @@ def test_every_key_does_what_it_says_and_quit_then_resume_continues(tmp_path):
     resumed = Session(spec, tmp_path)
     assert resumed.answered == 3
     first, second = resumed.current()
-    assert render_strings(resumed.task, first, second) in shown    # the pair on screen at quit comes back
+    assert strings_pair(resumed.task, first, second) in shown    # the pair on screen at quit comes back
     assert first is resumed.pairs[3][0]
     resumed.close()
 
 
 def test_the_gridworld_pair_fits_an_80_by_24_terminal(tmp_path):
     large = Session(SessionSpec("gridworld", pairs=1, size=10), tmp_path / "large")
-    lines = render_grid(large.task, *large.current()).splitlines()
+    lines = grid_pair(large.task, *large.current()).splitlines()
     assert len(lines) == 11 and max(len(line) for line in lines) + 20 + 8 <= 80      # beside a 20-wide heatmap
     large.close()
     session = Session(SessionSpec("gridworld", pairs=3, size=5), tmp_path)
     first, second = session.current()
-    drawn = render_grid(session.task, first, second)
+    drawn = grid_pair(session.task, first, second)
     lines = drawn.splitlines()
     assert len(lines) == 6 and max(len(line) for line in lines) <= 80
     assert drawn.count("S") == 2 and "G" in drawn

@@ -6,6 +6,8 @@ import pytest
 from helpers import run_and_report
 
 from bench.report import preference_models
+from bench.report.build import report_inputs
+from bench.sweep.config import group_columns
 
 WORLDS = range(8)
 
@@ -20,8 +22,14 @@ def cells_frame(near: dict[tuple[str, str], list[float]], budget: int = 300, see
                 hit = float(seed < rate * seeds)
                 rows.append({"task": "random-gridworld", "world": world, "teacher": teacher, "learner_model": learner,
                              "budget": budget, "seed": seed, "status": "done", "near_optimal": hit,
-                             "scaled_return": 0.5 + 0.5 * hit})
+                             "scaled_return": 0.5 + 0.5 * hit, "segment_length": 3})
     return pd.DataFrame(rows)
+
+
+def _inputs(cells: pd.DataFrame, stage):
+    """The section's inputs for hand-made random-world cells (no other task: nothing to summarise)."""
+    return report_inputs(cells.reindex(columns=[*cells.columns, *(c for c in group_columns() if c not in cells)]),
+                         stage)
 
 
 def test_shares_are_means_over_worlds_of_each_world_s_rate_and_failures_count_as_misses():
@@ -44,15 +52,15 @@ def test_shares_are_means_over_worlds_of_each_world_s_rate_and_failures_count_as
 def test_the_findings_follow_the_paired_differences(tmp_path):
     ahead = cells_frame({("regret+oracle", "regret"): [1.0] * 8, ("regret+oracle", "partial"): [0.0] * 8,
                          ("oracle", "regret"): [0.5] * 8, ("oracle", "partial"): [0.5] * 8})
-    lines, files = preference_models.section(ahead, tmp_path)
-    text = "\n".join(lines)
+    out = preference_models.section(_inputs(ahead, tmp_path))
+    text, files = "\n".join(out.lines), out.files
     assert "Regret teacher, oracle: the regret learner's share near-optimal" in text and "is above at 300" in text
     assert "Partial teacher, oracle" in text and "is not distinguishable at 300" in text
-    assert "This suite agrees" in text
+    assert "This suite agrees" in text and "pairs of 3-step segments" in text
     assert [p.name for p in files] == ["preference_models.csv", "preference_models.png"]
     assert all(p.is_file() for p in files)
     behind = cells_frame({("regret+oracle", "regret"): [0.0] * 8, ("regret+oracle", "partial"): [1.0] * 8})
-    text = "\n".join(preference_models.section(behind, tmp_path)[0])
+    text = "\n".join(preference_models.section(_inputs(behind, tmp_path)).lines)
     assert "is below at 300" in text and "does not reproduce" in text
 
 

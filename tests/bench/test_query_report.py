@@ -1,11 +1,13 @@
-"""The query-rule section (#13): pairs needed with CIs, and an ordering that follows its own numbers."""
+"""The query-rule section (#13): the budget at which mean success reaches the target, with CIs,
+and an ordering that follows its own numbers."""
 
 import math
+from pathlib import Path
 
 import pandas as pd
 
 from bench.report import queries
-from bench.report.stats import summarize
+from bench.report.build import report_inputs
 from bench.sweep.config import group_columns
 
 BUDGETS = (100, 200, 500)
@@ -29,26 +31,28 @@ def cells_frame(converged_from: dict[str, list[int | None]]) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def test_pairs_needed_is_the_first_budget_where_the_seeds_reach_the_target():
+def test_budget_to_target_is_the_first_budget_where_the_seeds_mean_success_reaches_it():
     cells = cells_frame({"uniform": [100] * 9 + [500], "entropy": [200] * 10, "kcenter": [None] * 10})
     rule = cells[cells["query"] == "uniform"]
-    need, low, high = queries.pairs_needed(rule, 0.9)
-    assert need == 100 and low == 100 and high == 500            # 9 of 10 at 100: a resample can miss it
-    assert queries.pairs_needed(cells[cells["query"] == "entropy"], 0.9) == (200, 200, 200)
-    assert queries.pairs_needed(cells[cells["query"] == "kcenter"], 0.9) == (math.inf, math.inf, math.inf)
+    reached, low, high = queries.budget_to_target(rule, 0.9)
+    assert reached == 100 and low == 100 and high == 500            # 9 of 10 at 100: a resample can miss it
+    assert queries.budget_to_target(cells[cells["query"] == "entropy"], 0.9) == (200, 200, 200)
+    assert queries.budget_to_target(cells[cells["query"] == "kcenter"], 0.9) == (math.inf, math.inf, math.inf)
 
 
 def test_the_section_orders_rules_by_its_own_numbers(tmp_path):
     cells = cells_frame({"uniform": [500] * 10, "entropy": [200] * 10, "disagreement": [100] * 10,
                          "kcenter": [None] * 10})
-    summary = summarize(cells, ["epic", "regret"])
+    inputs = report_inputs(cells, tmp_path)
+    summary = inputs.summary
     assert len(queries.method_rows(summary)) == len(summary)
-    assert queries.without_methods(summary).empty
-    lines, figures = queries.section(summary, cells, 0.9, tmp_path)
-    text = "\n".join(lines)
+    assert queries.without_methods(summary).empty and inputs.main.empty
+    out = queries.section(inputs)
+    text, figures = "\n".join(out.lines), out.files
     assert "disagreement > entropy > uniform > kcenter" in text
     assert "fewer pairs than uniform to reach 90% success in 1 of 1 settings" in text
     assert "kcenter 0 of 1" in text and "disagreement 1 of 1" in text
+    assert "same 5-member bagged ensemble" in text and "pool of 10× the round's pairs" in text   # from the cells
     assert [p.name for p in figures] == ["queries_gridworld_boltzmann1_slip0.png"] and figures[0].is_file()
     table = text.split("| rule")[1]
     rows = [line.split("|")[1].strip() for line in table.splitlines()[2:6]]
@@ -57,6 +61,6 @@ def test_the_section_orders_rules_by_its_own_numbers(tmp_path):
 
 def test_configurations_with_fewer_than_three_rules_stay_in_the_main_report():
     cells = cells_frame({"uniform": [100] * 4, "on-policy": [200] * 4})
-    summary = summarize(cells, ["epic"])
+    summary = report_inputs(cells, Path()).summary
     assert queries.method_rows(summary).empty
     assert len(queries.without_methods(summary)) == len(summary)

@@ -37,9 +37,10 @@ def test_seed_update_agrees_with_the_closed_form_learner(rng):
     seed_agent.update(first.states, second.states, (1 - prefer_first).long())
     model = task.new_reward_model(rlhf.Keys.from_seeds([0])[0])
     RewardLearner(model, LearnerConfig("adam", 1e-2, 50)).update(first, second, prefer_first)
-    from rlhf.learning.learner import preference_logits
-    torch.testing.assert_close(preference_logits(model.reward(), first, second),
-                               preference_logits(seed_agent.reward().detach(), first, second), rtol=1e-3, atol=0.05)
+    from rlhf.preferences.models import score_margins          # the loop's Bradley–Terry logit of a learned reward
+    torch.testing.assert_close(score_margins(model.reward(), first.states, second.states),
+                               score_margins(seed_agent.reward().detach(), first.states, second.states),
+                               rtol=1e-3, atol=0.05)
     torch.testing.assert_close(model.theta, seed_agent.theta.detach(), rtol=0, atol=0.01)
 
 

@@ -1,3 +1,4 @@
+import dataclasses
 import json
 import sqlite3
 
@@ -6,6 +7,8 @@ import pandas as pd
 from helpers import run_cli
 
 from bench.outputs import MANIFEST
+from bench.report import build
+from bench.report.section import ReportInputs, SectionOutput
 from bench.sweep import config
 
 SEED_FIGURES = ("seed_gridworld_paths", "seed_gridworld_training", "seed_gridworld_rewards", "seed_strings_tables")
@@ -123,3 +126,29 @@ def test_report_takes_provenance_from_the_store_and_refuses_to_pool_other_code(t
     assert "torch 9.9.9" in (to / "README.md").read_text()
     result = run_cli("report", "--run", str(a), "--run", str(b), "--to", str(tmp_path / "pooled"))
     assert result.returncode == 2 and "torch 9.9.9" in result.stderr and not (tmp_path / "pooled").exists()
+
+
+def test_a_new_section_is_one_function_and_one_entry_in_the_list(tmp_path, tiny_config, monkeypatch):
+    run, to = tmp_path / "run", tmp_path / "rep"
+    run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+    seen: list[ReportInputs] = []
+
+    def cells_per_task(inputs: ReportInputs) -> SectionOutput:
+        seen.append(inputs)
+        path = inputs.stage / "cells_per_task.csv"
+        inputs.cells.groupby("task").size().to_csv(path)
+        return SectionOutput(lines=["## Cells per task", "", f"{len(inputs.cells)} cells.", ""], files=[path])
+
+    monkeypatch.setattr(build, "SECTIONS", (*build.SECTIONS, cells_per_task))
+    written = build.write_report([run], to)
+    assert to / "cells_per_task.csv" in written and (to / "cells_per_task.csv").is_file()
+    page = (to / "README.md").read_text()
+    assert page.index("## What converges") < page.index("## Cells per task") < page.index("## Figures")
+    (inputs,) = seen
+    assert len(inputs.cells) == len(pd.read_csv(run / "cells.csv")) and [r.path for r in inputs.runs] == [run]
+    # every built-in section takes these inputs and answers with the same kind of output
+    again = dataclasses.replace(inputs, stage=tmp_path / "again")
+    again.stage.mkdir()
+    for section in build.SECTIONS:
+        out = section(again)
+        assert isinstance(out, SectionOutput) and all(p.parent == again.stage and p.is_file() for p in out.files)

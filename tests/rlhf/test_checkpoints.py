@@ -39,6 +39,7 @@ def test_device_argument_moves_the_task_and_keeps_the_results():
     moved = on_device(task, "meta")                  # no arithmetic on meta: only where the tensors went
     assert moved.mdp.start.device.type == "meta" and moved.true_reward.device.type == "meta"
     assert moved.goal_states.device.type == "meta" and moved.mdp.moves.device.type == "meta"
+    assert moved.truths is not task.truths and moved.truths.true_reward.device.type == "meta"
     assert task.mdp.start.device.type == "cpu" and on_device(task, "cpu") is task
     assert rlhf.Keys.from_seeds([1], device="meta").key.device.type == "meta"
 

@@ -3,12 +3,14 @@ import torch
 from helpers import keys_from
 
 import rlhf
-from rlhf.learning.learner import (
-    LearnerConfig,
-    RewardLearner,
-    bradley_terry_loss,
-    preference_logits,
-)
+from rlhf.learning.learner import LearnerConfig, RewardLearner, bradley_terry_loss
+from rlhf.preferences.models import score_margins
+
+
+def preference_logits(reward, first, second):
+    """``[B]`` R₁ − R₂ of each pair under ``reward`` ([S] or [S, A]): the loop's margin of a learned table."""
+    return score_margins(reward.reshape(-1), rlhf.core.rollout.step_features(reward, first),
+                         rlhf.core.rollout.step_features(reward, second))
 
 
 def pairs(task, rng, n=40):

@@ -8,6 +8,12 @@ import torch
 import rlhf
 from rlhf.learning import queries
 from rlhf.learning.ensemble import bootstrap_indices, member_keys
+from rlhf.preferences.models import binary_entropy
+
+
+def select(rule, n, f1, f2, table):
+    """The candidates the registered active ``rule`` keeps."""
+    return queries.QUERY_RULES[rule].choose(n, f1, f2, table)
 
 
 def pool_of_predictions(p: list[list[float]]) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
@@ -36,7 +42,7 @@ def test_disagreement_picks_the_largest_spread_across_members():
     table, f1, f2 = pool_of_predictions(p)
     scores = queries.disagreement_scores(queries.member_preferences(table, f1, f2))
     torch.testing.assert_close(scores, torch.tensor([0.0, 0.3, 0.1, 0.45, 0.2]), atol=1e-6, rtol=0)
-    assert queries.select("disagreement", 2, f1, f2, table).tolist() == [3, 1]
+    assert select("disagreement", 2, f1, f2, table).tolist() == [3, 1]
 
 
 def test_entropy_picks_the_least_certain_mean_prediction():
@@ -45,7 +51,7 @@ def test_entropy_picks_the_least_certain_mean_prediction():
     table, f1, f2 = pool_of_predictions(p)
     scores = queries.entropy_scores(queries.member_preferences(table, f1, f2))
     assert scores[0].item() == pytest.approx(math.log(2), abs=1e-6)
-    assert queries.select("entropy", 3, f1, f2, table).tolist() == [0, 1, 4]
+    assert select("entropy", 3, f1, f2, table).tolist() == [0, 1, 4]
 
 
 def test_info_gain_prefers_confident_members_that_disagree():
@@ -53,10 +59,10 @@ def test_info_gain_prefers_confident_members_that_disagree():
     p = [[0.5, 0.02, 0.7], [0.5, 0.98, 0.7]]
     table, f1, f2 = pool_of_predictions(p)
     gain = queries.info_gain_scores(queries.member_preferences(table, f1, f2))
-    h = queries.binary_entropy(torch.tensor(0.02))
+    h = binary_entropy(torch.tensor(0.02))
     torch.testing.assert_close(gain, torch.tensor([0.0, math.log(2) - float(h), 0.0]), atol=1e-5, rtol=0)
-    assert queries.select("info-gain", 1, f1, f2, table).tolist() == [1]
-    assert queries.select("entropy", 1, f1, f2, table).tolist() == [0]      # entropy alone cannot tell
+    assert select("info-gain", 1, f1, f2, table).tolist() == [1]
+    assert select("entropy", 1, f1, f2, table).tolist() == [0]      # entropy alone cannot tell
 
 
 def test_kcenter_is_greedy_farthest_first_from_candidate_0():
@@ -85,7 +91,7 @@ def test_active_rules_never_pick_a_candidate_twice(rule, rng):
     f1 = torch.randint(0, 4, (3, 1, 5), generator=rng).expand(3, 40, 5)
     f2 = torch.randint(0, 4, (3, 1, 5), generator=rng).expand(3, 40, 5)
     table = torch.randn(3, 2, 4, generator=rng)
-    chosen = queries.select(rule, 25, f1, f2, table)
+    chosen = select(rule, 25, f1, f2, table)
     assert chosen.shape == (3, 25) and all(len(set(row.tolist())) == 25 for row in chosen)
 
 
@@ -95,7 +101,7 @@ def test_the_round_asks_pairs_from_its_own_pool():
     asked, pool = [], []
     rlhf.train(task, budget=20, pairs_per_round=20, query="kcenter", oversample=3,
                on_round=lambda r: asked.append(r.first.states))
-    from rlhf.training.loop import SAMPLE
+    from rlhf.training.phases import SAMPLE
     keys = rlhf.Keys.from_seeds([0]).fold(SAMPLE, 0)
     uniform_start = rlhf.uniform_policy(task.mdp)      # before any update the learned reward is flat
     first, _ = rlhf.rollout(task.mdp, uniform_start, 2 * 60, 6, keys).split()
@@ -121,9 +127,9 @@ def test_ensemble_members_start_apart_where_the_task_draws_them_and_end_apart():
     records = []
     rlhf.train(rlhf.GridWorld(size=4, horizon=6), budget=60, pairs_per_round=30, ensemble=4,
                on_round=records.append)
-    members = records[-1].model.members.theta                  # [E, S]: zeros at the start (the seed's init)
+    members = records[-1].reward_model.members.theta           # [E, S]: zeros at the start (the preset's init)
     assert len({tuple(m.tolist()) for m in members}) == 4      # bootstrap resamples set them apart
-    torch.testing.assert_close(records[-1].model.reward(), torch.log_softmax(members, -1).mean(0))
+    torch.testing.assert_close(records[-1].reward_model.reward(), torch.log_softmax(members, -1).mean(0))
 
 
 def test_ensemble_of_one_is_the_plain_model_bit_for_bit():
@@ -161,3 +167,28 @@ def test_members_fit_exactly_their_bootstrap_resamples():
             RewardLearner(alone, config).update(first[b].pick(idx), second[b].pick(idx), y[b, idx])
             torch.testing.assert_close(members.theta[b, e], alone.theta, atol=2e-5, rtol=0)
     assert not torch.equal(members.theta[0, 0], members.theta[0, 1])
+
+
+def test_the_rules_are_one_registry_and_a_new_rule_is_one_registration(request):
+    """QUERIES and ENSEMBLE_QUERIES are views of the registry; a rule registered later (here: keep the
+    pool's last n candidates) is a configuration's ``query`` at once, and runs in the loop."""
+    assert list(rlhf.QUERIES) == ["on-policy", "uniform", "disagreement", "entropy", "info-gain", "kcenter"]
+    assert list(rlhf.ENSEMBLE_QUERIES) == ["disagreement", "info-gain"]
+    assert list(queries.SAMPLED_QUERIES) == ["on-policy", "uniform"]
+    request.addfinalizer(lambda: queries._REGISTRY.pop("last", None))          # registered for this test only
+
+    def last(n, features_1, features_2, table):
+        m = features_1.shape[-2]
+        return torch.arange(m - n, m).expand(*features_1.shape[:-2], n)
+
+    queries.register_query_rule(queries.QueryRule("last", last))
+    assert "last" in rlhf.QUERIES and "last" in queries.ACTIVE_QUERIES and "last" not in rlhf.ENSEMBLE_QUERIES
+    asked = []
+    task = rlhf.GridWorld(size=4, horizon=6)
+    rlhf.train(task, budget=10, pairs_per_round=10, query="last", oversample=2, heldout_pairs=10,
+               on_round=lambda r: asked.append(r.first.states))
+    keys = rlhf.Keys.from_seeds([0]).fold(rlhf.training.phases.SAMPLE, 0)
+    pool, _ = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 40, 6, keys).split()
+    assert torch.equal(asked[0], pool.states[0, 10:])
+    with pytest.raises(ValueError, match="already registered"):
+        queries.register_query_rule(queries.QueryRule("last", last))

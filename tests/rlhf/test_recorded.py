@@ -4,6 +4,7 @@ import pytest
 import torch
 
 import rlhf
+from rlhf.preferences.recorded import resolve_recorded
 
 
 def simulate_session(directory, task, config, seed, teacher_spec):
@@ -20,10 +21,15 @@ def simulate_session(directory, task, config, seed, teacher_spec):
                                        torch.stack([p[1].actions for p in chunk]))
             labels = teacher.label(rlhf.step_rewards(task.true_reward, first).unsqueeze(0),
                                    rlhf.step_rewards(task.true_reward, second).unsqueeze(0), task.reward_range(),
-                                   keys.fold(rlhf.training.loop.TEACHER, index))
+                                   keys.fold(rlhf.training.phases.TEACHER, index))
             for i, y in enumerate(labels.prefer_first[0].tolist()):
                 store.append(first[i], second[i], {1.0: "1", 0.0: "2", 0.5: "="}[y])
     return pairs
+
+
+def shown(first, second):
+    """The query of a run's first pairs: a recorded teacher reads only the segments and their position."""
+    return rlhf.Query(first, second, None, None, (0.0, 1.0), None, asked_before=0)
 
 
 @pytest.mark.parametrize(("make", "teacher"), [
@@ -72,12 +78,12 @@ def test_the_store_undoes_exactly_the_last_answer_and_refuses_another_session(tm
     teacher = rlhf.RecordedTeacher(tmp_path, missing="skip")
     first = rlhf.Trajectories(torch.stack([p[0].states for p in pairs]), torch.stack([p[0].actions for p in pairs]))
     second = rlhf.Trajectories(torch.stack([p[1].states for p in pairs]), torch.stack([p[1].actions for p in pairs]))
-    labels = teacher.label_pairs(first, second, 0, None, None, (0.0, 1.0), None)
+    labels = teacher.answer(shown(first, second))
     assert labels.prefer_first.tolist() == [1.0, 0.0, 0.5, 0.0] and labels.answered.tolist() == [True] * 3 + [False]
     with pytest.raises(ValueError, match="no answer to pair 3"):
-        rlhf.RecordedTeacher(tmp_path).label_pairs(first, second, 0, None, None, (0.0, 1.0), None)
+        rlhf.RecordedTeacher(tmp_path).answer(shown(first, second))
     with pytest.raises(ValueError, match="answer 0 is to another pair"):              # pairs out of step
-        teacher.label_pairs(first[1:], second[1:], 0, None, None, (0.0, 1.0), None)
+        teacher.answer(shown(first[1:], second[1:]))
 
 
 def test_a_pair_shown_twice_keeps_both_answers(tmp_path):
@@ -91,24 +97,29 @@ def test_a_pair_shown_twice_keeps_both_answers(tmp_path):
                              torch.stack([first.actions, other_1.actions, first.actions]))
     seconds = rlhf.Trajectories(torch.stack([second.states, other_2.states, second.states]),
                                 torch.stack([second.actions, other_2.actions, second.actions]))
-    labels = rlhf.RecordedTeacher(tmp_path).label_pairs(both, seconds, 0, None, None, (0.0, 1.0), None)
+    labels = rlhf.RecordedTeacher(tmp_path).answer(shown(both, seconds))
     assert labels.prefer_first.tolist() == [1.0, 0.5, 0.0]
 
 
-def test_a_recorded_spec_is_absolute_and_tracks_the_answers(tmp_path, monkeypatch):
+def test_a_recorded_spec_is_resolved_to_its_absolute_path_and_answers_where_a_run_starts(tmp_path, monkeypatch):
     task = rlhf.StringTask("ABC", "ABC")
     pairs = rlhf.session_pairs(task, task.defaults.replace(budget=2), seed=0)
     with rlhf.LabelStore(tmp_path / "me", {"task": "strings"}) as store:
         store.append(*pairs[0], "1")
     monkeypatch.chdir(tmp_path)
-    config = rlhf.TrainConfig(budget=2, teacher="recorded:me")
-    assert config.teacher.startswith(f"recorded:{tmp_path / 'me'}@")
-    assert rlhf.TrainConfig(budget=2, teacher=config.teacher).teacher == config.teacher     # read back as is
+    assert rlhf.TrainConfig(budget=2, teacher="recorded:me").teacher == "recorded:me"    # a config does no I/O
+    assert rlhf.TrainConfig(budget=2, teacher="recorded:nobody").teacher == "recorded:nobody"
+    spec = resolve_recorded("recorded:me")
+    assert spec.startswith(f"recorded:{tmp_path / 'me'}@") and resolve_recorded(spec) == spec    # read back as is
+    assert resolve_recorded("boltzmann:1") == "boltzmann:1"
+    config = rlhf.TrainConfig(budget=2, teacher=spec)
     with rlhf.LabelStore(tmp_path / "me") as store:
         store.append(*pairs[1], "2")
-    assert rlhf.TrainConfig(budget=2, teacher="recorded:me").teacher != config.teacher
+    assert resolve_recorded("recorded:me") != spec
     with pytest.raises(ValueError, match="its labels changed since this configuration was made"):
         config.labeller()
+    run = rlhf.train(task, teacher="recorded:me", config=task.defaults.replace(budget=2))
+    assert run.config.teacher == resolve_recorded("recorded:me")          # rlhf.train resolves it
 
 
 def test_a_fitted_teacher_is_a_spec_teacher_parse_reads():
@@ -138,7 +149,7 @@ def test_fit_teacher_recovers_a_known_teacher_within_its_cis():
     assert fit.ci["beta"][0] <= 0.5 <= fit.ci["beta"][1] and fit.ci["mistake"][0] <= 0.1 <= fit.ci["mistake"][1]
     assert fit.ci["myopic"][1] >= 0.999 and fit.pairs == 2000
     assert fit.ci["beta"][1] - fit.ci["beta"][0] < 0.5                       # informative, not vacuous
-    assert rlhf.Teacher.parse(fit.spec).model == "partial"
+    assert rlhf.Teacher.parse(fit.spec).preference_model == rlhf.PREFERENCE_MODELS["partial"]
     assert fit.heldout_log_likelihood > fits["regret"].heldout_log_likelihood    # the generating model wins
 
 
@@ -163,4 +174,7 @@ def test_a_sweep_learns_from_a_person_through_a_recorded_spec(tmp_path):
     direct = rlhf.train(task, teacher=rlhf.RecordedTeacher(labels), config=session, seed=0)
     assert row["status"] == "done" and row["epic"] == pytest.approx(direct.metrics["epic"], abs=0)
     with pytest.raises(ValueError, match="no labels store"):
-        rlhf.TrainConfig(budget=1, teacher=f"recorded:{tmp_path / 'nobody'}")
+        resolve_recorded(f"recorded:{tmp_path / 'nobody'}")
+    toml.write_text(toml.read_text().replace(str(labels), str(tmp_path / "nobody")))
+    with pytest.raises(sweep_config.ConfigError, match=r"teachers = 'recorded:.*nobody': must be a teacher spec"):
+        sweep_config.load(toml)

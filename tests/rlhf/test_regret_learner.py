@@ -61,7 +61,7 @@ def test_on_policy_pairs_come_from_the_softmax_of_the_learned_advantages():
     task = rlhf.GridWorld(size=4, horizon=8)
     tables = []
     result = rlhf.train(task, budget=60, pairs_per_round=20, learner_model="regret", heldout_pairs=50,
-                        on_round=lambda record: tables.append(record.model.reward().clone()))
+                        on_round=lambda record: tables.append(record.reward_model.reward().clone()))
     assert len(tables) == 3 and tables[0].shape == (16, 5)
     for table, logged in zip(tables, result.history["true_return"], strict=True):
         policy = rlhf.soft_policy(table)

@@ -137,7 +137,7 @@ def test_preference_model_specs_round_trip_and_reject_two_models():
         teacher = rlhf.Teacher.parse(spec)
         assert rlhf.Teacher.parse(str(teacher)) == teacher
     assert str(rlhf.Teacher.parse("partial+boltzmann:1")) == "boltzmann:1"        # the default is not written
-    assert rlhf.Teacher.parse("boltzmann:1+regret").model == "regret"
+    assert rlhf.Teacher.parse("boltzmann:1+regret").preference_model is rlhf.PREFERENCE_MODELS["regret"]
     with pytest.raises(ValueError, match="two preference models"):
         rlhf.Teacher.parse("regret+partial+oracle")
 

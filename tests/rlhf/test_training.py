@@ -111,15 +111,28 @@ class AlwaysFirst(rlhf.Teacher):
 
 
 class SecondIfTied:
-    """Not a Teacher at all: any object with the label signature is a teacher."""
+    """Not a Teacher at all: any object with the labeller protocol's ``answer`` is a teacher."""
 
-    def label(self, rewards_1, rewards_2, reward_range, keys):
-        margin = rewards_1.sum(-1) - rewards_2.sum(-1)
+    def answer(self, query):
+        margin = query.scores_1.sum(-1) - query.scores_2.sum(-1)
         return rlhf.Labels(prefer_first=(margin > 0).float(), answered=torch.ones_like(margin, dtype=torch.bool),
                            entropy=0.0)
 
+    def label(self, rewards_1, rewards_2, reward_range, keys):       # what the test compares with
+        return self.answer(rlhf.Query(None, None, rewards_1, rewards_2, reward_range, keys))
 
-@pytest.mark.parametrize("teacher", [AlwaysFirst(), SecondIfTied()], ids=["subclass", "duck-typed"])
+
+class EarlierProtocol:
+    """A labeller written before queries existed: only ``label(scores_1, scores_2, score_range, keys)``."""
+
+    def label(self, rewards_1, rewards_2, reward_range, keys):
+        margin = rewards_1.sum(-1) - rewards_2.sum(-1)
+        return rlhf.Labels(prefer_first=(margin >= 0).float(), answered=torch.ones_like(margin, dtype=torch.bool),
+                           entropy=torch.zeros(margin.shape[:-1]))
+
+
+@pytest.mark.parametrize("teacher", [AlwaysFirst(), SecondIfTied(), EarlierProtocol()],
+                         ids=["subclass", "duck-typed", "earlier-protocol"])
 def test_custom_teachers_label_the_pairs(teacher):
     task = rlhf.StringTask(vocab="ABC", target="ABC")
     seen, answers = [], []
@@ -156,3 +169,11 @@ def test_train_runs_on_one_thread_and_restores_the_callers_setting():
         assert set(inside) == {1} and torch.get_num_threads() == 2
     finally:
         torch.set_num_threads(before)
+
+
+def test_an_object_without_the_labeller_protocol_is_refused():
+    class NoLabels:
+        def judge(self, rewards_1, rewards_2): ...
+
+    with pytest.raises(ValueError, match=r"answer\(query\)"):
+        rlhf.train(rlhf.GridWorld(size=3), budget=10, teacher=NoLabels())

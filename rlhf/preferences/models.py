@@ -1,0 +1,189 @@
+"""Preference models: what a segment is worth to whoever compares two of them, and how a learner
+that assumes the model acts on what it learned (Knox et al., 2022, "Models of human preference for
+learning reward functions"; 2024, "Learning optimal advantage from preferences and mistaking it
+for reward").
+
+A preference model gives each step a score ``s[S]`` or ``s[S, A]`` and compares two segments
+σ₁, σ₂ of equal length by their summed scores, Bradley–Terry::
+
+    m = Σ_t s(σ₁_t) − Σ_t s(σ₂_t)          P(σ₁ ≻ σ₂) = σ(β·m)          H = −p ln p − (1 − p) ln(1 − p)
+
+* ``partial`` (partial return, the default): s is the true reward r. A learner fits a reward r̂
+  (the task's reward model) and plans on it: ``softmax(τ·Q)`` of soft value iteration.
+* ``regret``: s is the true reward's optimal advantage A*(s, a) = Q*(s, a) − max_b Q*(s, b) ≤ 0, so
+  m is minus the difference of the segments' regrets. A learner fits a free table Â[S, A] and acts
+  on it directly, ``softmax(τ·Â)`` (greedy at τ = ∞), as Knox et al. (2024) do.
+
+A teacher scores steps with its model's :meth:`PreferenceModel.step_scores`; the training loop
+fits a learner's table by Bradley–Terry on :func:`score_margins` of it and acts with
+:meth:`PreferenceModel.policy`. Adding a model: a subclass here and one
+:func:`register_preference_model` call; configurations name it (``learner_model="regret"``, the
+teacher spec ``regret+boltzmann:1``).
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from collections.abc import Mapping
+from dataclasses import dataclass
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, ClassVar
+
+import torch
+
+from ..core import batched
+from ..core.mdp import TabularMDP
+from ..core.planning import soft_optimal_policy, soft_policy
+from ..core.truths import TaskTruths
+from ..metrics import advantage_metrics
+
+if TYPE_CHECKING:    # types only: the task protocol and the configuration live in a higher layer
+    from ..training.config import TrainConfig
+    from ..training.protocol import Task
+
+
+def bradley_terry(margin: torch.Tensor) -> torch.Tensor:
+    """``P(first preferred) = σ(m)`` of margins ``m[...]`` (Bradley–Terry), batch-invariant
+    (:func:`rlhf.core.batched.sigmoid`)."""
+    return batched.sigmoid(margin)
+
+
+def binary_entropy(p: torch.Tensor) -> torch.Tensor:
+    """``H(p) = −p·ln p − (1 − p)·ln(1 − p)`` in nats of ``p[...]`` (0 at p = 0 and 1)."""
+    q = 1 - p
+    return -(torch.xlogy(p, p) + torch.xlogy(q, q))
+
+
+def score_margins(table: torch.Tensor, features_1: torch.Tensor, features_2: torch.Tensor) -> torch.Tensor:
+    """``[..., n]`` the Bradley–Terry logit of a learned score table: ``Σ_t table[f₁_t] − Σ_t table[f₂_t]``.
+
+    ``table[..., F]``: scores by feature (a learned reward or Â, flattened; leading dimensions seeds,
+    or seeds and ensemble members); ``features_i[..., n, T]``: the feature of every step of each pair's
+    segment i (a reward model's ``features``), broadcast against the table's leading dimensions. Each
+    segment's sum is over a contiguous ``[..., n, T]``, so it is the same wherever the pair sits.
+    """
+    *lead, _ = table.shape
+    n, T = features_1.shape[-2:]
+
+    def returns(features: torch.Tensor) -> torch.Tensor:
+        index = features.reshape(*features.shape[:-2], n * T).expand(*lead, n * T)
+        return torch.gather(table, -1, index).view(*lead, n, T).sum(-1)
+
+    return returns(features_1) - returns(features_2)
+
+
+@dataclass(frozen=True)
+class PreferenceModel(ABC):
+    """A preference model (see the module docstring). Subclasses set ``name`` and ``learns_task_reward``
+    and say what a step is worth (:meth:`step_scores`) and how a learner acts (:meth:`policy`); the
+    Bradley–Terry probability and its entropy are shared."""
+
+    name: ClassVar[str]
+    """What configurations call it (``learner_model=``, the teacher spec)."""
+    learns_task_reward: ClassVar[bool]
+    """Whether its step scores are a reward: a learner then fits the task's reward model and the task's
+    metrics score it; otherwise it fits a free ``[S, A]`` table of scores, scored by :meth:`metrics`."""
+
+    def __str__(self) -> str:
+        return self.name
+
+    @abstractmethod
+    def step_scores(self, truths: TaskTruths, discount: float = 1.0) -> torch.Tensor:
+        """``s[S]`` or ``s[S, A]``: what a step is worth to a teacher with this model (γ: the discount
+        the truth is planned with, where the scores depend on it)."""
+
+    @abstractmethod
+    def score_range(self, truths: TaskTruths, discount: float = 1.0) -> tuple[float, float]:
+        """(worst, best) step score, for normalising a teacher's returns (its ``skip`` and ``equal``)."""
+
+    def probability(self, margin: torch.Tensor) -> torch.Tensor:
+        """``P(first preferred)`` of score margins ``m[...]`` (β already applied): Bradley–Terry."""
+        return bradley_terry(margin)
+
+    def entropy(self, p_first: torch.Tensor) -> torch.Tensor:
+        """The entropy (nats) of the preference distribution ``P(first) = p[...]``."""
+        return binary_entropy(p_first)
+
+    @abstractmethod
+    def policy(self, mdp: TabularMDP, learned: torch.Tensor, horizon: int, discount: float,
+               temperature: float) -> torch.Tensor:
+        """``pi[..., S, A]``: how a learner acts on its learned table ``learned[..., S, A or 1]``
+        (leading dimensions: seeds)."""
+
+    @abstractmethod
+    def metrics(self, task: Task, truths: TaskTruths, reward_model: Any, config: TrainConfig) -> dict[str, float]:
+        """One seed's convergence metrics of a learner's model (``reward_model[k]``)."""
+
+
+@dataclass(frozen=True)
+class PartialReturn(PreferenceModel):
+    """Partial return: a segment is worth its summed true reward; a learner plans on its learned reward."""
+
+    name: ClassVar[str] = "partial"
+    learns_task_reward: ClassVar[bool] = True
+
+    def step_scores(self, truths: TaskTruths, discount: float = 1.0) -> torch.Tensor:
+        return truths.true_reward
+
+    def score_range(self, truths: TaskTruths, discount: float = 1.0) -> tuple[float, float]:
+        return truths.reward_range
+
+    def policy(self, mdp: TabularMDP, learned: torch.Tensor, horizon: int, discount: float,
+               temperature: float) -> torch.Tensor:
+        """``softmax(τ·Q)`` of soft value iteration on the learned reward (the presets' planner)."""
+        return soft_optimal_policy(mdp, learned, horizon, discount, temperature)
+
+    def metrics(self, task: Task, truths: TaskTruths, reward_model: Any, config: TrainConfig) -> dict[str, float]:
+        """The task's own (:meth:`~rlhf.Task.convergence_metrics`): the learned table is a reward."""
+        return task.convergence_metrics(reward_model, config)
+
+
+@dataclass(frozen=True)
+class Regret(PreferenceModel):
+    """Regret: a segment is worth its summed optimal advantage A* of the true reward; a learner fits Â
+    and acts on it directly (Knox et al., 2024)."""
+
+    name: ClassVar[str] = "regret"
+    learns_task_reward: ClassVar[bool] = False
+
+    def step_scores(self, truths: TaskTruths, discount: float = 1.0) -> torch.Tensor:
+        return truths.optimal_advantages(discount)
+
+    def score_range(self, truths: TaskTruths, discount: float = 1.0) -> tuple[float, float]:
+        return float(truths.optimal_advantages(discount).min()), 0.0
+
+    def policy(self, mdp: TabularMDP, learned: torch.Tensor, horizon: int, discount: float,
+               temperature: float) -> torch.Tensor:
+        """The Boltzmann policy ``softmax(τ·Â)`` (no planning: Â is already what planning would give)."""
+        return soft_policy(learned, temperature)
+
+    def metrics(self, task: Task, truths: TaskTruths, reward_model: Any, config: TrainConfig) -> dict[str, float]:
+        """The greedy policy's and the distance from A* (:func:`rlhf.metrics.advantage_metrics`): a learned
+        advantage is not a reward, so the task's reward metrics do not describe it."""
+        return advantage_metrics(truths, reward_model.reward(), config.discount)
+
+
+_REGISTRY: dict[str, PreferenceModel] = {}
+PREFERENCE_MODELS: Mapping[str, PreferenceModel] = MappingProxyType(_REGISTRY)
+"""Every registered preference model by name, in registration order (a read-only view)."""
+
+
+def register_preference_model(model: PreferenceModel) -> PreferenceModel:
+    """Make ``model`` known by its name to configurations and teacher specs; returns it."""
+    if model.name in _REGISTRY:
+        raise ValueError(f"preference model {model.name!r} is already registered")
+    _REGISTRY[model.name] = model
+    return model
+
+
+def preference_model(name: str | PreferenceModel) -> PreferenceModel:
+    """The registered model of that name (a model is returned as it is); ValueError naming the known ones."""
+    if isinstance(name, PreferenceModel):
+        return name
+    if name not in _REGISTRY:
+        raise ValueError(f"preference model must be one of {', '.join(_REGISTRY)}, got {name!r}")
+    return _REGISTRY[name]
+
+
+PARTIAL_RETURN = register_preference_model(PartialReturn())
+REGRET = register_preference_model(Regret())

@@ -1,0 +1,216 @@
+"""The preference-learning loop as explicit state and one function per phase.
+
+A run over a batch of seeds holds a :class:`Setting` fixed (task, configuration, keys, labeller,
+the two preference models, the task's truths) and threads a :class:`LoopState` (the learned
+model, its learner, the policy acting on it) through the rounds. A round is five phases, as
+imitation's ``PreferenceComparisons.train`` names them, over state passed in and out as purejaxrl's
+``make_train`` threads it (:func:`run_round`)::
+
+    query_pairs → label_pairs → update_reward → plan_policy → evaluate_round
+
+then :func:`seed_results` reads each seed's result at a checkpoint. :func:`rlhf.train` drives
+them; :func:`rlhf.session_pairs` calls :func:`query_pairs` alone.
+
+Shapes: ``[B, ...]`` with B the batch of seeds (``keys.shape``); a round asks ``n`` pairs of
+segments of ``T`` steps. The learner updates its parameters and optimiser moments in place
+(preallocated buffers: copying them every round would cost what batching saves); everything
+else a phase changes it returns.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+
+import torch
+
+from ..core.keys import Keys
+from ..core.planning import expected_returns, uniform_policy
+from ..core.rollout import Trajectories, rollout, step_rewards
+from ..core.truths import TaskTruths, true_margins, truths_of
+from ..learning.ensemble import Ensemble, bootstrap_weights, member_keys, member_mean
+from ..learning.learner import RewardLearner
+from ..learning.queries import QUERY_RULES, QueryRule
+from ..learning.rewards import LearnedReward, RewardModel, TableReward
+from ..metrics import preference_accuracies
+from ..preferences.labeller import Labeller, Labels, Query
+from ..preferences.models import PARTIAL_RETURN, PreferenceModel, preference_model, score_margins
+from .config import TrainConfig
+from .protocol import Task
+from .results import RoundRecord, RunResult, history_rows
+
+INIT, SAMPLE, TEACHER, HELDOUT, BOOTSTRAP = range(5)
+"""Purposes of the random streams (:meth:`Keys.fold`): a new teacher leaves the sampled states alone.
+``HELDOUT`` is the held-out pairs' (:data:`rlhf.core.truths.HELDOUT_KEYS`, seed 0's for every seed)."""
+
+
+@dataclass(frozen=True)
+class Setting:
+    """What a run over a batch of seeds holds fixed."""
+
+    task: Task
+    config: TrainConfig
+    seeds: tuple[int, ...]
+    keys: Keys
+    """One key per seed, shape ``[B]``."""
+    labeller: Labeller
+    teacher_model: PreferenceModel
+    """The labeller's preference model: what the steps of a query are worth to it."""
+    learner_model: PreferenceModel
+    """The learner's preference model: what it fits and how it acts on it."""
+    query_rule: QueryRule
+    truths: TaskTruths
+    length: int
+    """Steps per segment, T."""
+    may_skip: bool
+    """Whether the labeller can leave pairs unanswered (the learner then masks them)."""
+
+
+@dataclass(frozen=True)
+class LoopState:
+    """What changes from round to round."""
+
+    reward_model: LearnedReward
+    """What planning, queries and metrics read: the members, or their :class:`Ensemble`."""
+    members: RewardModel
+    """What the learner fits: ``theta[B, F]``, or ``[B, E, F]`` for E ensemble members."""
+    learner: RewardLearner
+    policy: torch.Tensor
+    """``pi[B, S, A]``: the policy acting on ``reward_model`` (what on-policy pairs are rolled out from)."""
+
+
+def prepare(task: Task, config: TrainConfig, seeds: list[int], keys: Keys) -> Setting:
+    """The setting of a run of ``config`` on ``task`` for ``seeds`` (their ``keys``)."""
+    labeller = config.labeller()
+    teacher_model = preference_model(getattr(labeller, "preference_model", PARTIAL_RETURN))   # a model or its name
+    return Setting(task, config, tuple(seeds), keys, labeller, teacher_model,
+                   preference_model(config.learner_model), QUERY_RULES[config.query], truths_of(task),
+                   config.segment_length or task.horizon, bool(getattr(labeller, "may_skip", True)))
+
+
+def start(setting: Setting) -> LoopState:
+    """The state before the first round: fresh models (the learner's preference model says which:
+    the task's reward model, or a free ``[S, A]`` table), their learner, and the policy acting on them."""
+    task, cfg, keys = setting.task, setting.config, setting.keys.fold(INIT)
+
+    def new_model(keys: Keys) -> RewardModel:
+        if setting.learner_model.learns_task_reward:
+            return task.new_reward_model(keys)
+        return TableReward(task.mdp.num_states, task.mdp.num_actions, keys)
+
+    members: RewardModel
+    reward_model: LearnedReward
+    if cfg.ensemble == 1:
+        members = reward_model = new_model(keys)
+    else:                          # members [B, E, F]: the learner fits them as rows, like seeds
+        members = new_model(member_keys(keys, cfg.ensemble))
+        reward_model = Ensemble(members)
+    learner = RewardLearner(members, cfg.learner, may_skip=setting.may_skip)
+    return LoopState(reward_model, members, learner, plan_policy(setting, reward_model))
+
+
+def query_pairs(setting: Setting, state: LoopState, index: int) -> tuple[Trajectories, Trajectories]:
+    """Round ``index``'s pairs ``([B, n, T], [B, n, T])``: rolled out from the behaviour its query rule
+    names (the current policy, or uniform actions), or chosen by an active rule from a pool of
+    ``oversample · n`` rolled out from it."""
+    cfg, rule, mdp = setting.config, setting.query_rule, setting.task.mdp
+    n, keys = cfg.pairs_in_round(index), setting.keys.fold(SAMPLE, index)
+    behaviour = uniform_policy(mdp) if rule.uniform else state.policy
+    if rule.choose is None:
+        return rollout(mdp, behaviour, 2 * n, setting.length, keys).split()
+    pool_1, pool_2 = rollout(mdp, behaviour, 2 * cfg.oversample * n, setting.length, keys).split()
+    members = state.members
+    table = members.reward().flatten(members.theta.dim() - 1)          # [B, (E,) F]
+    table = table if cfg.ensemble > 1 else table.unsqueeze(-2)
+    chosen = rule.choose(n, members.features(pool_1), members.features(pool_2), table)
+    return pool_1.pick(chosen), pool_2.pick(chosen)
+
+
+def label_pairs(setting: Setting, index: int, first: Trajectories, second: Trajectories) -> Labels:
+    """The labeller's answers to round ``index``'s pairs, ``[B, n]`` (a custom labeller's shapes
+    broadcast): it is asked with the steps' scores under its preference model."""
+    cfg, truths = setting.config, setting.truths
+    scores = setting.teacher_model.step_scores(truths, cfg.discount)
+    query = Query(first, second, step_rewards(scores, first), step_rewards(scores, second),
+                  setting.teacher_model.score_range(truths, cfg.discount), setting.keys.fold(TEACHER, index),
+                  index * cfg.round_size)
+    answers = setting.labeller.answer(query)
+    batch, n = setting.keys.shape, first.states.shape[-2]
+    return Labels(answers.prefer_first.expand(*batch, n), answers.answered.expand(*batch, n),
+                  torch.as_tensor(answers.entropy).expand(batch))
+
+
+def update_reward(setting: Setting, state: LoopState, index: int, first: Trajectories, second: Trajectories,
+                  labels: Labels) -> torch.Tensor:
+    """Fit the round's labels; ``[B]`` the last epoch's loss (the members' mean in an ensemble,
+    each member fitted on its own bootstrap resample of the pairs)."""
+    cfg = setting.config
+    answered = labels.answered if setting.may_skip else None
+    if cfg.ensemble == 1:
+        return torch.as_tensor(state.learner.update(first, second, labels.prefer_first, answered))
+    weights = bootstrap_weights(setting.keys.fold(BOOTSTRAP, index), cfg.ensemble,
+                                labels.prefer_first.shape[-1])                      # [B, E, n]
+    loss = state.learner.update(first, second, labels.prefer_first, answered, weights=weights)
+    return member_mean(torch.as_tensor(loss), -1)
+
+
+def plan_policy(setting: Setting, reward_model: LearnedReward) -> torch.Tensor:
+    """``pi[B, S, A]``: how the learner's preference model acts on each seed's learned table
+    (planning on a learned reward, or ``softmax(τ·Â)`` of learned advantages)."""
+    task, cfg = setting.task, setting.config
+    table = reward_model.reward()
+    if table.dim() == setting.keys.key.dim() + 1:        # state rewards [B, S] -> [B, S, 1]
+        table = table.unsqueeze(-1)
+    return setting.learner_model.policy(task.mdp, table, task.horizon, cfg.discount, cfg.temperature)
+
+
+def evaluate_round(setting: Setting, policy: torch.Tensor, loss: torch.Tensor, labels: Labels,
+                   ) -> dict[str, torch.Tensor]:
+    """The round's history entries (:data:`~rlhf.training.results.HISTORY_KEYS`), ``[B]`` each: the
+    exact expected true return of ``policy`` over a segment, the loss, the labeller's entropy and
+    the pairs answered."""
+    task = setting.task
+    return {"true_return": expected_returns(task.mdp, policy, task.true_reward, setting.length),
+            "loss": torch.as_tensor(loss), "entropy": labels.entropy,
+            "answered": labels.answered.sum(-1).double()}
+
+
+def run_round(setting: Setting, state: LoopState, index: int,
+              ) -> tuple[LoopState, RoundRecord, dict[str, torch.Tensor]]:
+    """Round ``index``: the five phases; returns the next state, the round's record and its history entries."""
+    first, second = query_pairs(setting, state, index)
+    labels = label_pairs(setting, index, first, second)
+    loss = update_reward(setting, state, index, first, second, labels)
+    policy = plan_policy(setting, state.reward_model)
+    entries = evaluate_round(setting, policy, loss, labels)
+    return (dataclasses.replace(state, policy=policy), RoundRecord(index, first, second, labels, state.reward_model),
+            entries)
+
+
+def heldout_accuracy(setting: Setting, reward_model: LearnedReward) -> torch.Tensor:
+    """``[B]`` agreement with the noiseless teacher of the learner's own preference model on the
+    task's held-out pairs (:meth:`~rlhf.core.truths.TaskTruths.heldout_pairs`, one set for every
+    seed and budget): the sign of the learned margin against the true one, true ties left out."""
+    cfg = setting.config
+    first, second = setting.truths.heldout_pairs(cfg.heldout_pairs, setting.length, cfg.discount, cfg.temperature)
+    truth = true_margins(setting.learner_model.step_scores(setting.truths, cfg.discount), first, second)
+    table = reward_model.reward().flatten(setting.keys.key.dim())          # [B, F], indexed by features
+    learned = score_margins(table, reward_model.features(first), reward_model.features(second))
+    return preference_accuracies(learned, truth.expand_as(learned))
+
+
+def seed_results(setting: Setting, state: LoopState, history: dict[str, list[torch.Tensor]], rounds: int,
+                 config: TrainConfig) -> list[RunResult]:
+    """Each seed's result after ``rounds`` rounds (its history so far, metrics now), under ``config``
+    (the run's, with the checkpoint's budget)."""
+    rows = history_rows(history, rounds)
+    accuracy = heldout_accuracy(setting, state.reward_model).tolist()
+    out = []
+    for k, seed in enumerate(setting.seeds):
+        model = state.reward_model[k]
+        metrics = setting.learner_model.metrics(setting.task, setting.truths, model, config)
+        metrics["pref_accuracy"] = accuracy[k]
+        with torch.inference_mode(False):        # a clone outside inference mode is a normal tensor
+            reward = model.reward().clone()
+        out.append(RunResult(config, seed, {key: values[k] for key, values in rows.items()}, metrics, reward))
+    return out
