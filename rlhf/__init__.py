@@ -30,6 +30,7 @@ from .metrics import (
 )
 from .metrics import scaled_return_of_reward as scaled_return
 from .preferences.fit import TeacherFit, fit_teacher
+from .preferences.kinds import TeacherKind, register_teacher
 from .preferences.labeller import Labeller, Labels, Query
 from .preferences.models import PREFERENCE_MODELS, PreferenceModel, register_preference_model
 from .preferences.recorded import LabelStore, RecordedTeacher
@@ -61,7 +62,8 @@ __all__ = [  # noqa: RUF022
     "register_task", "task_spec", "registered_tasks", "TaskSpec", "Axis", "Render",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward", "Ensemble",
     "QUERIES", "ENSEMBLE_QUERIES", "PREFERENCE_MODELS", "Query", "RewardModel",
-    "QueryRule", "register_query_rule", "PreferenceModel", "register_preference_model",
+    "QueryRule", "register_query_rule", "PreferenceModel", "register_preference_model", "TeacherKind",
+    "register_teacher",
     "total_variation", "epic_distance", "pearson_distance", "normalized_regret", "scaled_return",
     "NEAR_OPTIMAL_SCALED_RETURN",
     "preference_accuracy",

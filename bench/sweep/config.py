@@ -40,7 +40,7 @@ from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
 import rlhf
-from rlhf.preferences.recorded import resolve_recorded
+from rlhf.preferences.kinds import resolve_teacher_spec
 from rlhf.tasks.registry import CONFIG_KEYS, INSTANCE_FIELDS, SHARED_KEYS, Axis, TaskSpec
 from rlhf.tasks.registry import instance_label as instance_label  # re-exported: reports and the gate label rows
 
@@ -241,7 +241,7 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
     teachers = axis("teachers", str, "a teacher spec such as 'boltzmann:1', 'oracle+mistake:0.1' or "
                     "'recorded:DIR' (a labels store)",
                     _valid_teacher)
-    teachers = [resolve_recorded(t) for t in teachers]     # recorded:DIR -> its path and digest (checked above)
+    teachers = [resolve_teacher_spec(t) for t in teachers]     # recorded:DIR -> its path and digest (checked above)
     seeds = _seeds(path, f"{task}.seeds", table["seeds"])
     defaults = spec.defaults
     train = _train_fields(path, task, table.get("train", {}))
@@ -348,7 +348,7 @@ def _is(value: object, kind: type[T]) -> TypeGuard[T]:
 def _valid_teacher(spec: str) -> bool:
     """A spec the library takes: a simulated teacher, or ``recorded:DIR`` with a labels store there."""
     try:
-        rlhf.TrainConfig(budget=1, teacher=resolve_recorded(spec))
+        rlhf.TrainConfig(budget=1, teacher=resolve_teacher_spec(spec))
     except ValueError:
         return False
     return True

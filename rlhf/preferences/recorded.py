@@ -23,6 +23,7 @@ from pathlib import Path
 import torch
 
 from ..core.rollout import Trajectories
+from .kinds import TeacherKind, register_teacher
 from .labeller import Labels, Query, mean_over_answered
 from .models import binary_entropy
 
@@ -171,7 +172,7 @@ class RecordedTeacher:
         """Whether some pairs can come back unanswered (the training loop's learner then masks them)."""
 
     def __str__(self) -> str:
-        return f"recorded:{self.directory}"          # the spec TrainConfig reads back (rlhf.training.config.RECORDED)
+        return RECORDED.spec(self.directory)          # the spec a configuration reads back
 
     def answer(self, query: Query) -> Labels:
         """The stored answers to the run's pairs ``query.asked_before`` … (the query's segments
@@ -201,21 +202,32 @@ class RecordedTeacher:
         return Labels(prefer.to(device), answered.to(device), entropy.to(device))
 
 
-def resolve_recorded(spec: str) -> str:
-    """A teacher spec with its ``recorded:DIR`` made canonical, ``recorded:/absolute/DIR@DIGEST``: the
-    directory the same from any working directory, and the digest of its answers
-    (:meth:`LabelStore.digest`), so that a configuration, and a sweep cell's key, changes with the
-    labels. It reads the labels store, so it is called where a run is set up (:func:`rlhf.train`, a
-    sweep's expansion), never by a configuration. Any other spec, and one that has its digest
-    (read back from a store of results), is returned as it is; ValueError when DIR holds no labels store."""
-    prefix = "recorded:"
-    if not spec.startswith(prefix):
-        return spec
-    head, _, tail = spec[len(prefix):].rpartition("@")
+def _parts(argument: str) -> tuple[str, str | None]:
+    """``DIR[@DIGEST]`` as (DIR, DIGEST or None)."""
+    head, _, tail = argument.rpartition("@")
     if head and len(tail) == 16 and set(tail) <= set("0123456789abcdef"):
-        return spec
-    path = Path(spec[len(prefix):]).resolve()
+        return head, tail
+    return argument, None
+
+
+def _canonical_store(argument: str) -> str:
+    """``DIR`` made ``/absolute/DIR@DIGEST``: the directory the same from any working directory, and
+    the digest of its answers (:meth:`LabelStore.digest`), so that a configuration, and a sweep
+    cell's key, changes with the labels. One that has its digest (read back from a store of
+    results) is kept; ValueError when DIR holds no labels store."""
+    if _parts(argument)[1] is not None:
+        return argument
+    path = Path(argument).resolve()
     if not (path / STORE_NAME).is_file():
-        raise ValueError(f"teacher {spec!r}: no labels store ({STORE_NAME}) in that directory")
+        raise ValueError(f"teacher 'recorded:{argument}': no labels store ({STORE_NAME}) in that directory")
     with LabelStore(path) as store:
-        return f"{prefix}{path}@{store.digest()}"
+        return f"{path}@{store.digest()}"
+
+
+def _replay(argument: str) -> RecordedTeacher:
+    directory, digest = _parts(argument)
+    return RecordedTeacher(directory, digest=digest)
+
+
+RECORDED = register_teacher(TeacherKind("recorded", make=_replay, resolve=_canonical_store))
+"""``recorded:DIR``: a person's answers in the labels store in DIR, replayed by :class:`RecordedTeacher`."""

@@ -42,6 +42,7 @@ from .labeller import Labels, Query, mean_over_answered
 from .models import PARTIAL_RETURN, PREFERENCE_MODELS, PreferenceModel, preference_model
 
 _RATIONAL = {"oracle", "deterministic", "boltzmann"}
+_NOISE = ("mistake", "myopic", "skip", "equal")
 
 
 @dataclass(frozen=True)
@@ -101,7 +102,7 @@ class Teacher:
                     kwargs["beta"] = math.inf
                 elif name == "deterministic" and not arg:
                     kwargs.update(beta=math.inf, ties="second")
-                elif name in ("boltzmann", "mistake", "myopic", "skip", "equal") and arg:
+                elif name in ("boltzmann", *_NOISE) and arg:
                     kwargs["beta" if name == "boltzmann" else name] = float(arg)
                 else:
                     raise ValueError
@@ -111,6 +112,11 @@ class Teacher:
                     f"mistake:E, myopic:G, skip:F, equal:F, {' or '.join(PREFERENCE_MODELS)} joined by '+')"
                 ) from None
         return cls(**kwargs)
+
+    @staticmethod
+    def is_term(name: str) -> bool:
+        """Whether ``name`` is a word of the spec grammar :meth:`parse` reads."""
+        return name in _RATIONAL or name in PREFERENCE_MODELS or name in _NOISE
 
     def __str__(self) -> str:
         """The spec :meth:`parse` reads back: the parts that differ from the defaults, in B-Pref's order."""

@@ -3,20 +3,16 @@
 from __future__ import annotations
 
 import dataclasses
-import re
 import typing
 from dataclasses import dataclass
 from typing import Any
 
 from ..learning.learner import LearnerConfig
 from ..learning.queries import QUERIES, QUERY_RULES
+from ..preferences import recorded  # noqa: F401  (registers the recorded:DIR teacher kind)
+from ..preferences.kinds import canonical_teacher_spec, labeller_from_spec
 from ..preferences.labeller import Labeller, ScoresLabeller, answers_queries
 from ..preferences.models import PREFERENCE_MODELS
-from ..preferences.recorded import RecordedTeacher
-from ..preferences.teachers import Teacher
-
-RECORDED = "recorded:"
-"""Prefix of a teacher spec naming a labels store: ``recorded:DIR`` replays a person's answers."""
 
 
 @dataclass(frozen=True)
@@ -31,11 +27,12 @@ class TrainConfig:
     budget: int
     """Preference pairs the teacher is asked (skipped ones count), >= 1."""
     teacher: str | Labeller = "boltzmann:1"
-    """Teacher spec (see :class:`rlhf.Teacher`; canonicalised on construction), ``"recorded:DIR"``
-    (a person's answers in a labels store, :class:`rlhf.RecordedTeacher`; kept as given, as a
-    configuration does no I/O: :func:`rlhf.train` and a sweep resolve it to
-    ``recorded:/absolute/DIR@DIGEST`` with :func:`~rlhf.preferences.recorded.resolve_recorded`),
-    a :class:`rlhf.Teacher`, or any object with its ``answer`` method (:class:`rlhf.Labeller`)."""
+    """Teacher spec: a simulated teacher (see :class:`rlhf.Teacher`; canonicalised on construction), or
+    a registered kind's (:mod:`rlhf.preferences.kinds`), such as ``"recorded:DIR"`` (a person's answers
+    in a labels store, :class:`rlhf.RecordedTeacher`), kept as given, as a configuration does no I/O:
+    :func:`rlhf.train` and a sweep resolve it (``recorded:/absolute/DIR@DIGEST``) with
+    :func:`~rlhf.preferences.kinds.resolve_teacher_spec`; or a :class:`rlhf.Teacher`, or any object
+    with an ``answer`` method (:class:`rlhf.Labeller`)."""
     pairs_per_round: int = 0
     """Pairs asked per round, re-planning between rounds; 0 = all in one round."""
     segment_length: int = 0
@@ -87,9 +84,8 @@ class TrainConfig:
             raise ValueError(f"discount must be in [0, 1], got {self.discount}")
         if not self.temperature > 0:
             raise ValueError(f"temperature must be > 0, got {self.temperature}")
-        # a recorded:DIR spec is kept as given: resolving it to its path and digest reads the store
-        if isinstance(self.teacher, str) and not self.teacher.startswith(RECORDED):
-            object.__setattr__(self, "teacher", str(Teacher.parse(self.teacher)))
+        if isinstance(self.teacher, str):
+            object.__setattr__(self, "teacher", canonical_teacher_spec(self.teacher))
         elif not isinstance(self.teacher, str) and not answers_queries(self.teacher):
             raise ValueError(f"teacher must be a spec string or have an answer(query) method, got {self.teacher!r}")
 
@@ -109,11 +105,8 @@ class TrainConfig:
 
     def labeller(self) -> Labeller:
         """The teacher as a :class:`~rlhf.Labeller` (an object with ``answer(query)``)."""
-        if isinstance(self.teacher, str) and self.teacher.startswith(RECORDED):
-            directory, digest = _recorded_parts(self.teacher)
-            return RecordedTeacher(directory, digest=digest)
         if isinstance(self.teacher, str):
-            return Teacher.parse(self.teacher)
+            return labeller_from_spec(self.teacher)
         return self.teacher if isinstance(self.teacher, Labeller) else ScoresLabeller(self.teacher)
 
     @classmethod
@@ -147,13 +140,6 @@ class TrainConfig:
         if learner:
             rest["learner"] = dataclasses.replace(self.learner, **learner)
         return dataclasses.replace(self, **rest)
-
-
-def _recorded_parts(spec: str) -> tuple[str, str | None]:
-    """``recorded:DIR[@DIGEST]`` as (DIR, DIGEST or None)."""
-    rest = spec[len(RECORDED):]
-    head, _, tail = rest.rpartition("@")
-    return (head, tail) if head and re.fullmatch(r"[0-9a-f]{16}", tail) else (rest, None)
 
 
 def _check_int(name: str, value: object, low: int) -> None:

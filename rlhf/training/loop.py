@@ -19,6 +19,7 @@ from ..core.planning import soft_optimal_policy
 from ..core.rollout import Trajectories
 from ..core.truths import TaskTruths
 from ..learning.queries import QUERY_RULES
+from ..preferences.kinds import resolve_teacher_spec
 from ..preferences.labeller import Labeller
 from . import phases
 from .config import TrainConfig
@@ -140,8 +141,8 @@ def _config(task: Task, config: TrainConfig | None, teacher: str | Labeller | No
     if budget is not None:
         overrides["budget"] = budget
     cfg = (config or task.defaults).replace(**overrides)
-    from ..preferences.recorded import resolve_recorded  # a recorded:DIR spec: the store's path and digest
-    return cfg.replace(teacher=resolve_recorded(cfg.teacher)) if isinstance(cfg.teacher, str) else cfg
+    # a registered kind's spec (recorded:DIR) made canonical: the store's path and digest
+    return cfg.replace(teacher=resolve_teacher_spec(cfg.teacher)) if isinstance(cfg.teacher, str) else cfg
 
 
 def _run(task: Task, cfg: TrainConfig, seeds: Sequence[int], checkpoints: list[int],

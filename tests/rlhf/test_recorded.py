@@ -4,7 +4,7 @@ import pytest
 import torch
 
 import rlhf
-from rlhf.preferences.recorded import resolve_recorded
+from rlhf.preferences.kinds import resolve_teacher_spec as resolve_recorded
 
 
 def simulate_session(directory, task, config, seed, teacher_spec):
