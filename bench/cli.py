@@ -182,13 +182,10 @@ def _label(args) -> int:
     try:
         if args.fit:
             try:
-                fits = session.fit()
+                lines = session.fit_lines()      # one row per preference model, or per models that coincide
             except ValueError as exc:
                 raise BenchError(f"{args.out}: {exc}") from None
-            for model, fit in fits.items():
-                ci = ", ".join(f"{k} [{lo:.3g}, {hi:.3g}]" for k, (lo, hi) in fit.ci.items())
-                print(f"{model}: {fit.spec} ({ci}); held-out log-likelihood {fit.heldout_log_likelihood:.3f} "
-                      f"per pair over {fit.pairs} answered pairs")
+            print("\n".join(lines))
             return 0
         from .labelling.app import LabelApp
         LabelApp(session, train_every=args.train).run()

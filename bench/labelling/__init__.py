@@ -3,3 +3,7 @@ terminal program (Textual), for any task registered with a ``render`` hook (:cla
 
 May import: :mod:`rlhf`, :mod:`bench`'s shared modules.
 """
+
+from .session import Session, SessionSpec
+
+__all__ = ["Session", "SessionSpec"]

@@ -5,6 +5,8 @@ lets the tests press the keys. Keys: ``1`` / ``2`` prefer, ``=`` equal, ``s`` sk
 the last answer, ``q`` quit. Every answer is committed to the store before the next pair shows
 (:class:`bench.labelling.Session`); rerunning the same command resumes. The pictures (the pair,
 the learned reward) are the task's own, from its registration's ``render`` hook (:class:`rlhf.Render`).
+A pair of two identical segments is not shown: the session answers it ``=`` (the status line
+counts them).
 """
 
 from __future__ import annotations
@@ -21,6 +23,9 @@ from textual.widgets import Static
 from .session import Session
 
 KEYS = "1/2 prefer · = equal · s skip · u undo · q quit"
+CLOSING = "Every pair is answered.\nThank you!\n\nq quits, u undoes\nyour last answer."
+"""Shown in the pair's place at the end, in short lines: the learned view beside it keeps its width."""
+LEARNED_MIN_WIDTH = 24
 
 
 def learned_view(session: Session, reward: torch.Tensor) -> str:
@@ -31,8 +36,10 @@ def learned_view(session: Session, reward: torch.Tensor) -> str:
 class LabelApp(App):
     """One pair at a time; a status line with progress and the learned reward's agreement."""
 
-    # the learned view beside the pair, not below it: a 10 x 10 grid's pair and heatmap then fit 80 x 24
-    CSS = ("#main { height: 1fr; } #pair { width: auto; padding: 1 2; } #learned { width: 1fr; padding: 1 2; } "
+    # the learned view beside the pair, not below it: a 10 x 10 grid's pair and heatmap then fit 80 x 24;
+    # the learned view keeps the width of a 10 x 10 heatmap (20) whatever the pair panel shows
+    CSS = ("#main { height: 1fr; } #pair { width: auto; padding: 1 2; } "
+           f"#learned {{ width: 1fr; min-width: {LEARNED_MIN_WIDTH}; padding: 1 2; }} "
            "#status { dock: bottom; background: $panel; }")
 
     def __init__(self, session: Session, train_every: int = 0) -> None:
@@ -50,6 +57,7 @@ class LabelApp(App):
         yield Static(id="status")
 
     def on_mount(self) -> None:
+        self.session.answer_identical()         # identical pairs before the first one shown
         self._after_answer(retrain=self.session.answered > 0)
 
     def on_key(self, event: Key) -> None:
@@ -74,12 +82,14 @@ class LabelApp(App):
                 self.learned_text = learned_view(session, result.reward)
         pair = self.query_one("#pair", Static)
         if session.done:
-            pair.update("Every pair is answered. Thank you!  (q quits; u undoes the last answer)")
+            pair.update(CLOSING)
         else:
             drawn = session.spec.render.pair(session.task, *session.current())
             pair.update(f"Which do you prefer?\n\n{drawn}")
         self.query_one("#learned", Static).update(self.learned_text)
         agreement = "—" if math.isnan(self.agreement) else f"{self.agreement:.0%}"
+        identical = session.identical_answered
+        equal = f" ({identical} identical pair{'s' * (identical > 1)} answered = for you)" if identical else ""
         self.query_one("#status", Static).update(
-            f"answered {session.answered}/{len(session.pairs)} · agreement {agreement} · {KEYS}")
+            f"answered {session.answered}/{len(session.pairs)}{equal} · agreement {agreement}\n{KEYS}")
         self.shown_at = time.monotonic()

@@ -26,6 +26,7 @@ from typing import Any
 
 import torch
 
+from ..learning.learner import LearnerConfig
 from ..training.protocol import Task
 from . import render
 from .ecosystem import from_gymnasium, from_seals
@@ -44,6 +45,17 @@ MAX_LABEL_GRID = 10
 """The largest grid the labelling program draws: two 10 x 10 grids and the learned heatmap fit 80 x 24."""
 GRID_SEGMENT = 8
 """Steps of a gridworld segment a person compares (a 30-step trajectory is too long to judge)."""
+LABEL_LEARNER = LearnerConfig(optimizer="adam", lr=0.1, epochs=100, batch_size=0)
+"""How a labelling session of the string task fits a person's answers (the sweeps and the
+``seed-strings`` preset keep the seed's SGD at lr 0.01, 5 epochs, a pair at a time). From the
+N(0, 1) initialisation the seed's learner moves the table's largest entry change by 0.02 after one
+answer and 0.3 after 30 (medians over seeds), so the learned string is mostly the initialisation's:
+after 30 perfect answers (``--vocab ABC --target ABC --pairs 30``) it is ABC in 9% of 1000 seeds.
+Adam's steps are about ``lr`` per entry whatever the gradient's scale: 100 full-batch steps at
+0.1 change an entry by 1.6 after one answer (median), as much as the initialisation's spread, and
+full batch makes the fit independent of the order of the answers. Measured over 1000 seeds with
+the answers of the oracle (``=`` on ties) / the deterministic teacher (ties to the second): ABC
+after 10 pairs in 97% / 70%, after 20 in 100% / 96%, after 30 in 100% / 99.2%."""
 
 
 def _positive(v: int) -> bool:
@@ -118,7 +130,8 @@ register_task(
                              form="scalar", default=3)),
     label=lambda fields: f"L={fields['size']}", fields_of=_strings_fields,
     render=Render(make=lambda o: StringTask(vocab=o["vocab"], target=o["target"], slip=o["slip"]),
-                  options=("vocab", "target", "slip"), pair=render.strings_pair, learned=render.strings_learned),
+                  options=("vocab", "target", "slip"), pair=render.strings_pair, learned=render.strings_learned,
+                  learner=LABEL_LEARNER),
 )
 
 

@@ -30,6 +30,7 @@ from typing import Any
 import torch
 
 from ..core.rollout import Trajectories
+from ..learning.learner import LearnerConfig
 from ..training.config import TrainConfig
 from ..training.protocol import Task
 
@@ -132,9 +133,15 @@ class Render:
     """What the reward learned from the answers so far means (the learned ``[S]`` or ``[S, A]`` reward)."""
     segment_length: int = 0
     """Steps of a segment a person compares; 0: the task's horizon."""
+    learner: LearnerConfig | None = None
+    """How a session fits the person's answers so far, to show what they teach (refitted from the
+    start after every answer); None: the learner of the task's defaults. A session's pairs do not
+    depend on it, so its store replays under any learner (``rlhf.RecordedTeacher``)."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "options", tuple(self.options))
+        if self.learner is not None and not isinstance(self.learner, LearnerConfig):
+            raise ValueError(f"learner must be an rlhf.LearnerConfig or None, got {self.learner!r}")
         unknown = sorted(set(self.options) - set(LABEL_OPTIONS))
         if unknown:
             raise ValueError(f"options must be among {', '.join(LABEL_OPTIONS)}, got {unknown[0]!r}")

@@ -19,13 +19,15 @@ SHADES = "░▒▓█"
 
 
 def strings_pair(task: StringTask, first: Trajectories, second: Trajectories) -> str:
-    """The two strings one above the other, aligned by position."""
-    width = max(len(str(len(task.target))), 1) + 1
+    """The two strings one above the other, aligned by position. Positions count from 0, as
+    everywhere else: the task's states, the seed's reward table ``(i, token)`` and the report's
+    ``seed_strings_tables.png`` (``pos 0`` …), like the gridworld's coordinates."""
+    width = len(str(len(task.target) - 1)) + 1
 
     def row(traj: Trajectories) -> str:
         return "".join(task.vocab[int(a)].rjust(width) for a in traj.actions)
 
-    header = "".join(str(i + 1).rjust(width) for i in range(len(first.actions)))
+    header = "".join(str(i).rjust(width) for i in range(len(first.actions)))
     return f"position {header}\n   [1]   {row(first)}\n   [2]   {row(second)}"
 
 
