@@ -1,5 +1,7 @@
 """Shared setup for the hot-path benchmarks: built once, never inside the timed region."""
 
+import os
+import time
 from functools import lru_cache
 
 import pytest
@@ -21,6 +23,31 @@ UPDATE_SIZES = (5, 20, 100, 1000)
 @pytest.fixture(autouse=True)
 def single_thread():
     torch.set_num_threads(1)
+
+
+@pytest.fixture(autouse=True)
+def machine_load(request, single_thread):
+    """What else the machine was doing while a benchmark ran, recorded beside its times (``bench
+    timings`` flags figures taken under load): the 1-minute load average before and after the test
+    (``load_before``, ``load_after``; it counts the benchmark's own running thread), and the process's
+    CPU seconds and wall seconds over the test (``cpu_s``, ``wall_s``: a benchmark that got the
+    cores it asked for has about ``threads`` CPU seconds per wall second). ``threads``: torch's
+    threads for the timed calls, unless the test sets it (the two-thread benchmark does)."""
+    if "benchmark" not in request.fixturenames:
+        yield
+        return
+    benchmark = request.getfixturevalue("benchmark")
+    threads = torch.get_num_threads()
+    load_before, cpu, wall = _load(), time.process_time(), time.perf_counter()
+    yield
+    benchmark.extra_info.setdefault("threads", threads)
+    benchmark.extra_info.update(load_before=load_before, load_after=_load(),
+                                cpu_s=round(time.process_time() - cpu, 4), wall_s=round(time.perf_counter() - wall, 4))
+
+
+def _load() -> float:
+    """The 1-minute load average (NaN where the OS has none)."""
+    return round(os.getloadavg()[0], 3) if hasattr(os, "getloadavg") else float("nan")
 
 
 def pytest_benchmark_update_machine_info(config, machine_info):

@@ -77,6 +77,7 @@ def test_soft_vi_two_threads(benchmark, size, slip):
     """The one benchmark that measures threading: the same planner on both cores."""
     task = grid(size, slip)
     info(benchmark, "soft_vi_threads", "fast-2-threads", size * size, task="gridworld", size=size, slip=slip)
+    benchmark.extra_info["threads"] = 2
     torch.set_num_threads(2)
     try:
         q = benchmark.pedantic(rlhf.soft_value_iteration, args=(task.mdp, task.true_reward, HORIZON),

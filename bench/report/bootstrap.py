@@ -14,11 +14,15 @@ columns of a unit stay paired) to one value per resample, ``[R, ...]``. Point es
 the caller's: the plain statistic of the data (for a column mean, numpy's summation order of a
 column differs in the last bit from a reduction over axis 1, and the committed numbers are the
 former).
+
+A *stratified* bootstrap (:func:`stratified_resample`, rliable's for scores across tasks)
+resamples the units of each stratum (a task's seeds) separately, with one generator, stratum
+after stratum, so every resample keeps each task's number of runs.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import numpy as np
 
@@ -27,6 +31,8 @@ CONFIDENCE = 0.95
 
 Statistic = Callable[[np.ndarray], np.ndarray]
 """Resampled data ``[R, n, ...]`` → the statistic of each resample ``[R, ...]``."""
+StratifiedStatistic = Callable[[list[np.ndarray]], np.ndarray]
+"""Resampled strata (one ``[R, n_k, ...]`` per stratum) → the statistic of each resample ``[R, ...]``."""
 
 
 def mean(resampled: np.ndarray) -> np.ndarray:
@@ -66,3 +72,12 @@ def interval(data: np.ndarray, statistic: Statistic, rng: np.random.Generator, d
     """The percentile-bootstrap interval of a scalar ``statistic`` of ``data`` ``[n, ...]``."""
     low, high = percentile_interval(resample(data, statistic, rng), confidence, discrete)
     return float(low), float(high)
+
+
+def stratified_resample(strata: Sequence[np.ndarray], statistic: StratifiedStatistic, rng: np.random.Generator,
+                        resamples: int = BOOTSTRAP_RESAMPLES) -> np.ndarray:
+    """``statistic`` of ``resamples`` stratified bootstrap resamples: each stratum ``[n_k, ...]``
+    (one task's runs, each row one unit such as a seed, its columns kept paired) is resampled
+    on its own — one ``[resamples, n_k]`` block of indices per stratum, drawn from ``rng`` in
+    the strata's order — and ``statistic`` gets the list of ``[resamples, n_k, ...]``."""
+    return statistic([np.asarray(s)[rng.integers(0, len(s), size=(resamples, len(s)))] for s in strata])

@@ -88,8 +88,8 @@ def _front_page(inputs: ReportInputs, sections: list[SectionOutput], timings: bo
         lines += out.lines
     lines += ["## Figures", ""]
     lines += [f"{note}\n" for out in sections for note in out.notes]
-    for path in (path for out in sections for path in out.figures):
-        lines += [f"### {path.stem.replace('_', ' ')}", "", f"![{path.stem}]({path.name})", ""]
+    for figure in (figure for out in sections for figure in out.figures):
+        lines += [f"### {figure.title}", "", figure.caption, "", f"![{figure.path.stem}]({figure.path.name})", ""]
     if timings:
         lines += ["## Hot-path timings", "", "See [timings.md](timings.md) and ![scaling](timings_scaling.png)", ""]
     lines += ["## Regenerate", "", "The commands that made these runs and this report:", "", "```"]

@@ -22,8 +22,8 @@ from rlhf.tasks.gridworld import CONVERGED_MAX_REGRET
 from ..sweep.config import SHOWN_COLUMNS, group_columns, instance_label
 from . import figures, teachers
 from .bootstrap import CONFIDENCE
-from .section import ReportInputs, SectionOutput
-from .stats import budget_reaching_target, values_text, varying_fields
+from .section import Figure, ReportInputs, SectionOutput
+from .stats import BINARY_SERIES, MIN_RELIABLE_SEEDS, budget_reaching_target, values_text, varying_fields
 
 CORNER_MIN_SIZE = 10
 """The corner-start finding is about gridworlds of at least this size."""
@@ -34,15 +34,20 @@ def section(inputs: ReportInputs) -> SectionOutput:
     """The tables, the sample-efficiency figures and the findings."""
     main, extra, stage = inputs.main, inputs.extra, inputs.stage
     files = _tables(inputs.summary, extra, stage)
-    shown: list[Path] = []
+    shown: list[Figure] = []
     for task in sorted(main["task"].unique()):
-        shown.append(figures.sample_efficiency(main_rows(main, task, extra), task, PANELS,
-                                               stage / f"sample_efficiency_{task}.png"))
-        family = teachers.teacher_rows(main, task)
-        if family is not None:     # a line's label names only what varies between its lines
+        rows = main_rows(main, task, extra)
+        title = f"Sample efficiency: {task}, teacher {values_text(rows['teacher'])}"
+        shown.append(Figure(figures.sample_efficiency(rows, task, PANELS, stage / f"sample_efficiency_{task}.png",
+                                                      title=title), title, _caption(rows, "slip")))
+        found = teachers.teacher_family(inputs, task)
+        if found is not None:     # a line's label names only what varies between its lines
+            family = found[0]
             varying = tuple(c for c in extra if family[c].nunique() > 1)
-            shown.append(figures.sample_efficiency(family, task, PANELS, stage / f"teachers_{task}.png",
-                                                   line_by="teacher", extra=varying))
+            title = f"Teachers: {task}, {instance_label(family.iloc[0].to_dict()).replace('=', ' = ')}"
+            shown.append(Figure(figures.sample_efficiency(family, task, PANELS, stage / f"teachers_{task}.png",
+                                                          line_by="teacher", extra=varying, title=title),
+                                title, _caption(family, "teacher")))
     lines = ["## What converges, and with how many pairs", ""]
     corner = _corner_finding(main, _tied_round_share(list(inputs.stored.values())))
     if corner:
@@ -50,7 +55,31 @@ def section(inputs: ReportInputs) -> SectionOutput:
     lines += ["Smallest budget reaching the success target, per configuration:", ""]
     lines += [f"- {f}" for f in _findings(main, extra, inputs.target)]
     lines += ["", _success_definition(_temperature(main)), ""]
-    return SectionOutput(lines=lines, files=[*files, *shown], figures=shown)
+    return SectionOutput(lines=lines, files=[*files, *(f.path for f in shown)], figures=shown)
+
+
+def _caption(rows: pd.DataFrame, line_by: str) -> str:
+    """What to look at in a sample-efficiency figure, read off its rows."""
+    seeds = values_text(rows["seeds"])
+    several_starts = rows["start"].nunique() > 1
+    lines = rows.groupby([line_by, "start"]).ngroups
+    text = ("Success rate (top row) and EPIC distance to the true reward (bottom row, lower is better) against "
+            "preference pairs, on a log axis of each column's own budgets; one column per instance size, "
+            f"one line per {line_by}" + (" and start mode (dashed: corner start)" if several_starts else "")
+            + f". {CONFIDENCE:.0%} CIs over the {seeds} seeds: bars for the success rate (Wilson), bands for EPIC "
+            f"(percentile bootstrap). Points are spread up to {figures.max_dodge(lines):.0%} sideways so that lines "
+            "at the same value stay visible.")
+    usual = int(rows["seeds"].mode().iloc[0])
+    if (rows["seeds"] != usual).any():
+        text += f" A point labelled n = k is over k seeds, not {usual}."
+    low = []
+    for (_size, value, start), line in rows.groupby(["size", line_by, "start"], sort=True):
+        if line["success_mean"].max() < 0.5:
+            low.append(f"{instance_label(line.iloc[0].to_dict()).replace('=', ' = ')}, {line_by} {value}"
+                       + (f", {start} start" if several_starts else ""))
+    if low:
+        text += " Below 50% success at every budget: " + "; ".join(low) + "."
+    return text
 
 
 def main_rows(summary: pd.DataFrame, task: str, extra: tuple[str, ...]) -> pd.DataFrame:
@@ -70,7 +99,11 @@ def _tables(summary: pd.DataFrame, extra: tuple[str, ...], to: Path) -> list[Pat
     table.to_csv(csv, index=False, float_format="%.6g")
     md = to / "convergence.md"
     md.write_text("# Convergence by configuration\n\n"
-                  f"Mean over seeds with {CONFIDENCE:.0%} percentile-bootstrap CI; IQM in convergence.csv. "
+                  f"Mean over the row's seeds with a {CONFIDENCE:.0%} CI; IQM in convergence.csv. *success* and "
+                  "*near-opt.* are rates of per-seed outcomes: their CI is the Wilson score interval (honest at a "
+                  "few seeds: 3 successes of 3 give [0.44, 1.00], not [1.00, 1.00]). The other columns' CIs are "
+                  f"percentile bootstraps over seeds; † marks one over fewer than {MIN_RELIABLE_SEEDS} seeds, too "
+                  "few for the bootstrap to show the spread (read it as a range of the values seen, not a CI). "
                   "`success` is the task's `converged` rule (see README); a failed cell counts as not converged.\n\n"
                   + _markdown(summary, extra) + "\n")
     return [csv, md]
@@ -80,7 +113,9 @@ def _markdown(summary: pd.DataFrame, extra: tuple[str, ...]) -> str:
     def ci(row, name, fmt):
         if f"{name}_mean" not in row or pd.isna(row[f"{name}_mean"]):
             return ""
-        return f"{row[f'{name}_mean']:{fmt}} [{row[f'{name}_ci_low']:{fmt}}, {row[f'{name}_ci_high']:{fmt}}]"
+        unreliable = name not in BINARY_SERIES and row["seeds"] - row["failed"] < MIN_RELIABLE_SEEDS
+        return (f"{row[f'{name}_mean']:{fmt}} [{row[f'{name}_ci_low']:{fmt}}, {row[f'{name}_ci_high']:{fmt}}]"
+                + ("†" if unreliable else ""))
     rows = []
     for _, r in summary.iterrows():
         rows.append({"task": r["task"], "N / L": r["size"], "slip": r["slip"], "start": r["start"],
@@ -107,6 +142,10 @@ def _findings(summary: pd.DataFrame, extra: tuple[str, ...], target: float) -> l
                 + f", teacher {fields['teacher']}"
                 + "".join(f", {k} {fields[k]}" for k in sorted(per_task[str(fields["task"])])))
         reached = float(budget_reaching_target(rows["success_mean"].to_numpy(), rows["budget"].to_numpy(), target))
+        usual = int(rows["seeds"].mode().iloc[0])
+        others = rows[rows["seeds"] != usual]
+        name += f" ({usual} seeds" + "".join(f"; {int(r['seeds'])} at {int(r['budget'])} pairs"
+                                              for _, r in others.iterrows()) + ")"
         if np.isfinite(reached):
             line = f"{name}: ≥ {target:.0%} success from {int(reached)} pairs"
         else:
@@ -116,7 +155,9 @@ def _findings(summary: pd.DataFrame, extra: tuple[str, ...], target: float) -> l
                     f"(best {best['success_mean']:.0%} at {int(best['budget'])} pairs)")
         if "near_optimal_mean" in rows:
             last = rows.iloc[-1]
-            line += f"; near-optimal in {last['near_optimal_mean']:.0%} of seeds at {int(last['budget'])} pairs"
+            line += (f"; near-optimal in {last['near_optimal_mean']:.0%} of {int(last['seeds'])} seeds at "
+                     f"{int(last['budget'])} pairs ({CONFIDENCE:.0%} CI {last['near_optimal_ci_low']:.0%}–"
+                     f"{last['near_optimal_ci_high']:.0%})")
         lines.append(line + ".")
     return lines
 

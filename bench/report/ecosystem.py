@@ -19,8 +19,8 @@ import rlhf
 from ..sweep.config import group_columns
 from . import bootstrap, figures
 from .bootstrap import CONFIDENCE
-from .section import ReportInputs, SectionOutput
-from .stats import bootstrap_rng, budget_text
+from .section import Figure, ReportInputs, SectionOutput
+from .stats import bootstrap_rng, budget_text, proportion_interval
 
 _SETTING = [c for c in group_columns() if c != "budget"]
 
@@ -48,7 +48,8 @@ def median_first_near_optimal(first: np.ndarray, fields: dict) -> tuple[float, f
 
 def table(cells: pd.DataFrame) -> pd.DataFrame:
     """One row per setting: the median seed's first budget near-optimal (``pairs_to_near_optimal``,
-    CI), near-optimal share per budget, and the threshold columns."""
+    CI), near-optimal share per budget with its Wilson interval (``near_optimal_low@B``,
+    ``near_optimal_high@B``), and the threshold columns."""
     rows = []
     envs = cells[cells["task"].isin(rlhf.registered_tasks(tag="environment"))]
     for key, setting in envs.groupby(_SETTING, sort=True, dropna=False):
@@ -64,8 +65,12 @@ def table(cells: pd.DataFrame) -> pd.DataFrame:
         row = {**fields, "seeds": setting["seed"].nunique(), "pairs_to_near_optimal": median_first, "ci_low": low,
                "ci_high": high, "reward_threshold": threshold if threshold is not None else np.nan,
                "optimal_return": optimum, "threshold_reached_share": reached, "top_budget": int(top["budget"].iloc[0])}
-        for budget, at in setting.groupby("budget"):
-            row[f"near_optimal@{budget}"] = float(((at["status"] == "done") & (at["near_optimal"] == 1.0)).mean())
+        hits = {str(budget): ((at["status"] == "done") & (at["near_optimal"] == 1.0)).to_numpy(dtype=float)
+                for budget, at in setting.groupby("budget")}
+        for budget, hit in hits.items():
+            row[f"near_optimal@{budget}"] = float(hit.mean())
+        for budget, hit in hits.items():      # Wilson intervals of the shares, after them (columns keep their place)
+            row[f"near_optimal_low@{budget}"], row[f"near_optimal_high@{budget}"] = proportion_interval(hit)
         rows.append(row)
     return pd.DataFrame(rows)
 
@@ -93,7 +98,9 @@ def section(inputs: ReportInputs) -> SectionOutput:
                       **{c: r[c] for c in varying},
                       "pairs to near-optimal (median seed)": budget_text(r["pairs_to_near_optimal"], top),
                       "CI": f"[{budget_text(r['ci_low'], top)}, {budget_text(r['ci_high'], top)}]",
-                      f"near-opt. @ {top}": f"{r[f'near_optimal@{top}']:.2f}",
+                      "seeds": r["seeds"],
+                      f"near-opt. @ {top}": f"{r[f'near_optimal@{top}']:.2f} [{r[f'near_optimal_low@{top}']:.2f}, "
+                                            f"{r[f'near_optimal_high@{top}']:.2f}]",
                       f"reward_threshold @ {top}": threshold})
     seeds = int(rows["seeds"].max())
     lines = ["## Tasks from the ecosystem: Gymnasium and seals", "",
@@ -104,12 +111,46 @@ def section(inputs: ReportInputs) -> SectionOutput:
              "β = 1 labels are close to coin flips there. "
              "*Pairs to near-optimal*: per seed, the first swept budget at which the learned reward's greedy "
              f"policy has scaled return ≥ {rlhf.NEAR_OPTIMAL_SCALED_RETURN}; the median over {seeds} seeds with a "
-             f"{CONFIDENCE:.0%} bootstrap CI over seeds. *reward_threshold*: the share of seeds whose greedy policy's "
-             "expected return in H steps reaches the environment's registered threshold, where one is registered "
-             "and the optimum V* reaches it. Numbers: [ecosystem.csv](ecosystem.csv).", "",
-             pd.DataFrame(shown).to_markdown(index=False), "", *_findings(rows),
-             f"![{figure.stem}]({figure.name})", ""]
-    return SectionOutput(lines=lines, files=[csv, figure])
+             f"{CONFIDENCE:.0%} bootstrap CI over seeds. *near-opt.*: the share of seeds near-optimal at the largest "
+             f"budget, with a {CONFIDENCE:.0%} Wilson interval. *reward_threshold*: the share of seeds whose greedy "
+             "policy's expected return in H steps reaches the environment's registered threshold, where one is "
+             "registered and the optimum V* reaches it. Numbers: [ecosystem.csv](ecosystem.csv); figure: "
+             "*near-optimal share by budget* in [Figures](#figures).", "",
+             pd.DataFrame(shown).to_markdown(index=False), "", *_findings(rows)]
+    return SectionOutput(lines=lines, files=[csv, figure], figures=[Figure(figure, _TITLE, _caption(rows, seeds))])
+
+
+_TITLE = "Ecosystem environments: near-optimal share by budget"
+
+
+def _caption(rows: pd.DataFrame, seeds: int) -> str:
+    """What to look at in the ecosystem figure, read off its numbers."""
+    columns = [c for c in rows.columns if c.startswith("near_optimal@")]
+    never = sorted({str(r["env"]) for _, r in rows.iterrows()} -
+                   {str(r["env"]) for _, r in rows.iterrows() if (r[columns].fillna(0) > 0).any()})
+    gaps = []
+    if rows["panel"].nunique() == 2:         # two teachers: where they differ most at the largest budget
+        a, b = sorted(rows["panel"].unique())
+        top = rows.set_index(["env", "panel"])
+        for env in dict.fromkeys(rows["env"]):
+            if (env, a) in top.index and (env, b) in top.index:
+                budget = min(top.loc[(env, a), "top_budget"], top.loc[(env, b), "top_budget"])
+                gap = top.loc[(env, b), f"near_optimal@{budget}"] - top.loc[(env, a), f"near_optimal@{budget}"]
+                gaps.append((abs(gap), env, gap, budget, a, b))
+    text = (f"Share of the {seeds} seeds whose learned reward's greedy policy is near-optimal (scaled return ≥ "
+            f"{rlhf.NEAR_OPTIMAL_SCALED_RETURN}), against preference pairs on a log axis; one panel per "
+            + ("teacher" if rows["panel"].nunique() > 1 else "setting")
+            + f", one line per environment (the same colour and marker in every panel); bars: {CONFIDENCE:.0%} "
+            "Wilson intervals over seeds. Points are spread up to "
+            f"{figures.max_dodge(int(rows.groupby('panel').size().max())):.0%} sideways so that lines at the same "
+            "share stay visible.")
+    if never:
+        text += " At 0 at every budget with every teacher: " + ", ".join(never) + "."
+    if gaps:
+        _, env, gap, budget, a, b = max(gaps)
+        text += (f" The largest gap between the panels is {env}: {abs(gap):.0%} more seeds near-optimal with "
+                 f"{b if gap > 0 else a} than with {a if gap > 0 else b} at {budget} pairs.")
+    return text
 
 
 def _findings(rows: pd.DataFrame) -> list[str]:

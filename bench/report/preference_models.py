@@ -17,9 +17,9 @@ import pandas as pd
 
 import rlhf
 
-from . import bootstrap, figures
+from . import aggregate, bootstrap, figures
 from .bootstrap import CONFIDENCE
-from .section import ReportInputs, SectionOutput
+from .section import Figure, ReportInputs, SectionOutput
 from .stats import bootstrap_rng, values_text
 
 _SETTING = ["noise", "teacher_model", "budget"]
@@ -97,15 +97,34 @@ def section(inputs: ReportInputs) -> SectionOutput:
              "call mistaking advantage for reward. *Share near-optimal*: the share of worlds whose greedy policy "
              f"has scaled return ≥ {rlhf.NEAR_OPTIMAL_SCALED_RETURN} (each world's rate over its {seeds} seeds), "
              f"with a {CONFIDENCE:.0%} bootstrap CI over worlds. Numbers: "
-             "[preference_models.csv](preference_models.csv).", ""]
-    lines += [_markdown(table), "", *_findings(table), f"![{figure.stem}]({figure.name})", ""]
-    return SectionOutput(lines=lines, files=[csv, figure])
+             "[preference_models.csv](preference_models.csv); figure: *partial return vs regret* in "
+             "[Figures](#figures).", ""]
+    lines += [_markdown(table), "", *_findings(table), *_across_noises(rates)]
+    caption = (f"Share of the {worlds} random worlds whose learned table's greedy policy is near-optimal (each world's "
+               f"rate over its {seeds} seeds), against preference pairs on a log axis; one panel per teacher noise; "
+               "colour: the teacher's preference model, line style: the learner's (dashed partial, solid regret); "
+               f"bands: {CONFIDENCE:.0%} bootstrap CIs over worlds. Look at the solid blue line (a partial-return "
+               "teacher, a learner acting greedily on Â): it stays near 0 at every budget, while the other three "
+               "rise together." if _partial_regret_lags(table) else
+               f"Share of the {worlds} random worlds whose learned table's greedy policy is near-optimal (each world's "
+               f"rate over its {seeds} seeds), against preference pairs on a log axis; one panel per teacher noise; "
+               "colour: the teacher's preference model, line style: the learner's (dashed partial, solid regret); "
+               f"bands: {CONFIDENCE:.0%} bootstrap CIs over worlds.")
+    return SectionOutput(lines=lines, files=[csv, figure],
+                         figures=[Figure(figure, "Partial return vs regret: share of worlds near-optimal", caption)])
+
+
+def _partial_regret_lags(table: pd.DataFrame) -> bool:
+    """Whether, with a partial-return teacher, the regret learner's share is below the partial
+    learner's (paired CI) at every budget and every noise: what the figure's caption points at."""
+    rows = table[table["teacher_model"] == "partial"]
+    return "difference" in rows and len(rows) > 0 and bool((rows["difference_ci_high"] < 0).all())
 
 
 def _markdown(table: pd.DataFrame) -> str:
     rows = []
     for (noise, teacher, learner), line in table.groupby(["noise", "teacher_model", "learner_model"], sort=True):
-        row = {"teacher": f"{teacher}, {noise}", "learner": learner}
+        row = {"teacher": f"{teacher}, {noise}", "learner": learner, "worlds": values_text(line["worlds"])}
         for _, r in line.sort_values("budget").iterrows():
             row[str(r["budget"])] = f"{r['share']:.2f} [{r['ci_low']:.2f}, {r['ci_high']:.2f}]"
         rows.append(row)
@@ -149,6 +168,33 @@ def _findings(table: pd.DataFrame) -> list[str]:
                         "learner learns a reward through the regret model; here the partial learner, given the same "
                         "regret labels, learns Â itself and plans on it, which Knox et al. (2024) show often works."))
     return [*lines, ""]
+
+
+def _across_noises(rates: pd.DataFrame) -> list[str]:
+    """Per teacher model, the learners ranked across teacher noises at the largest budget the way
+    rliable does (:mod:`bench.report.aggregate`): each world's near-optimal rate is a run, each noise
+    a task; IQM and the probability that a learner does better than the partial-return learner."""
+    top = rates[rates["budget"] == rates["budget"].max()]
+    learners = sorted(top["learner_model"].unique())
+    if len(learners) < 2 or top["noise"].nunique() < 2:
+        return []
+    baseline = "partial" if "partial" in learners else learners[0]
+    learners = [baseline, *(m for m in learners if m != baseline)]
+    rows = []
+    for teacher, at in top.groupby("teacher_model", sort=True):
+        strata = [g.pivot(index="world", columns="learner_model", values="near")[learners].dropna().to_numpy()
+                  for _, g in at.groupby("noise", sort=True)]
+        fields = {"section": "preference models", "teacher_model": teacher, "budget": int(at["budget"].iloc[0])}
+        for row in aggregate.table_rows(aggregate.aggregate(strata, learners, baseline, fields), baseline, "share"):
+            rows.append({"teacher": str(teacher), "learner": row.pop(""), **row})
+    budget = int(top["budget"].iloc[0])
+    noises = ", ".join(sorted(top["noise"].unique()))
+    return [f"Across teacher noises ({noises}) at {budget} pairs, ranked the way rliable does (Agarwal et al., "
+            "2021): each world's near-optimal rate is a run and each noise a task; *IQM*: the interquartile mean "
+            f"of the runs pooled over noises; *P(better than {baseline})*: the chance that a world's rate with this "
+            f"learner is above a world's rate with the {baseline} learner (ties ½), averaged over noises; "
+            f"{CONFIDENCE:.0%} CIs by a bootstrap over worlds stratified by noise.", "",
+            pd.DataFrame(rows).to_markdown(index=False), ""]
 
 
 def _world_tasks() -> tuple[str, ...]:

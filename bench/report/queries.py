@@ -7,25 +7,32 @@ CI bands), each rule's *budget at which mean success reaches the target*
 (:func:`budget_to_target`, with a bootstrap CI over seeds), and findings read off
 those numbers, set against B-Pref's reported ordering. Configurations outside method families are the
 rest of the report's business (:func:`without_methods`).
+
+Rules are compared with the baseline (uniform) one by one, never "the best of several rules"
+against it (picking the best after the fact flatters it): per setting, each rule's per-seed mean
+success over the budgets against uniform's on the same seeds, with a paired bootstrap CI whose
+level is Bonferroni-corrected over the rules compared (:func:`against_baseline`). Across
+settings the rules are ranked the way rliable does (:mod:`bench.report.aggregate`).
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
 from ..sweep.config import group_columns, instance_label
-from . import bootstrap, figures
+from . import aggregate, bootstrap, figures
 from .bootstrap import CONFIDENCE
-from .section import ReportInputs, SectionOutput
+from .section import Figure, ReportInputs, SectionOutput
 from .stats import bootstrap_rng, budget_reaching_target, budget_text, success_values, values_text
 
 MIN_RULES = 3
 UNCERTAINTY_RULES = ("disagreement", "entropy", "info-gain")
 """B-Pref's "uncertainty-based" family (it has disagreement and entropy; info-gain is BALD)."""
+BASELINE = "uniform"
+"""The rule every other rule is compared with."""
 _FAMILY = [c for c in group_columns() if c not in ("query", "budget")]
 
 
@@ -77,11 +84,15 @@ class _RuleRow:
     epic: float
     regret: float
     near_optimal: float
+    seeds: int
 
-    def shown(self, top: int) -> dict[str, object]:
-        return {"rule": self.rule, "pairs to target": budget_text(self.budget_to_target, top),
+    def shown(self, top: int, against: Comparison | None) -> dict[str, object]:
+        versus = ("—" if against is None else        # no spread to resample: say so, not "[x, x]"
+                  f"{against.difference:+.2f} (all {against.seeds} seeds alike)" if against.low == against.high else
+                  f"{against.difference:+.2f} [{against.low:+.2f}, {against.high:+.2f}]")
+        return {"rule": self.rule, "seeds": self.seeds, "pairs to target": budget_text(self.budget_to_target, top),
                 "CI": f"[{budget_text(self.low, top)}, {budget_text(self.high, top)}]",
-                "mean success": self.mean_success,
+                "mean success": self.mean_success, f"vs {BASELINE}": versus,
                 f"EPIC @ {top}": self.epic, f"regret @ {top}": self.regret, f"near-opt. @ {top}": self.near_optimal}
 
 
@@ -92,7 +103,54 @@ def _rule_row(rule: str, rows: pd.DataFrame, cells: pd.DataFrame, top: int, targ
     regret = float(last["regret_mean"]) if "regret_mean" in last else float("nan")
     near = float(last["near_optimal_mean"]) if "near_optimal_mean" in last else float("nan")
     return _RuleRow(rule, reached, low, high, float(rows["success_mean"].mean()), float(last["epic_mean"]), regret,
-                    near)
+                    near, int(rows["seeds"].min()))
+
+
+def seed_scores(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per seed (rows) and rule (columns) of one method family: the seed's mean success over the
+    swept budgets (its area under the sample-efficiency curve; a failed cell is a failure). Only
+    seeds every rule has at every budget: rules are compared on the same seeds."""
+    scored = cells.assign(score=success_values(cells))
+    table = scored.pivot_table(index="seed", columns=["query", "budget"], values="score", aggfunc="mean")
+    table = table.dropna()
+    return table.T.groupby(level="query").mean().T
+
+
+@dataclass(frozen=True)
+class Comparison:
+    """One rule against the baseline in one setting."""
+
+    rule: str
+    difference: float
+    """Mean over seeds of (the rule's − the baseline's) per-seed mean success."""
+    low: float
+    high: float
+    confidence: float
+    """The level of each interval (Bonferroni: 1 − (1 − CONFIDENCE) / rules compared)."""
+    seeds: int
+
+    @property
+    def verdict(self) -> str:
+        return "ahead" if self.low > 0 else "behind" if self.high < 0 else "not distinguishable"
+
+
+def against_baseline(scores: pd.DataFrame, fields: dict, baseline: str = BASELINE) -> dict[str, Comparison]:
+    """Each rule against ``baseline`` on the same seeds: the paired difference of per-seed mean
+    success (:func:`seed_scores`) with a bootstrap CI over seeds (one resample of seeds serves
+    every rule). The intervals are Bonferroni-corrected over the rules compared, so all of them
+    hold together at ``CONFIDENCE``: no rule looks ahead because it was picked as the best of
+    several."""
+    if baseline not in scores or len(scores) == 0:
+        return {}
+    rules = [r for r in scores.columns if r != baseline]
+    values = scores.to_numpy(dtype=float)                                          # [seeds, rules]
+    base = list(scores.columns).index(baseline)
+    level = 1 - (1 - CONFIDENCE) / max(len(rules), 1)
+    draws = bootstrap.resample(values, bootstrap.mean, bootstrap_rng(fields | {"statistic": f"against {baseline}"}))
+    low, high = bootstrap.percentile_interval(draws - draws[:, [base]], level)
+    mean = values.mean(axis=0) - values[:, base].mean()
+    return {str(r): Comparison(str(r), float(mean[j]), float(low[j]), float(high[j]), level, len(values))
+            for j, r in enumerate(scores.columns) if r != baseline}
 
 
 def _family_name(row: pd.Series) -> str:
@@ -107,64 +165,119 @@ def section(inputs: ReportInputs) -> SectionOutput:
     if methods.empty:
         return SectionOutput()
     cells, target, to = inputs.cells, inputs.target, inputs.stage
-    written: list[Path] = []
+    shown_figures: list[Figure] = []
     for (task, teacher, slip), rows in methods.groupby(["task", "teacher", "slip"], sort=True):
         panels = [("success", "success rate"), ("epic", "EPIC distance")]
         if "regret_mean" in rows and rows["regret_mean"].notna().any():
             panels.append(("regret", "normalised regret"))
         name = f"queries_{task}_{str(teacher).replace(':', '').replace('+', '_')}_slip{slip:g}.png"
-        written.append(figures.sample_efficiency(rows, str(task), panels, to / name, line_by="query"))
+        title = f"Query rules: {task}, teacher {teacher}, slip {slip:g}"
+        path = figures.sample_efficiency(rows, str(task), panels, to / name, line_by="query", title=title)
+        shown_figures.append(Figure(path, title, _caption(rows, panels)))
     lines = ["## Which pairs to ask: query rules", "",
              f"`bench/configs/queries.toml`: every rule with the same {values_text(methods['ensemble'])}-member bagged "
              "ensemble (planning on the members' mean reward), so rules differ only in the pairs they ask; active "
              f"rules choose from an on-policy pool of {values_text(methods['oversample'])}× the round's pairs "
-             "(definitions: `rlhf/queries.py`). *Pairs to "
-             f"{target:.0%}*: the smallest swept budget whose success rate over the seeds reaches "
-             f"{target:.0%}, with a {CONFIDENCE:.0%} bootstrap CI over seeds. *Mean success*: the success rate "
-             "averaged over the swept budgets (the area under the sample-efficiency curve); rules are ordered by it, "
-             "then by EPIC at the largest budget.", ""]
-    verdicts = {"fewer": 0, "as many": 0, "more": 0, "neither": 0}
+             "(definitions: `rlhf/queries.py`). *Pairs to target*: the smallest swept budget whose success rate over "
+             f"the seeds reaches {target:.0%}, with a {CONFIDENCE:.0%} bootstrap CI over seeds. *Mean success*: the "
+             "success rate averaged over the swept budgets (the area under the sample-efficiency curve); rules are "
+             f"ordered by it, then by EPIC at the largest budget. *vs {BASELINE}*: the rule's mean success minus "
+             f"{BASELINE}'s on the same seeds, with a paired bootstrap CI over seeds at the level that keeps all of a "
+             f"setting's comparisons at {CONFIDENCE:.0%} together (Bonferroni over the rules compared with "
+             f"{BASELINE}). Figures: *Query rules* in [Figures](#figures).", ""]
+    verdicts: dict[str, dict[str, int]] = {}             # rule -> verdict -> settings
+    levels: set[float] = set()
     orderings: list[str] = []
     reached: dict[str, dict[str, list[bool]]] = {}       # teacher -> rule -> per setting
+    strata: list[pd.DataFrame] = []
     for _, family in methods.groupby(_FAMILY, sort=True, dropna=False):
         first = family.iloc[0]
         top = int(family["budget"].max())
         table = [_rule_row(str(rule), rows, cells, top, target) for rule, rows in family.groupby("query", sort=True)]
         table.sort(key=lambda r: (-r.mean_success, r.epic))
         orderings.append(f"{_family_name(first)}: " + " > ".join(r.rule for r in table))
-        to_target = {r.rule: r.budget_to_target for r in table}
         per_rule = reached.setdefault(str(first["teacher"]), {})
         for r in table:
             per_rule.setdefault(r.rule, []).append(bool(np.isfinite(r.budget_to_target)))
-        if "uniform" in to_target and any(r in to_target for r in UNCERTAINTY_RULES):
-            best = min(to_target[r] for r in UNCERTAINTY_RULES if r in to_target)
-            base = to_target["uniform"]
-            verdicts["neither" if np.isinf(best) and np.isinf(base) else "fewer" if best < base
-                     else "as many" if best == base else "more"] += 1
-        shown = pd.DataFrame([r.shown(top) for r in table]).dropna(axis="columns", how="all")
+        scores = seed_scores(cells.merge(family[[*_FAMILY, "query", "budget"]], on=[*_FAMILY, "query", "budget"]))
+        strata.append(scores)
+        compared = against_baseline(scores, {c: first[c] for c in _FAMILY})
+        for rule, c in compared.items():
+            counts = verdicts.setdefault(rule, {"ahead": 0, "behind": 0, "not distinguishable": 0})
+            counts[c.verdict] += 1
+            levels.add(c.confidence)
+        shown = pd.DataFrame([r.shown(top, compared.get(r.rule)) for r in table]).dropna(axis="columns", how="all")
         lines += [f"### {_family_name(first)}", "", shown.to_markdown(index=False, floatfmt=".3f"), ""]
-    lines += _findings(verdicts, orderings, reached, target)
-    lines += [f"![{p.stem}]({p.name})\n" for p in written]
-    return SectionOutput(lines=lines, files=written)
+    lines += _findings(verdicts, levels, orderings, reached, target)
+    lines += _across_settings(strata)
+    return SectionOutput(lines=lines, files=[f.path for f in shown_figures], figures=shown_figures)
 
 
-def _findings(verdicts: dict[str, int], orderings: list[str], reached: dict[str, dict[str, list[bool]]],
-              target: float) -> list[str]:
-    total = sum(verdicts.values())
+def _caption(rows: pd.DataFrame, panels: list[tuple[str, str]]) -> str:
+    """What to look at in one query-rule figure, read off its rows."""
+    seeds = values_text(rows["seeds"])
+    rules = rows.groupby("query")["success_mean"].mean().sort_values(ascending=False)
+    what = ", ".join(label for _, label in panels)
+    text = (f"{what[:1].upper()}{what[1:]} (rows) against preference pairs (log axis, each column its own) for each "
+            f"query rule (colour and hollow marker), one column per instance size. {CONFIDENCE:.0%} CIs over the "
+            f"{seeds} seeds: bars for the success rate (Wilson), bands otherwise (percentile bootstrap). Points are "
+            f"spread up to {figures.max_dodge(len(rules)):.0%} sideways so that rules at the same value stay visible. "
+            f"Mean success over every panel's budgets: " + ", ".join(f"{r} {v:.2f}" for r, v in rules.items()) + ".")
+    if BASELINE in rules and rules.index[0] != BASELINE:
+        text += (f" Look at how far the {BASELINE} line (the baseline) lags {rules.index[0]} in the top row, and "
+                 "whether the gap closes at the largest budget.")
+    return text
+
+
+def _across_settings(strata: list[pd.DataFrame]) -> list[str]:
+    """The rules ranked across every setting the way rliable does (:mod:`bench.report.aggregate`): a
+    seed's mean success over the budgets is a run, a setting a task."""
+    if len(strata) < 2:
+        return []
+    rules = sorted(set.intersection(*(set(s.columns) for s in strata)))
+    if BASELINE not in rules or len(rules) < 2:
+        return []
+    data = [s[rules].to_numpy(dtype=float) for s in strata]
+    results = aggregate.aggregate(data, rules, BASELINE, {"section": "query rules", "rules": rules})
+    results.sort(key=lambda a: (-a.iqm, -a.improvement, a.method))
+    return ["### Across settings", "",
+            f"The rules ranked over all {len(strata)} settings the way rliable does (Agarwal et al., 2021): a seed's "
+            "mean success over the swept budgets is a run, a setting a task. *IQM*: the interquartile mean of the "
+            "runs pooled over settings (the middle 50%: robust to a few settings where every rule succeeds or "
+            f"fails); *P(better than {BASELINE})*: the chance that a seed of the rule scores above a seed of "
+            f"{BASELINE} in the same setting (ties ½), averaged over settings; {CONFIDENCE:.0%} CIs by a bootstrap "
+            "over seeds stratified by setting.", "",
+            pd.DataFrame(aggregate.table_rows(results, BASELINE, "mean success")).rename(columns={"": "rule"})
+            .to_markdown(index=False), ""]
+
+
+def _findings(verdicts: dict[str, dict[str, int]], levels: set[float], orderings: list[str],
+              reached: dict[str, dict[str, list[bool]]], target: float) -> list[str]:
     lines = ["### Findings", ""]
-    if total:
-        agrees = verdicts["fewer"] > total / 2
+    uncertain = [r for r in UNCERTAINTY_RULES if r in verdicts]
+    if uncertain:
+        total = sum(verdicts[uncertain[0]].values())
+        level = " or ".join(f"{x:.1%}" for x in sorted(levels))
+        ahead = [r for r in uncertain if verdicts[r]["ahead"] > total / 2]
+        b_pref = [r for r in ("disagreement", "entropy") if r in uncertain]
+        said = "; ".join(f"{r} ahead in {verdicts[r]['ahead']} of {total} settings, behind in "
+                         f"{verdicts[r]['behind']}, not distinguishable in {verdicts[r]['not distinguishable']}"
+                         for r in uncertain)
+        verdict = ("this suite agrees with B-Pref's ordering for " + " and ".join(ahead) if ahead else
+                   "this suite does not reproduce B-Pref's ordering for any of them")
+        if ahead and set(b_pref) - set(ahead):
+            verdict += ", not for " + " and ".join(sorted(set(b_pref) - set(ahead)))
         lines.append(f"- B-Pref (Lee et al., 2021) reports that uncertainty-based sampling (disagreement, entropy) "
-                     f"beats uniform sampling on most of its tasks. Here the best uncertainty rule (disagreement, "
-                     f"entropy or info-gain) needs fewer pairs than uniform to reach {target:.0%} success in "
-                     f"{verdicts['fewer']} of {total} settings, the same budget in {verdicts['as many']}, more in "
-                     f"{verdicts['more']}, and neither reaches it within the sweep in {verdicts['neither']}: "
-                     + ("this suite agrees with B-Pref's ordering." if agrees
-                        else "this suite does not reproduce B-Pref's ordering."))
+                     f"beats uniform sampling on most of its tasks. Here each uncertainty rule is compared with "
+                     f"{BASELINE} on its own, by the difference in mean success on the same seeds ({level} paired "
+                     f"CIs: {CONFIDENCE:.0%} for all of a setting's comparisons together, Bonferroni; no rule is "
+                     f"picked as the best of several first): {said}. Counting a rule as ahead where it is ahead in "
+                     f"more than half the settings, {verdict}.")
     for teacher, rules in sorted(reached.items()):
         counts = sorted(((sum(v), len(v), rule) for rule, v in rules.items()), key=lambda c: (-c[0], c[2]))
         lines.append(f"- Teacher {teacher}: settings in which each rule reaches {target:.0%} within the sweep: "
                      + ", ".join(f"{rule} {k} of {n}" for k, n, rule in counts) + ".")
-    lines += ["- Ordering of rules by mean success (best first):", ""]
+    lines += ["- Ordering of rules by mean success (best first; the CIs above say which gaps are distinguishable):",
+              ""]
     lines += [f"  - {o}" for o in orderings]
     return [*lines, ""]

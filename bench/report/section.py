@@ -49,6 +49,18 @@ class ReportInputs:
 
 
 @dataclass(frozen=True)
+class Figure:
+    """A figure a section wrote, as the front page's Figures section shows it."""
+
+    path: Path
+    title: str
+    """What it shows, in words (the gallery's heading; not the file name)."""
+    caption: str
+    """What to look at in it: the axes, what a line or band is, and what the reader should notice,
+    read off the numbers where it states a fact."""
+
+
+@dataclass(frozen=True)
 class SectionOutput:
     """What a section hands back."""
 
@@ -56,9 +68,9 @@ class SectionOutput:
     """Its Markdown on the front page (in the order of ``SECTIONS``); empty: not on the page."""
     files: list[Path] = field(default_factory=list)
     """Every file it wrote into ``inputs.stage``."""
-    figures: list[Path] = field(default_factory=list)
-    """Figures among ``files`` to show in the front page's figure gallery (the others are shown in
-    ``lines`` or only linked)."""
+    figures: list[Figure] = field(default_factory=list)
+    """Every figure among ``files``, with its title and caption: the front page's Figures section
+    shows them all (a section's own Markdown refers to them there)."""
     notes: list[str] = field(default_factory=list)
     """Notes for the gallery (such as why a figure is left out); they open it."""
 

@@ -1,17 +1,22 @@
-"""Aggregate statistics across seeds (rliable-style): mean, bootstrap CI, IQM.
+"""Aggregate statistics across seeds (rliable-style): mean, CI, IQM.
 
 Seeds are grouped by their configuration — every config field but the seed
 (:func:`bench.sweep.config.group_columns`) — here, in the report and in the gate.
-Every bootstrap (:mod:`bench.report.bootstrap`) draws from an explicit
-``numpy.random.Generator`` seeded by the configuration itself, so a configuration's
-intervals are the same whatever else is reported beside it, and reports are
-reproducible byte for byte.
+A rate of per-seed successes (success, near-optimal) gets a Wilson score interval
+(:func:`proportion_interval`: honest at a handful of seeds); any other mean a percentile
+bootstrap (:mod:`bench.report.bootstrap`), which the report marks as unreliable below
+:data:`MIN_RELIABLE_SEEDS` seeds. Every bootstrap draws from an explicit
+``numpy.random.Generator`` seeded by the configuration and the statistic itself, so an
+interval is the same whatever else is reported beside it, and reports are reproducible
+byte for byte.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import math
+import statistics
 from collections.abc import Iterator
 
 import numpy as np
@@ -21,6 +26,12 @@ from ..sweep.config import group_columns
 from . import bootstrap
 
 BOOTSTRAP_SEED = 20261121
+BINARY_SERIES = ("success", "near_optimal", "goal_hit", "exact_match")
+"""Per-seed outcomes that are 0 or 1: their mean is a proportion (:func:`proportion_interval`)."""
+MIN_RELIABLE_SEEDS = 10
+"""Below this many seeds a percentile-bootstrap interval is marked as unreliable: resampling n
+values can only show the spread among those n (3 equal values give a zero-width interval), and
+its coverage falls well short of the nominal level at small n."""
 
 
 def iqm(values: np.ndarray) -> float:
@@ -74,22 +85,56 @@ def success_values(rows: pd.DataFrame) -> np.ndarray:
     return np.where(done, converged, 0.0)
 
 
+def proportion_interval(values: np.ndarray, confidence: float = bootstrap.CONFIDENCE) -> tuple[float, float]:
+    """The Wilson score interval of the rate of 1s among ``values`` (per-seed outcomes, 0 or 1).
+
+    Why not the percentile bootstrap: resampling n outcomes that are all 1 (or all 0) only ever
+    gives 1 (0), so 3 successes of 3 seeds read ``1.00 [1.00, 1.00]`` — certainty from three
+    tries. A rate of independent 0/1 outcomes is a binomial proportion, and Wilson's interval
+    (the set of rates p whose score test does not reject the count) keeps close to its nominal
+    coverage down to a few trials and at rates of 0 or 1 (Brown, Cai & DasGupta, 2001, who
+    recommend it for small n): 3 of 3 gives [0.44, 1.00], 20 of 20 [0.84, 1.00], 0 of 20
+    [0.00, 0.16]. It needs no resampling, so it is the same on every machine and run.
+    """
+    n = len(values)
+    if n == 0:
+        return float("nan"), float("nan")
+    z = statistics.NormalDist().inv_cdf(1 - (1 - confidence) / 2)
+    p = float(np.mean(values))
+    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
+    half = z / (1 + z * z / n) * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return max(0.0, min(centre - half, p)), min(1.0, max(centre + half, p))   # exact 0 and 1 at p = 0 and 1
+
+
+def is_binary(name: str, values: np.ndarray) -> bool:
+    """Whether a series is a rate of per-seed 0/1 outcomes (one of :data:`BINARY_SERIES`, all 0 or 1)."""
+    return name in BINARY_SERIES and bool(np.isin(values, (0.0, 1.0)).all())
+
+
+def mean_interval(name: str, values: np.ndarray, fields: dict) -> tuple[float, float]:
+    """The CI of a series' mean over seeds: Wilson for a binary series (:func:`proportion_interval`),
+    otherwise the percentile bootstrap with the generator of (``fields``, ``name``)."""
+    if is_binary(name, values):
+        return proportion_interval(values)
+    return bootstrap.interval(values, bootstrap.mean, bootstrap_rng(fields | {"statistic": name}))
+
+
 def summarize(cells: pd.DataFrame, metrics: list[str]) -> pd.DataFrame:
     """One row per configuration (every group column): seeds, failed cells, success rate,
-    and per metric mean, CI low/high and IQM over the seeds whose cell finished."""
+    and per metric mean, CI low/high (:func:`mean_interval`) and IQM over the seeds whose cell
+    finished."""
     rows = []
     for fields, group in configurations(cells):
         done = group[group["status"] == "done"]
         row: dict[str, object] = dict(fields)
         row["seeds"] = len(group)
         row["failed"] = int((group["status"] != "done").sum())
-        rng = bootstrap_rng(fields)
         series = {"success": success_values(group)}
         series |= {m: done[m].dropna().to_numpy(dtype=float) for m in metrics if m in done}
         for name, values in series.items():
             if len(values) == 0:
                 continue
-            low, high = bootstrap.interval(values, bootstrap.mean, rng)   # one rng, series after series
+            low, high = mean_interval(name, values, fields)
             row[f"{name}_mean"], row[f"{name}_ci_low"], row[f"{name}_ci_high"] = float(values.mean()), low, high
             row[f"{name}_iqm"] = iqm(values)
         rows.append(row)
@@ -107,7 +152,7 @@ def budget_reaching_target(success: np.ndarray, budgets: np.ndarray, target: flo
 
 def values_text(column: pd.Series) -> str:
     """The values a configuration field takes, for prose: ``"5"``, or ``"5/10"`` when they differ."""
-    return "/".join(f"{v:g}" for v in sorted(column.unique()))
+    return "/".join(f"{v:g}" if isinstance(v, int | float) else str(v) for v in sorted(column.unique()))
 
 
 def budget_text(budget: float, top: int) -> str:

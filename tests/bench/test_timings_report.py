@@ -41,3 +41,89 @@ def test_the_seed_run_paragraph_names_the_largest_phase_from_the_measurements():
 
 def test_sizes_in_the_prose_are_written_from_the_numbers():
     assert report._power(2, 1 << 17) == "2¹⁷" and report._power(10, 1000 * 1000) == "10⁶"
+
+
+def reference_json(two_threads_factor: float = 1.0, load: dict | None = None) -> dict:
+    """The committed timings JSON, without any recorded load (or with ``load`` for every benchmark),
+    the two-thread medians scaled by ``two_threads_factor``."""
+    import copy
+    import json
+
+    from helpers import ROOT
+
+    raw = copy.deepcopy(json.loads((ROOT / "reports" / "timings.json").read_text()))
+    for b in raw["benchmarks"]:
+        for key in ("load_before", "load_after", "cpu_s", "wall_s", "threads"):
+            b["extra_info"].pop(key, None)
+        if b["extra_info"]["group"] == "soft_vi_threads":
+            b["stats"]["median"] *= two_threads_factor
+        if load is not None:
+            b["extra_info"].update(load)
+    raw["machine_info"]["cores"] = 2
+    return raw
+
+
+def markdown(raw: dict) -> str:
+    """The timings page of a benchmark JSON (no memory probe: peak memory unmeasured)."""
+    return report._markdown(report.timings_frame(raw).assign(peak_mib=float("nan")), raw["machine_info"])
+
+
+def test_every_target_is_marked_met_or_missed_from_the_numbers():
+    raw = reference_json()
+    frame = report.timings_frame(raw)
+    text = markdown(raw)
+    seed_run = frame[(frame.group == "seed_run") & (frame.implementation == "fast")]["speedup"].iloc[0]
+    assert f"**{seed_run:.1f}×** faster" in text
+    assert f"target ≥ 20×: **{'met' if seed_run >= 20 else 'missed'}**" in text
+    targets = text.split("## Targets")[1].split("## ")[0]
+    bullets = [line for line in targets.splitlines() if line.startswith("- ")]
+    assert bullets and all("**met**" in b or "**missed**" in b for b in bullets)
+    met, total = (int(x) for x in targets.split(" targets met")[0].split("**")[-1].split(" of "))
+    assert total == targets.count("**met**") + targets.count("**missed**") and met == targets.count("**met**")
+    # ratios say which way they read
+    assert "bigger is better" in text and "5 members cost" in text and "smaller is better" in text
+    assert "speed-up per seed, batched (bigger is better)" in text
+
+
+def test_a_two_thread_figure_slower_than_one_thread_is_commented_and_load_is_flagged():
+    quiet = markdown(reference_json(two_threads_factor=30.0))
+    assert "**slower than one thread**" in quiet and "contention cannot be ruled out" in quiet
+    assert "Load not recorded" in quiet
+    busy = reference_json(two_threads_factor=30.0, load={"load_before": 2.6, "load_after": 2.4, "cpu_s": 1.0,
+                                                         "wall_s": 1.0, "threads": 1})
+    text = markdown(busy)
+    line = next(b for b in text.splitlines() if b.startswith("- soft VI at N = 1000"))
+    assert "⚠ taken under load (2.6 on 2 cores" in line and "**slower than one thread**" in line
+    assert "| load" in text and "2.60 ⚠" in text
+    calm = markdown(reference_json(load={"load_before": 1.0, "load_after": 1.1, "cpu_s": 1.0, "wall_s": 1.0,
+                                         "threads": 1}))
+    assert "⚠" not in calm and "None was taken under load" in calm
+
+
+def test_a_starved_benchmark_is_flagged_even_at_low_load():
+    raw = reference_json(load={"load_before": 1.0, "load_after": 1.0, "cpu_s": 1.0, "wall_s": 1.0, "threads": 1})
+    for b in raw["benchmarks"]:
+        if b["extra_info"]["group"] == "soft_vi_threads":
+            b["extra_info"].update(threads=2, cpu_s=1.1, wall_s=1.0)      # 2 threads got 1.1 CPU seconds a second
+    frame = report.timings_frame(raw)
+    flagged = report.contended(frame, 2)
+    assert flagged[frame.group == "soft_vi_threads"].eq(True).all()
+    assert flagged[frame.group != "soft_vi_threads"].eq(False).all()
+
+
+def test_the_benchmarks_record_the_machine_load(tmp_path):
+    import json
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    out = tmp_path / "b.json"
+    result = subprocess.run([sys.executable, "-m", "pytest", "bench/hotpaths/test_soft_vi.py", "-q", "-p",
+                             "no:cacheprovider", "-k", "gridworld and not reference and 5-0.0",
+                             f"--benchmark-json={out}"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:]
+    (bench,) = json.loads(out.read_text())["benchmarks"]
+    info = bench["extra_info"]
+    assert info["threads"] == 1 and info["wall_s"] > 0 and info["cpu_s"] >= 0
+    assert info["load_before"] >= 0 and info["load_after"] >= 0
