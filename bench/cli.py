@@ -10,6 +10,9 @@ from pathlib import Path
 from .errors import BenchError
 
 EXIT_USAGE = 2
+INTERRUPTED = {"run": "interrupted: finished cells are stored; run the same command again to resume",
+               "label": "interrupted: the answers given are stored; run the same command again to resume"}
+"""What Ctrl-C leaves behind, by command (exit 130)."""
 
 
 def _parser(labelled: tuple[str, ...]) -> argparse.ArgumentParser:
@@ -84,7 +87,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return EXIT_USAGE
     except KeyboardInterrupt:
-        print("interrupted: finished cells are stored; run the same command again to resume", file=sys.stderr)
+        print(INTERRUPTED.get(args.command, "interrupted"), file=sys.stderr)
         return 130
 
 
@@ -160,6 +163,23 @@ def _dispatch(args) -> int:
     raise AssertionError(args.command)
 
 
+HUMAN_EXTRA = ("textual",)
+"""The ``human`` extra's packages (the labelling program's terminal UI)."""
+
+
+def _require_human() -> None:
+    """Import the labelling UI, or stop with one line saying how to install the ``human`` extra."""
+    try:
+        from .labelling import app  # noqa: F401
+    except ImportError as exc:
+        missing = (exc.name or "").partition(".")[0]
+        if missing not in HUMAN_EXTRA:       # not the extra: a bug, shown as such
+            raise
+        why = "is not installed" if isinstance(exc, ModuleNotFoundError) else f"cannot be imported: {exc}"
+        raise BenchError(f"label needs the human extra ({missing} {why}); install it with: "
+                         "pip install -c constraints.txt -e \".[human]\"") from None
+
+
 def _label(args) -> int:
     from rlhf.preferences.recorded import STORE_NAME
 
@@ -172,6 +192,8 @@ def _label(args) -> int:
         raise BenchError(f"--seed must be >= 0, got {args.seed}")
     if args.fit and not (args.out / STORE_NAME).is_file():
         raise BenchError(f"--fit: {args.out} has no labels store ({STORE_NAME})")
+    if not args.fit:
+        _require_human()                        # before the store exists
     spec = SessionSpec(task=args.task, pairs=args.pairs, seed=args.seed, vocab=args.vocab, target=args.target,
                        size=args.size, slip=args.slip)
     try:

@@ -47,10 +47,14 @@ def owned(directory: Path) -> dict[str, str]:
                 from None
     foreign = sorted(entries - files.keys() - {MANIFEST})
     if foreign:
-        shown = ", ".join(foreign[:3]) + (f" and {len(foreign) - 3} more" if len(foreign) > 3 else "")
-        raise BenchError(f"--to {directory}: holds files rlhf-bench did not write ({shown}); "
+        raise BenchError(f"--to {directory}: holds files rlhf-bench did not write ({shown(foreign)}); "
                          "choose a new or empty directory")
     return files
+
+
+def shown(names: list[str]) -> str:
+    """The first three names, and how many more."""
+    return ", ".join(names[:3]) + (f" and {len(names) - 3} more" if len(names) > 3 else "")
 
 
 @contextmanager

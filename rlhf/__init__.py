@@ -15,10 +15,13 @@ from .core.planning import (
     soft_value_iteration,
     uniform_policy,
 )
+from .core.regularized import kl_regularized_policy, policy_kl
 from .core.rollout import Trajectories, rollout, step_rewards
 from .learning.ensemble import Ensemble
 from .learning.learner import LearnerConfig, RewardLearner, bradley_terry_loss
+from .learning.learner_models import LEARNER_MODELS, LearnerModel, register_learner_model
 from .learning.queries import ENSEMBLE_QUERIES, QUERIES, QueryRule, register_query_rule
+from .learning.regret import RegretRewardLearner
 from .learning.rewards import RewardModel, StateLogSoftmaxReward, TableReward
 from .metrics import (
     NEAR_OPTIMAL_SCALED_RETURN,
@@ -29,6 +32,11 @@ from .metrics import (
     total_variation,
 )
 from .metrics import scaled_return_of_reward as scaled_return
+from .policies import builtins as _alignment_methods  # noqa: F401  (registers the built-in methods)
+from .policies.align import AlignResult, align, align_batch
+from .policies.data import PreferenceData
+from .policies.methods import ALIGNMENT_METHODS, AlignmentMethod, PairLoss, register_alignment_method
+from .policies.reference import sft_policy
 from .preferences.fit import TeacherFit, fit_teacher
 from .preferences.kinds import TeacherKind, register_teacher
 from .preferences.labeller import Labeller, Labels, Query
@@ -62,9 +70,12 @@ __all__ = [  # noqa: RUF022
     "register_task", "task_spec", "registered_tasks", "TaskSpec", "Axis", "Render",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward", "Ensemble",
     "QUERIES", "ENSEMBLE_QUERIES", "PREFERENCE_MODELS", "Query", "RewardModel",
-    "QueryRule", "register_query_rule", "PreferenceModel", "register_preference_model", "TeacherKind",
+    "QueryRule", "register_query_rule", "PreferenceModel", "register_preference_model",
+    "LEARNER_MODELS", "LearnerModel", "register_learner_model", "RegretRewardLearner", "TeacherKind",
     "register_teacher",
     "total_variation", "epic_distance", "pearson_distance", "normalized_regret", "scaled_return",
     "NEAR_OPTIMAL_SCALED_RETURN",
     "preference_accuracy",
+    "kl_regularized_policy", "policy_kl", "PreferenceData", "align", "align_batch", "AlignResult",
+    "ALIGNMENT_METHODS", "AlignmentMethod", "PairLoss", "register_alignment_method", "sft_policy",
 ]

@@ -14,10 +14,11 @@ from pathlib import Path
 import pytest
 from helpers import ROOT
 
-RLHF_LAYERS = ["rlhf.core", "rlhf.metrics", "rlhf.preferences", "rlhf.learning", "rlhf.training", "rlhf.tasks",
-               "rlhf"]
+RLHF_LAYERS = ["rlhf.core", "rlhf.metrics", "rlhf.preferences", "rlhf.learning", "rlhf.training", "rlhf.policies",
+               "rlhf.tasks", "rlhf"]
 """Lowest first: kernels and MDPs, metrics on them, where preferences come from, what learns from them,
-the loop, the tasks (each supplies the loop's defaults), and the public re-exports."""
+the loop, policies from preferences (alignment methods), the tasks (each supplies the loop's defaults),
+and the public re-exports."""
 BENCH_LAYERS = ["bench.errors", "bench.kernels", "bench.provenance", "bench.outputs", "bench.sweep",
                 "bench.labelling", "bench.report", "bench.timings", "bench.gate", "bench.cli", "bench.__main__",
                 "bench"]

@@ -14,7 +14,8 @@ table's axes are crossed::
     seeds = 10               # a count (0..9) or a list
     queries = ["on-policy", "disagreement"]   # optional: query rules (default: the train table's)
     ensembles = [1, 5]       # optional: reward ensemble sizes (default: the train table's)
-    learner_models = ["partial", "regret"]    # optional: the learner's preference model
+    learner_models = ["partial", "regret"]    # optional: learner models (rlhf.LEARNER_MODELS)
+    fits = ["round", "all"]  # optional: fit each round's pairs, or every pair so far
     [gridworld.train]        # fixed hyperparameters (TrainConfig / LearnerConfig fields)
     pairs_per_round = 100
 
@@ -29,6 +30,7 @@ own: the cells are all of them. An optional ``[check]`` table holds the converge
 
 from __future__ import annotations
 
+import difflib
 import hashlib
 import itertools
 import json
@@ -40,6 +42,7 @@ from pathlib import Path
 from typing import Any, TypeGuard, TypeVar
 
 import rlhf
+from rlhf.learning.learner import FITS
 from rlhf.preferences.kinds import resolve_teacher_spec
 from rlhf.tasks.registry import CONFIG_KEYS, INSTANCE_FIELDS, SHARED_KEYS, Axis, TaskSpec
 from rlhf.tasks.registry import instance_label as instance_label  # re-exported: reports and the gate label rows
@@ -178,7 +181,8 @@ def load(path: str | Path) -> SweepConfig:
     known = rlhf.registered_tasks()
     unknown = sorted(set(raw) - set(known) - set(CONFIG_KEYS))
     if unknown:
-        raise ConfigError(path, unknown[0], raw[unknown[0]], f"unknown task or key (tasks: {', '.join(known)})")
+        raise ConfigError(path, unknown[0], raw[unknown[0]], _unknown(
+            unknown[0], (*known, *CONFIG_KEYS), f"task or key (tasks: {', '.join(known)})", listing=False))
     tasks = [t for t in raw if t in known]
     if not tasks:
         raise ConfigError(path, None, None, f"names no task (expected a table named after one of {', '.join(known)})")
@@ -222,7 +226,7 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
         raise ConfigError(path, task, table, "must be a table")
     for key in table:
         if key not in SHARED_KEYS and key not in spec.keys:
-            raise ConfigError(path, f"{task}.{key}", table[key], "unknown key")
+            raise ConfigError(path, f"{task}.{key}", table[key], _unknown(key, (*spec.keys, *SHARED_KEYS)))
     for key in (*(a.key for a in spec.axes if a.required), "budgets", "teachers", "seeds"):
         if key not in table:
             raise ConfigError(path, f"{task}.{key}", None, "missing")
@@ -239,30 +243,31 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
     instances = _task_instances(path, spec, table, axis)
     budgets = axis("budgets", int, "an integer >= 1", lambda v: v >= 1)
     teachers = axis("teachers", str, "a teacher spec such as 'boltzmann:1', 'oracle+mistake:0.1' or "
-                    "'recorded:DIR' (a labels store)",
-                    _valid_teacher)
-    teachers = [resolve_teacher_spec(t) for t in teachers]     # recorded:DIR -> its path and digest (checked above)
+                    "'recorded:DIR' (a labels store)", lambda v: True)
+    teachers = [_teacher(path, f"{task}.teachers", t) for t in teachers]
     seeds = _seeds(path, f"{task}.seeds", table["seeds"])
     defaults = spec.defaults
     train = _train_fields(path, task, table.get("train", {}))
-    for key, field in (("queries", "query"), ("ensembles", "ensemble"), ("learner_models", "learner_model")):
+    for key, field in (("queries", "query"), ("ensembles", "ensemble"), ("learner_models", "learner_model"),
+                       ("fits", "fit")):
         if key in table and field in train:
             raise ConfigError(path, f"{task}.train.{field}", train[field], f"conflicts with the {key} axis")
     queries = axis("queries", str, f"one of {', '.join(rlhf.QUERIES)}", lambda v: v in rlhf.QUERIES,
                    default=[train.get("query", defaults.query)])
     ensembles = axis("ensembles", int, "an integer >= 1", lambda v: v >= 1,
                      default=[train.get("ensemble", defaults.ensemble)])
-    learners = axis("learner_models", str, f"one of {', '.join(rlhf.PREFERENCE_MODELS)}",
-                    lambda v: v in rlhf.PREFERENCE_MODELS,
+    learners = axis("learner_models", str, f"one of {', '.join(rlhf.LEARNER_MODELS)}",
+                    lambda v: v in rlhf.LEARNER_MODELS,
                     default=[train.get("learner_model", defaults.learner_model)])
-    methods = [(q, e, m) for q in queries for e in ensembles for m in learners
+    fits = axis("fits", str, f"one of {', '.join(FITS)}", lambda v: v in FITS, default=[train.get("fit", defaults.fit)])
+    methods = [(q, e, m, f) for q in queries for e in ensembles for m in learners for f in fits
                if e > 1 or q not in rlhf.ENSEMBLE_QUERIES]
     if not methods:
         raise ConfigError(path, f"{task}.ensembles", ensembles, f"must include one >= 2 for {', '.join(queries)}")
     try:       # validate the training setup with the library's own checks
         base = defaults.replace(**train)
         trains = {(b, t, *method): base.replace(budget=b, teacher=t, query=method[0], ensemble=method[1],
-                                                learner_model=method[2])
+                                                learner_model=method[2], fit=method[3])
                   for b in budgets for t in teachers for method in methods}
     except ValueError as exc:
         raise ConfigError(path, f"{task}.train", None, str(exc)) from None
@@ -312,7 +317,7 @@ def _train_fields(path: Path, task: str, train: object) -> dict:
     out: dict[str, object] = {}
     for key, value in train.items():
         if key not in _TRAIN_KEYS:
-            raise ConfigError(path, f"{task}.train.{key}", value, "unknown key")
+            raise ConfigError(path, f"{task}.train.{key}", value, _unknown(key, tuple(_TRAIN_KEYS)))
         if not _is(value, _TRAIN_KEYS[key]):
             raise ConfigError(path, f"{task}.train.{key}", value, f"must be {_KIND_NAMES[_TRAIN_KEYS[key]]}")
         out[key] = float(value) if _TRAIN_KEYS[key] is float else value
@@ -345,10 +350,21 @@ def _is(value: object, kind: type[T]) -> TypeGuard[T]:
     return isinstance(value, kind)
 
 
-def _valid_teacher(spec: str) -> bool:
-    """A spec the library takes: a simulated teacher, or ``recorded:DIR`` with a labels store there."""
+def _teacher(path: Path, field: str, spec: str) -> str:
+    """A spec the library takes (a simulated teacher, or ``recorded:DIR`` with a labels store there),
+    resolved (recorded:DIR -> its path and digest); else ConfigError with the library's reason."""
     try:
-        rlhf.TrainConfig(budget=1, teacher=resolve_teacher_spec(spec))
-    except ValueError:
-        return False
-    return True
+        resolved = resolve_teacher_spec(spec)
+        rlhf.TrainConfig(budget=1, teacher=resolved)
+    except ValueError as exc:
+        raise ConfigError(path, field, spec, str(exc)) from None
+    return resolved
+
+
+def _unknown(key: str, known: tuple[str, ...], what: str = "key", listing: bool = True) -> str:
+    """"unknown key", with the nearest known key when one is close (a misspelling), else (``listing``)
+    the known keys."""
+    close = difflib.get_close_matches(key, known, n=1)
+    if close:
+        return f"unknown {what}; did you mean {close[0]!r}?"
+    return f"unknown {what}" + (f" (known: {', '.join(known)})" if listing else "")

@@ -10,12 +10,17 @@ never computed twice in one sweep.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Sequence
+import contextlib
+import logging
+import os
+import signal
+from collections.abc import Callable, Generator, Sequence
+from typing import Any
 
 from ..errors import BenchError
 from .cell import CellGroup, CellResult, run_group
 from .config import CellConfig
-from .executors import default_workers
+from .executors import default_workers, sigint_blocked
 
 ALLOWED_FAILURES = 2
 """Worker deaths tolerated per cell before it is recorded as failed (Dask's default is 3)."""
@@ -43,7 +48,7 @@ def run_dask(
     workers: int | None,
     address: str | None,
     task: Callable[[CellGroup], list[CellResult]] = run_group,
-) -> Iterator[tuple[CellConfig, CellResult]]:
+) -> Generator[tuple[CellConfig, CellResult], None, None]:
     """Run ``task(group)`` for every group on a LocalCluster (or the scheduler at ``address``)."""
     require_dask()
     import dask
@@ -55,17 +60,19 @@ def run_dask(
     with dask.config.set({"distributed.scheduler.allowed-failures": ALLOWED_FAILURES,
                           "distributed.scheduler.worker-saturation": 1.0,
                           "distributed.worker.daemon": False}):
-        cluster = None
-        if address:
-            try:
-                client = Client(address, timeout="5s")
-            except OSError as exc:
-                raise BenchError(f"--address {address}: cannot reach a Dask scheduler ({exc})") from None
-        else:
-            cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
-                                   processes=True, dashboard_address=None)
-            client = Client(cluster)
+        cluster = client = None
+        finished = False
         try:
+            if address:
+                try:
+                    client = Client(address, timeout="5s")
+                except OSError as exc:
+                    raise BenchError(f"--address {address}: cannot reach a Dask scheduler ({exc})") from None
+            else:
+                with sigint_blocked():    # its threads and worker processes inherit the mask: Ctrl-C reaches only us
+                    cluster = LocalCluster(n_workers=workers or default_workers(), threads_per_worker=1,
+                                           processes=True, dashboard_address=None)
+                client = Client(cluster)
             futures = {client.submit(task, group, key=f"group-{group.key}", pure=False): group for group in groups}
             for future in as_completed(futures):
                 group = futures.pop(future)
@@ -75,7 +82,30 @@ def run_dask(
                     error = f"KilledWorker: the worker running this cell's group died {ALLOWED_FAILURES + 1} times"
                     results = [CellResult(cell.key, "failed", error=error) for cell in group.cells]
                 yield from zip(group.cells, results, strict=True)
+            finished = True
         finally:
-            client.close()
+            if client is not None:
+                client.close()
             if cluster is not None:
-                cluster.close()
+                if finished:
+                    cluster.close()
+                else:
+                    _stop_cluster(cluster)
+
+
+def _stop_cluster(cluster: Any) -> None:
+    """Close a LocalCluster at once, quietly, on an interrupt: its worker processes are killed
+    (a graceful close waits seconds for the running groups, and its workers then log the
+    scheduler's absence). Their running groups' cells are not stored; a rerun computes them."""
+    quiet = logging.getLogger("distributed")
+    level = quiet.level
+    quiet.setLevel(logging.CRITICAL)
+    try:
+        for nanny in list(cluster.workers.values()):
+            nanny.close_gracefully()          # a nanny does not restart a worker that has gone
+            if getattr(nanny, "pid", None):
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(nanny.pid, signal.SIGKILL)
+        cluster.close()
+    finally:
+        quiet.setLevel(level)

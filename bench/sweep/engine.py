@@ -12,7 +12,7 @@ import collections
 import dataclasses
 import json
 import time
-from collections.abc import Iterable, Iterator
+from collections.abc import Generator, Iterable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,15 +20,18 @@ from typing import Any
 import pandas as pd
 from tqdm import tqdm
 
-from .. import kernels, provenance
+from .. import kernels, outputs, provenance
 from ..errors import BenchError
 from ..provenance import Provenance
 from . import executors, modules
 from .cell import CellResult, groups
 from .config import CellConfig, SweepConfig, config_columns
-from .store import Store
+from .store import DB_NAME, SIDE_FILES, Store
 
 CSV_NAME = "cells.csv"
+CSV_TMP = "cells.csv.tmp"
+RUN_FILES = {DB_NAME, *SIDE_FILES, CSV_NAME, CSV_TMP}
+"""Everything a run writes into its directory (``--out``)."""
 RERUN_FLAG = "--rerun-stale"
 
 
@@ -55,6 +58,7 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "serial", wo
         kernels.require_pinned("--executor serial")
     here = provenance.current()
     cells = unique(config.cells)
+    check_out(Path(out))
     with Store(out) as store:
         todo, stale = _plan(store, config, cells, here, retry_failed, rerun_stale)
         store.set_meta(config=str(config.path), config_name=config.name, command=command,
@@ -70,9 +74,30 @@ def run_sweep(config: SweepConfig, out: str | Path, executor: str = "serial", wo
                     failed += result.status == "failed"
                     bar.update(1)
                     bar.set_postfix(failed=failed, refresh=False)
-        finally:     # on Ctrl-C too: the CSV then lists the cells finished so far
-            export_csv(store, cells, Path(out) / CSV_NAME)
+        finally:     # on Ctrl-C too: the workers stop now, and the CSV lists the cells finished so far
+            try:
+                results.close()      # an interrupt here, not in the executor, leaves it suspended: stop it now
+            finally:
+                export_csv(store, cells, Path(out) / CSV_NAME)
     return Summary(len(cells), len(todo), len(cells) - len(todo), stale, failed, time.perf_counter() - started)
+
+
+def check_out(out: Path) -> None:
+    """Refuse (BenchError, one line; nothing is written) an ``--out`` that is not a directory, or
+    that holds anything but a run's own files: rlhf-bench writes only into a new or empty
+    directory, or into one of its runs (its store, with the CSV and SQLite's files beside it).
+    A ``cells.csv`` without a store beside it is someone else's."""
+    if not out.exists():
+        return
+    if not out.is_dir():
+        raise BenchError(f"--out {out}: is a file, not a directory; choose a new or empty directory, or an "
+                         "earlier run's")
+    entries = {entry.name for entry in out.iterdir()}
+    own = RUN_FILES if DB_NAME in entries else set()
+    foreign = sorted(entries - own)
+    if foreign:
+        raise BenchError(f"--out {out}: holds files rlhf-bench did not write ({outputs.shown(foreign)}); "
+                         "choose a new or empty directory, or an earlier run's")
 
 
 def _plan(store: Store, config: SweepConfig, cells: list[CellConfig], here: Provenance, retry_failed: bool,
@@ -120,7 +145,7 @@ def _accept(result: CellResult, here: Provenance) -> CellResult:
 
 
 def _results(cells: list[CellConfig], executor: str, workers: int | None, address: str | None,
-             imports: tuple[str, ...] = ()) -> Iterator[tuple[CellConfig, CellResult]]:
+             imports: tuple[str, ...] = ()) -> Generator[tuple[CellConfig, CellResult], None, None]:
     """Each cell's result, computed a group at a time (a configuration's seeds and budgets);
     ``imports``: the modules each worker imports first."""
     work = groups(cells, imports=imports)
@@ -161,6 +186,6 @@ def cells_frame(store: Store, cells: Iterable[CellConfig] | None = None) -> pd.D
 
 def export_csv(store: Store, cells: Iterable[CellConfig], path: Path) -> None:
     """Write ``cells.csv`` atomically (a rename), so a reader never sees half a file."""
-    tmp = path.with_suffix(".csv.tmp")
+    tmp = path.with_name(path.name + ".tmp")
     cells_frame(store, cells).to_csv(tmp, index=False)
     tmp.replace(path)

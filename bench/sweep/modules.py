@@ -49,11 +49,12 @@ def import_modules(names: Iterable[str]) -> None:
 def recorded_imports(run_dir: Path, db_name: str) -> list[str]:
     """The modules a run's store records (``[]`` for a run without a store or without imports);
     read only, so a directory holding just ``cells.csv`` stays as it is."""
+    from .store import connect_read_only
     path = Path(run_dir) / db_name
     if not path.is_file():
         return []
     try:
-        with closing(sqlite3.connect(path)) as db:      # reads only
+        with closing(connect_read_only(path)) as db:
             row = db.execute("SELECT value FROM meta WHERE key = ?", (META_KEY,)).fetchone()
     except sqlite3.Error:     # not a store of this program, or one before meta: the readers say so themselves
         return []

@@ -1,5 +1,7 @@
 """The numerical core: counter-based random keys, batched kernels, the tabular MDP,
-planning (soft, hard and evaluation backups), rollouts, and a task's truths (A*, V*, the
+planning (soft, hard and evaluation backups; the exact KL-regularised optimum, a policy's trajectory KL
+and time-indexed policies: :mod:`.regularized`), rollouts, every trajectory of a small MDP
+(:mod:`.enumeration`), and a task's truths (A*, V*, the
 uniform policy's return, held-out pairs: :mod:`.truths`).
 
 Pure functions over tensors with their index order in the docstrings (``Q[s, a]``,

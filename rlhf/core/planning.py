@@ -1,8 +1,8 @@
 """Finite-horizon soft value iteration and exact policy evaluation.
 
 Shapes: rewards ``r[..., s]`` (a state reward) or ``r[..., s, a]``; ``Q[..., s, a]``;
-policies ``pi[s, a]``. Leading dimensions are a batch of rewards planned in
-one call.
+policies ``pi[s, a]`` (exact evaluation also takes time-indexed ``pi[t, s, a]``). Leading dimensions
+are a batch of rewards planned in one call.
 """
 
 from __future__ import annotations
@@ -13,6 +13,7 @@ import torch
 
 from . import batched
 from .mdp import TabularMDP
+from .regularized import time_indexed_returns
 from .soft_backups import evaluation_backups, exp_space_backups, exp_space_fits, hard_max_backups, log_space_backups
 
 
@@ -119,14 +120,18 @@ def uniform_policy(mdp: TabularMDP) -> torch.Tensor:
 
 
 def policy_return(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor, length: int) -> float:
-    """Exact expected undiscounted return of a stationary policy ``pi[s, a]`` over ``length``
-    steps (see :func:`expected_returns`)."""
-    return float(expected_returns(mdp, policy, reward, length))
+    """Exact expected undiscounted return of a stationary policy ``pi[s, a]``, or a time-indexed one
+    ``pi[H, s, a]`` (``H >= length``, ``pi[0]`` the first step), over ``length`` steps (see
+    :func:`expected_returns`)."""
+    return float(expected_returns(mdp, policy, reward, length, time_indexed=torch.as_tensor(policy).dim() == 3))
 
 
-def expected_returns(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor, length: int) -> torch.Tensor:
+def expected_returns(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor, length: int,
+                     time_indexed: bool = False) -> torch.Tensor:
     """``[...]`` float64: the exact expected undiscounted return of each stationary policy
-    ``pi[..., s, a]`` over ``length`` steps (no sampling).
+    ``pi[..., s, a]`` over ``length`` steps (no sampling); with ``time_indexed``, of each
+    time-indexed policy ``pi[..., H, s, a]`` (``H >= length``, by backward induction in float64:
+    :func:`~rlhf.core.regularized.time_indexed_returns`).
 
     ``J = Σ_t Σ_s d_t(s) Σ_a π_exec(a|s) r(s, a)`` with ``d_0`` = start: up to 64 states by
     propagating ``d_t`` forward (one dense [S, S] product a step), above by backward induction
@@ -135,6 +140,8 @@ def expected_returns(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor
     ``[S]`` or ``[S, A]``, the same for every policy; actions are executed with the MDP's
     noise. Each policy's result is independent of the others in the batch.
     """
+    if time_indexed:
+        return time_indexed_returns(mdp, policy, reward, length)
     executed = mdp.executed_policy(policy)
     r = torch.as_tensor(reward, device=executed.device).double()
     step_reward = r if r.dim() == 1 else (executed.double() * r).sum(-1)      # [S] or [..., S]

@@ -58,11 +58,17 @@ def rollout(
     num: int,
     length: int,
     keys: Keys,
+    time_indexed: bool | None = None,
 ) -> Trajectories:
     """Roll out ``num`` trajectories of ``length`` steps from the start distribution, for each key.
 
     ``policy[..., s, a]`` is a stationary stochastic policy per key (leading
-    dimensions ``keys.shape``) or one ``[S, A]`` policy for all. Returns
+    dimensions ``keys.shape``) or one ``[S, A]`` policy for all; a time-indexed policy has a step
+    dimension before the state's (``[..., H, S, A]`` with ``H >= length``, ``pi[..., t, :, :]`` acting
+    at step t). ``time_indexed=None`` reads the shape: ``keys.shape`` or nothing before ``[S, A]`` is
+    stationary, one dimension more is time-indexed (so a shared ``[H, S, A]`` policy with a
+    one-dimensional batch of keys needs ``time_indexed=True``). A time-indexed policy whose steps are
+    all equal rolls out exactly as the stationary one: the draws are the same. Returns
     ``[*keys.shape, num, length]``. Trajectory j's start and its step t use
     draws ``j`` and ``(t + 1)·num + j`` under its key (31-bit integers, :meth:`Keys.bits31_grid`), so what
     a seed samples does not depend on the other keys in the batch. Each step
@@ -73,12 +79,28 @@ def rollout(
         raise ValueError(f"length must be >= 1, got {length}")
     batch, S = keys.shape, mdp.num_states
     B = batch.numel()
-    if policy.dim() == 2:
-        policy = policy.expand(*batch, *policy.shape)
-    if policy.shape[:-2] != batch:
-        raise ValueError(f"policy must be [S, A] or [*keys.shape, S, A], got {tuple(policy.shape)} "
-                         f"for keys of shape {tuple(batch)}")
-    table = _StepTable(mdp, policy.reshape(B, S, -1))
+    if time_indexed is None:
+        time_indexed = policy.dim() - 2 not in (0, len(batch)) and policy.dim() - 3 in (0, len(batch))
+    steps = 0
+    if time_indexed:       # [(*batch,) H, S, A] -> step-major [length, *batch, S, A]
+        if policy.dim() < 3 or policy.shape[-3] < length:
+            raise ValueError(f"a time-indexed policy needs at least {length} steps, got {tuple(policy.shape)}")
+        steps = length
+        policy = policy[..., :length, :, :].movedim(-3, 0)
+        if policy.dim() == 3:                                  # shared by every key
+            shared = policy.view(length, *(1,) * len(batch), *policy.shape[-2:])
+            policy = shared.expand(length, *batch, *policy.shape[-2:])
+        if policy.shape[1:-2] != batch:
+            raise ValueError(f"a time-indexed policy must be [H, S, A] or [*keys.shape, H, S, A], got "
+                             f"{tuple(policy.shape)} (steps first) for keys of shape {tuple(batch)}")
+    else:
+        if policy.dim() == 2:
+            policy = policy.expand(*batch, *policy.shape)
+        if policy.shape[:-2] != batch:
+            raise ValueError(f"policy must be [S, A] or [*keys.shape, S, A], got {tuple(policy.shape)} "
+                             f"for keys of shape {tuple(batch)}")
+    # A time-indexed policy is one table of rows (t·B + b)·S + s: step t reads block t.
+    table = _StepTable(mdp, policy.reshape(max(steps, 1) * B, S, -1))
     # draw t·num + j: trajectory j's start (t = 0) and its step t − 1, as [T + 1, B·num]
     draws = keys.bits31_grid(length + 1, num).view(length + 1, B * num)
     first_row = torch.arange(B, dtype=torch.int32, device=draws.device).mul_(S).repeat_interleave(num)
@@ -86,10 +108,17 @@ def rollout(
     outcomes = torch.empty_like(rows)
     start = torch.searchsorted(_start_cdf(mdp), draws[0], out_int32=True)     # entries below the draw
     torch.add(start, first_row, out=rows[0])
-    for t in range(length):
-        table.draw(rows[t], draws[t + 1], out=outcomes[t])
-        if t + 1 < length:
-            table.successor(rows[t], outcomes[t], out=rows[t + 1])
+    if steps:
+        for t in range(length):
+            block = rows[t] + t * B * S
+            table.draw(block, draws[t + 1], out=outcomes[t])
+            if t + 1 < length:
+                table.successor(block, outcomes[t], out=rows[t + 1]).sub_(t * B * S)
+    else:
+        for t in range(length):
+            table.draw(rows[t], draws[t + 1], out=outcomes[t])
+            if t + 1 < length:
+                table.successor(rows[t], outcomes[t], out=rows[t + 1])
     if table.slots > 1:     # outcome a·K + k -> a (a lookup: integer division is ~4x slower)
         outcomes = table.action_of.index_select(0, outcomes.view(-1)).view(outcomes.shape)
     return Trajectories(_trajectory_major(rows.sub_(first_row), batch, num),
@@ -139,7 +168,7 @@ class _StepTable:
             raise ValueError(f"{B} seeds x {S} states x {outcomes} outcomes exceed int32 indices")
         self.action_of = torch.arange(outcomes, dtype=torch.int32, device=joint.device).div_(
             self.slots, rounding_mode="floor")
-        self.cdf = _integer_cdf(joint.view(self.num_rows, -1)).T.reshape(-1)              # [A·K · B·S]
+        self.cdf = _integer_cdf(joint.reshape(self.num_rows, -1)).T.reshape(-1)           # [A·K · B·S]
         self._column_starts = torch.arange(outcomes, dtype=torch.int32, device=joint.device).mul_(
             self.num_rows).view(-1, 1)
         offsets = (torch.arange(B, dtype=torch.int32, device=joint.device) * S).view(B, 1, 1)

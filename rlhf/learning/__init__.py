@@ -1,5 +1,7 @@
-"""What is learned from preferences: reward models, the batched Bradley–Terry learner,
-ensembles and the query rules that choose which pairs to ask.
+"""What is learned from preferences: reward models, learner models (how a learner fits and acts:
+partial, Knox et al.'s 2024 advantage and 2022 regret learners; a registry), the batched
+Bradley–Terry learner and the regret learner's fitter, ensembles and the query rules that choose
+which pairs to ask.
 
 May import: :mod:`rlhf.core`, :mod:`rlhf.metrics`, :mod:`rlhf.preferences`.
 """

@@ -10,6 +10,13 @@ of ``log_softmax`` cancels). The loss and its gradient are then closed-form::
 which is what autograd would compute, at a fraction of the cost; the
 optimisers are torch's Adam and SGD updates written out on that gradient.
 ``tests/rlhf/test_learner.py`` checks both against autograd and torch.optim.
+
+A learner fits each round's pairs (``fit="round"``, the gridworld seed's loop) or every pair asked
+so far (``fit="all"``, as B-Pref and imitation keep a buffer of every labelled query): then it keeps
+the pairs' count differences, labels and answered flags (:class:`PairBuffer`) and each round runs
+its ``epochs`` passes over all of them, warm-started from the previous round's parameters and
+optimiser state. A round costs O(pairs so far × features), no re-rollout; with one round both
+are the same computation, bit for bit.
 """
 
 from __future__ import annotations
@@ -30,6 +37,8 @@ ADAM_EPS = 1e-8
 _ALL_FEATURES_MAX = 4096
 _SIMD_BLOCK = 64
 """Floats per padded parameter row: a multiple of every SIMD loop's step (AVX-512: 16 floats, unrolled)."""
+FITS = ("round", "all")
+"""What a learner fits each round: the round's pairs, or every pair asked so far."""
 
 
 @dataclass(frozen=True)
@@ -86,6 +95,35 @@ def count_differences(
     return support, counts
 
 
+class PairBuffer:
+    """Every pair a learner has been given (``fit="all"``): per-pair count differences ``C[..., N, F]``,
+    labels ``y[..., N]`` and answered flags ``[..., N]`` (None when every pair is answered), pairs
+    in the order they were asked (leading dimensions: the rows the learner fits)."""
+
+    def __init__(self) -> None:
+        self.counts: torch.Tensor | None = None
+        self.labels: torch.Tensor | None = None
+        self.answered: torch.Tensor | None = None
+
+    def add(self, counts: torch.Tensor, labels: torch.Tensor, answered: torch.Tensor | None,
+            ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        """Append a round's pairs; returns every pair so far ``(C, y, answered)``."""
+        if self.counts is None or self.labels is None:
+            self.counts, self.labels, self.answered = counts, labels, answered
+        else:
+            self.counts = torch.cat([self.counts, counts], dim=-2)
+            self.labels = torch.cat([self.labels, labels], dim=-1)
+            if answered is not None:
+                assert self.answered is not None, "answered flags from some rounds only"
+                self.answered = torch.cat([self.answered, answered], dim=-1)
+        return self.counts, self.labels, self.answered
+
+    @property
+    def size(self) -> int:
+        """N, the pairs held."""
+        return 0 if self.labels is None else self.labels.shape[-1]
+
+
 class RewardLearner:
     """Fits a reward model round after round; optimiser state persists (as in both teaching examples).
 
@@ -100,8 +138,12 @@ class RewardLearner:
     per configuration, not per round, so a seed's arithmetic never depends on its batch.
     """
 
-    def __init__(self, model: RewardModel, config: LearnerConfig, may_skip: bool = False) -> None:
-        self.model, self.config, self.may_skip = model, config, may_skip
+    def __init__(self, model: RewardModel, config: LearnerConfig, may_skip: bool = False, fit: str = "round") -> None:
+        if fit not in FITS:
+            raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
+        self.model, self.config, self.may_skip, self.fit = model, config, may_skip, fit
+        self.buffer = PairBuffer() if fit == "all" else None
+        """Every pair so far (``fit="all"``), else None."""
         theta = model.theta
         self._unbatched = theta.dim() == 1
         self._batch = theta.shape[:-1]        # seeds, or seeds and ensemble members: rows alike
@@ -124,12 +166,14 @@ class RewardLearner:
                answered: torch.Tensor | None = None, weights: torch.Tensor | None = None,
                ) -> torch.Tensor | float:
         """Fit one round's pairs (``[*batch, n, T]``, labels ``[*batch, n]``, ``batch`` the model's
-        leading dimensions: none or seeds); returns each row's mean pre-step loss over the last
-        epoch (a float for an unbatched model; NaN for a row with nothing answered).
+        leading dimensions: none or seeds), or with ``fit="all"`` those and every earlier round's;
+        returns each row's mean pre-step loss over the last epoch (a float for an unbatched model;
+        NaN for a row with nothing answered).
 
-        ``weights[*batch, E, n]``: for a model whose last batch dimension holds E ensemble members
-        (pairs then have the batch without it), how many times each member counts each pair (its
-        bootstrap multiplicities; see :meth:`_update_members`)."""
+        ``weights[*batch, E, N]``: for a model whose last batch dimension holds E ensemble members
+        (pairs then have the batch without it), how many times each member counts each of the N
+        pairs it fits (this round's, or with ``fit="all"`` every pair so far: its bootstrap
+        multiplicities; see :meth:`_update_members`)."""
         f1, f2 = self.model.features(first), self.model.features(second)
         if f1.shape != f2.shape:
             raise ValueError(f"segments must have equal shapes, got {tuple(f1.shape)} and {tuple(f2.shape)}")
@@ -138,14 +182,23 @@ class RewardLearner:
         answered = None if answered is None else answered.reshape(-1, n)
         if answered is not None and not self.may_skip and not bool(answered.all()):
             raise ValueError("unanswered pairs given to a learner made with may_skip=False")
-        if weights is not None:
-            if self._theta.shape[-1] > _ALL_FEATURES_MAX:
-                raise ValueError(f"an ensemble needs a model of at most {_ALL_FEATURES_MAX} features, "
-                                 f"got {self._theta.shape[-1]}")
-            loss = self._update_members(f1, f2, prefer_first, answered if self.may_skip else None,
-                                        weights.reshape(f1.shape[0], -1, n))
-        elif self._theta.shape[-1] <= _ALL_FEATURES_MAX:
-            loss = self._update(f1, f2, prefer_first, answered if self.may_skip else None)
+        answered = answered if self.may_skip else None
+        dense = self._theta.shape[-1] <= _ALL_FEATURES_MAX
+        if weights is not None and not dense:
+            raise ValueError(f"an ensemble needs a model of at most {_ALL_FEATURES_MAX} features, "
+                             f"got {self._theta.shape[-1]}")
+        if self.buffer is not None and not dense:
+            raise ValueError(f"fit='all' needs a model of at most {_ALL_FEATURES_MAX} features, "
+                             f"got {self._theta.shape[-1]}")
+        if dense:
+            _, counts = count_differences(f1, f2, self._theta.shape[-1])          # [rows, n, F]
+            if self.buffer is not None:                                        # every pair so far
+                counts, prefer_first, answered = self.buffer.add(counts, prefer_first, answered)
+            if weights is not None:
+                loss = self._update_members(counts, prefer_first, answered,
+                                            weights.reshape(counts.shape[0], -1, counts.shape[1]))
+            else:
+                loss = self._update(counts, prefer_first, answered)
         else:
             loss = torch.stack([self._update_one(b, f1[b], f2[b], prefer_first[b],
                                                  None if answered is None else answered[b])
@@ -154,9 +207,8 @@ class RewardLearner:
         return float(loss[0]) if self._unbatched else loss.view(self._batch)
 
     # ------------------------------------------------------------- all seeds
-    def _update(self, f1: torch.Tensor, f2: torch.Tensor, y: torch.Tensor, answered: torch.Tensor | None,
-                ) -> torch.Tensor:
-        _, counts = count_differences(f1, f2, self._theta.shape[-1])          # [B, n, F]
+    def _update(self, counts: torch.Tensor, y: torch.Tensor, answered: torch.Tensor | None) -> torch.Tensor:
+        """Every seed on its pairs' count differences ``counts[B, n, F]``."""
         n = y.shape[-1]
         valid = None
         if answered is not None:      # answered pairs first, in collection order; the rest weigh 0
@@ -197,16 +249,15 @@ class RewardLearner:
         return torch.where(valid, losses, 0.0).sum(-1) / valid.sum(-1)      # NaN: nothing answered
 
     # ------------------------------------------------------- ensemble members
-    def _update_members(self, f1: torch.Tensor, f2: torch.Tensor, y: torch.Tensor, answered: torch.Tensor | None,
+    def _update_members(self, counts: torch.Tensor, y: torch.Tensor, answered: torch.Tensor | None,
                         weights: torch.Tensor) -> torch.Tensor:
-        """Every member of every seed on its seed's pairs ``f[B, n, T]``, member e of seed b
+        """Every member of every seed on its seed's pairs (count differences ``counts[B, n, F]``), member e of seed b
         weighting pair i by ``weights[b, e, i]`` (0 where unanswered): each batch's loss is the
         member's weighted mean, so with whole-round batches a member fits exactly its bootstrap
         resample (pair i counted w_i times); with mini-batches pairs stay in collection order,
         and a member skips a batch it gives no weight. The count matrix C is built once per seed
         and shared: a step is two ``[E, F] × [F, n]`` products per seed (``torch.bmm``, the same
         BLAS path at every batch size: tested), not E row-vector products."""
-        _, counts = count_differences(f1, f2, self._theta.shape[-1])          # [B, n, F]
         B, E, n = weights.shape
         w = weights.float() if answered is None else weights.float() * answered.unsqueeze(-2)
         size = self.config.batch_size or n

@@ -1,24 +1,20 @@
-"""Preference models: what a segment is worth to whoever compares two of them, and how a learner
-that assumes the model acts on what it learned (Knox et al., 2022, "Models of human preference for
-learning reward functions"; 2024, "Learning optimal advantage from preferences and mistaking it
-for reward").
+"""Preference models: what a segment is worth to whoever compares two of them (Knox et al., 2022,
+"Models of human preference for learning reward functions").
 
 A preference model gives each step a score ``s[S]`` or ``s[S, A]`` and compares two segments
 σ₁, σ₂ of equal length by their summed scores, Bradley–Terry::
 
     m = Σ_t s(σ₁_t) − Σ_t s(σ₂_t)          P(σ₁ ≻ σ₂) = σ(β·m)          H = −p ln p − (1 − p) ln(1 − p)
 
-* ``partial`` (partial return, the default): s is the true reward r. A learner fits a reward r̂
-  (the task's reward model) and plans on it: ``softmax(τ·Q)`` of soft value iteration.
+* ``partial`` (partial return, the default): s is the true reward r.
 * ``regret``: s is the true reward's optimal advantage A*(s, a) = Q*(s, a) − max_b Q*(s, b) ≤ 0, so
-  m is minus the difference of the segments' regrets. A learner fits a free table Â[S, A] and acts
-  on it directly, ``softmax(τ·Â)`` (greedy at τ = ∞), as Knox et al. (2024) do.
+  m is minus the difference of the segments' regrets.
 
-A teacher scores steps with its model's :meth:`PreferenceModel.step_scores`; the training loop
-fits a learner's table by Bradley–Terry on :func:`score_margins` of it and acts with
-:meth:`PreferenceModel.policy`. Adding a model: a subclass here and one
-:func:`register_preference_model` call; configurations name it (``learner_model="regret"``, the
-teacher spec ``regret+boltzmann:1``).
+A teacher scores steps with its model's :meth:`PreferenceModel.step_scores`. How a learner fits
+labels under a model and acts on what it fitted is a *learner model*
+(:mod:`rlhf.learning.learner_models`: ``partial``; Knox et al.'s 2024 ``advantage`` and 2022
+``regret`` learners both assume the regret model). Adding a preference model: a subclass here and one
+:func:`register_preference_model` call; teacher specs then name it (``regret+boltzmann:1``).
 """
 
 from __future__ import annotations
@@ -27,19 +23,12 @@ from abc import ABC, abstractmethod
 from collections.abc import Mapping
 from dataclasses import dataclass
 from types import MappingProxyType
-from typing import TYPE_CHECKING, Any, ClassVar
+from typing import ClassVar
 
 import torch
 
 from ..core import batched
-from ..core.mdp import TabularMDP
-from ..core.planning import soft_optimal_policy, soft_policy
 from ..core.truths import TaskTruths
-from ..metrics import advantage_metrics
-
-if TYPE_CHECKING:    # types only: the task protocol and the configuration live in a higher layer
-    from ..training.config import TrainConfig
-    from ..training.protocol import Task
 
 
 def bradley_terry(margin: torch.Tensor) -> torch.Tensor:
@@ -74,15 +63,11 @@ def score_margins(table: torch.Tensor, features_1: torch.Tensor, features_2: tor
 
 @dataclass(frozen=True)
 class PreferenceModel(ABC):
-    """A preference model (see the module docstring). Subclasses set ``name`` and ``learns_task_reward``
-    and say what a step is worth (:meth:`step_scores`) and how a learner acts (:meth:`policy`); the
-    Bradley–Terry probability and its entropy are shared."""
+    """A preference model (see the module docstring). Subclasses set ``name`` and say what a step is
+    worth (:meth:`step_scores`); the Bradley–Terry probability and its entropy are shared."""
 
     name: ClassVar[str]
-    """What configurations call it (``learner_model=``, the teacher spec)."""
-    learns_task_reward: ClassVar[bool]
-    """Whether its step scores are a reward: a learner then fits the task's reward model and the task's
-    metrics score it; otherwise it fits a free ``[S, A]`` table of scores, scored by :meth:`metrics`."""
+    """What teacher specs call it (``regret+boltzmann:1``)."""
 
     def __str__(self) -> str:
         return self.name
@@ -104,23 +89,12 @@ class PreferenceModel(ABC):
         """The entropy (nats) of the preference distribution ``P(first) = p[...]``."""
         return binary_entropy(p_first)
 
-    @abstractmethod
-    def policy(self, mdp: TabularMDP, learned: torch.Tensor, horizon: int, discount: float,
-               temperature: float) -> torch.Tensor:
-        """``pi[..., S, A]``: how a learner acts on its learned table ``learned[..., S, A or 1]``
-        (leading dimensions: seeds)."""
-
-    @abstractmethod
-    def metrics(self, task: Task, truths: TaskTruths, reward_model: Any, config: TrainConfig) -> dict[str, float]:
-        """One seed's convergence metrics of a learner's model (``reward_model[k]``)."""
-
 
 @dataclass(frozen=True)
 class PartialReturn(PreferenceModel):
-    """Partial return: a segment is worth its summed true reward; a learner plans on its learned reward."""
+    """Partial return: a segment is worth its summed true reward."""
 
     name: ClassVar[str] = "partial"
-    learns_task_reward: ClassVar[bool] = True
 
     def step_scores(self, truths: TaskTruths, discount: float = 1.0) -> torch.Tensor:
         return truths.true_reward
@@ -128,39 +102,18 @@ class PartialReturn(PreferenceModel):
     def score_range(self, truths: TaskTruths, discount: float = 1.0) -> tuple[float, float]:
         return truths.reward_range
 
-    def policy(self, mdp: TabularMDP, learned: torch.Tensor, horizon: int, discount: float,
-               temperature: float) -> torch.Tensor:
-        """``softmax(τ·Q)`` of soft value iteration on the learned reward (the presets' planner)."""
-        return soft_optimal_policy(mdp, learned, horizon, discount, temperature)
-
-    def metrics(self, task: Task, truths: TaskTruths, reward_model: Any, config: TrainConfig) -> dict[str, float]:
-        """The task's own (:meth:`~rlhf.Task.convergence_metrics`): the learned table is a reward."""
-        return task.convergence_metrics(reward_model, config)
-
 
 @dataclass(frozen=True)
 class Regret(PreferenceModel):
-    """Regret: a segment is worth its summed optimal advantage A* of the true reward; a learner fits Â
-    and acts on it directly (Knox et al., 2024)."""
+    """Regret: a segment is worth its summed optimal advantage A* of the true reward (minus its regret)."""
 
     name: ClassVar[str] = "regret"
-    learns_task_reward: ClassVar[bool] = False
 
     def step_scores(self, truths: TaskTruths, discount: float = 1.0) -> torch.Tensor:
         return truths.optimal_advantages(discount)
 
     def score_range(self, truths: TaskTruths, discount: float = 1.0) -> tuple[float, float]:
         return float(truths.optimal_advantages(discount).min()), 0.0
-
-    def policy(self, mdp: TabularMDP, learned: torch.Tensor, horizon: int, discount: float,
-               temperature: float) -> torch.Tensor:
-        """The Boltzmann policy ``softmax(τ·Â)`` (no planning: Â is already what planning would give)."""
-        return soft_policy(learned, temperature)
-
-    def metrics(self, task: Task, truths: TaskTruths, reward_model: Any, config: TrainConfig) -> dict[str, float]:
-        """The greedy policy's and the distance from A* (:func:`rlhf.metrics.advantage_metrics`): a learned
-        advantage is not a reward, so the task's reward metrics do not describe it."""
-        return advantage_metrics(truths, reward_model.reward(), config.discount)
 
 
 _REGISTRY: dict[str, PreferenceModel] = {}

@@ -5,7 +5,7 @@ a registration is about how the harness sweeps, labels and names a task (its swe
 its instance fields, its report label), not about the task itself, so the task modules stay
 free of it and the five tables of axes can be read side by side here.
 
-Sweep tables (besides the shared budgets, teachers, seeds, queries, ensembles, learner_models
+Sweep tables (besides the shared budgets, teachers, seeds, queries, ensembles, learner_models, fits
 and ``[task.train]``):
 
 - ``[gridworld]``: ``sizes`` (side N), ``slips``, ``starts`` (``corner`` (0, 0) or ``uniform``,

@@ -7,12 +7,13 @@ import typing
 from dataclasses import dataclass
 from typing import Any
 
-from ..learning.learner import LearnerConfig
+from ..learning import regret  # noqa: F401  (registers Knox et al. 2022's learner, learner_model="regret")
+from ..learning.learner import FITS, LearnerConfig
+from ..learning.learner_models import LEARNER_MODELS
 from ..learning.queries import QUERIES, QUERY_RULES
 from ..preferences import recorded  # noqa: F401  (registers the recorded:DIR teacher kind)
 from ..preferences.kinds import canonical_teacher_spec, labeller_from_spec
 from ..preferences.labeller import Labeller, ScoresLabeller, answers_queries
-from ..preferences.models import PREFERENCE_MODELS
 
 
 @dataclass(frozen=True)
@@ -50,12 +51,18 @@ class TrainConfig:
     """Candidate pool of an active query rule, in multiples of the round's pairs (B-Pref's
     ``large_batch``); unused by ``on-policy`` and ``uniform``."""
     learner_model: str = "partial"
-    """The learner's preference model, a registered one (:mod:`rlhf.preferences.models`; Knox et al.):
-    ``"partial"``, Bradley–Terry on the summed learned reward, planned on like a reward (the
-    presets); ``"regret"``, Bradley–Terry on the summed
-    learned optimal advantages ``Â[S, A]`` of the steps, acted on greedily (Knox et al., 2024:
-    "Learning optimal advantage from preferences"). Any task takes either: the regret learner's
-    model is an ``[S, A]`` table of its own, scored by :func:`rlhf.metrics.advantage_metrics`."""
+    """How the learner fits and acts, a registered learner model (:mod:`rlhf.learning.learner_models`):
+    ``"partial"``, Bradley–Terry on the summed learned reward, planned on (the presets);
+    ``"advantage"``, Bradley–Terry on the summed learned optimal advantages ``Â[S, A]`` of the steps,
+    acted on greedily, a free table scored by :func:`rlhf.metrics.advantage_metrics` (Knox et al.,
+    2024: "Learning optimal advantage from preferences"); ``"regret"``, the task's reward fitted by
+    Bradley–Terry on its summed optimal advantages A*_r̂ (planning inside the loss), then planned on
+    (Knox et al., 2022: "Models of human preference for learning reward functions")."""
+    fit: str = "round"
+    """What the learner fits each round: ``"round"``, the round's new pairs (the seeds' loop; the
+    presets); ``"all"``, every pair asked so far, its ``epochs`` passes warm-started from the previous
+    round's parameters and optimiser state (an ensemble member on its own bootstrap resample of all
+    of them, drawn afresh each round), as B-Pref and imitation train on their buffer of every label."""
     learner: LearnerConfig = LearnerConfig()
     """How the reward model is fitted each round."""
     discount: float = 1.0
@@ -77,9 +84,11 @@ class TrainConfig:
         if QUERY_RULES[self.query].needs_ensemble and self.ensemble < 2:
             raise ValueError(f"query {self.query!r} compares ensemble members: ensemble must be >= 2, "
                              f"got {self.ensemble}")
-        if self.learner_model not in PREFERENCE_MODELS:
-            raise ValueError(f"learner_model must be one of {', '.join(PREFERENCE_MODELS)}, "
+        if self.learner_model not in LEARNER_MODELS:
+            raise ValueError(f"learner_model must be one of {', '.join(LEARNER_MODELS)}, "
                              f"got {self.learner_model!r}")
+        if self.fit not in FITS:
+            raise ValueError(f"fit must be one of {', '.join(FITS)}, got {self.fit!r}")
         if not 0.0 <= self.discount <= 1.0:
             raise ValueError(f"discount must be in [0, 1], got {self.discount}")
         if not self.temperature > 0:

@@ -30,8 +30,9 @@ from ..core.rollout import Trajectories, rollout, step_rewards
 from ..core.truths import TaskTruths, true_margins, truths_of
 from ..learning.ensemble import Ensemble, bootstrap_weights, member_keys, member_mean
 from ..learning.learner import RewardLearner
+from ..learning.learner_models import LearnerModel, learner_model
 from ..learning.queries import QUERY_RULES, QueryRule
-from ..learning.rewards import LearnedReward, RewardModel, TableReward
+from ..learning.rewards import LearnedReward, RewardModel
 from ..metrics import preference_accuracies
 from ..preferences.labeller import Labeller, Labels, Query
 from ..preferences.models import PARTIAL_RETURN, PreferenceModel, preference_model, score_margins
@@ -56,8 +57,9 @@ class Setting:
     labeller: Labeller
     teacher_model: PreferenceModel
     """The labeller's preference model: what the steps of a query are worth to it."""
-    learner_model: PreferenceModel
-    """The learner's preference model: what it fits and how it acts on it."""
+    learner_model: LearnerModel
+    """The learner's strategy: what it fits, how, and how it acts on it (its preference model:
+    ``learner_model.preference_model``)."""
     query_rule: QueryRule
     truths: TaskTruths
     length: int
@@ -84,19 +86,17 @@ def prepare(task: Task, config: TrainConfig, seeds: list[int], keys: Keys) -> Se
     labeller = config.labeller()
     teacher_model = preference_model(getattr(labeller, "preference_model", PARTIAL_RETURN))   # a model or its name
     return Setting(task, config, tuple(seeds), keys, labeller, teacher_model,
-                   preference_model(config.learner_model), QUERY_RULES[config.query], truths_of(task),
+                   learner_model(config.learner_model), QUERY_RULES[config.query], truths_of(task),
                    config.segment_length or task.horizon, bool(getattr(labeller, "may_skip", True)))
 
 
 def start(setting: Setting) -> LoopState:
-    """The state before the first round: fresh models (the learner's preference model says which:
-    the task's reward model, or a free ``[S, A]`` table), their learner, and the policy acting on them."""
+    """The state before the first round: fresh models (the learner model says which: the task's reward
+    model, or a free ``[S, A]`` table), their learner, and the policy acting on them."""
     task, cfg, keys = setting.task, setting.config, setting.keys.fold(INIT)
 
     def new_model(keys: Keys) -> RewardModel:
-        if setting.learner_model.learns_task_reward:
-            return task.new_reward_model(keys)
-        return TableReward(task.mdp.num_states, task.mdp.num_actions, keys)
+        return setting.learner_model.new_model(task, keys)
 
     members: RewardModel
     reward_model: LearnedReward
@@ -105,7 +105,7 @@ def start(setting: Setting) -> LoopState:
     else:                          # members [B, E, F]: the learner fits them as rows, like seeds
         members = new_model(member_keys(keys, cfg.ensemble))
         reward_model = Ensemble(members)
-    learner = RewardLearner(members, cfg.learner, may_skip=setting.may_skip)
+    learner = setting.learner_model.learner(members, task, cfg, setting.may_skip)
     return LoopState(reward_model, members, learner, plan_policy(setting, reward_model))
 
 
@@ -120,9 +120,9 @@ def query_pairs(setting: Setting, state: LoopState, index: int) -> tuple[Traject
         return rollout(mdp, behaviour, 2 * n, setting.length, keys).split()
     pool_1, pool_2 = rollout(mdp, behaviour, 2 * cfg.oversample * n, setting.length, keys).split()
     members = state.members
-    table = members.reward().flatten(members.theta.dim() - 1)          # [B, (E,) F]
+    table, features = setting.learner_model.scores(members, setting.task, cfg, members.theta.dim() - 1)  # [B, (E,) F]
     table = table if cfg.ensemble > 1 else table.unsqueeze(-2)
-    chosen = rule.choose(n, members.features(pool_1), members.features(pool_2), table)
+    chosen = rule.choose(n, features(pool_1), features(pool_2), table)
     return pool_1.pick(chosen), pool_2.pick(chosen)
 
 
@@ -142,14 +142,16 @@ def label_pairs(setting: Setting, index: int, first: Trajectories, second: Traje
 
 def update_reward(setting: Setting, state: LoopState, index: int, first: Trajectories, second: Trajectories,
                   labels: Labels) -> torch.Tensor:
-    """Fit the round's labels; ``[B]`` the last epoch's loss (the members' mean in an ensemble,
-    each member fitted on its own bootstrap resample of the pairs)."""
+    """Fit the round's labels (``fit="round"``), or every label so far (``fit="all"``: the learner keeps
+    them); ``[B]`` the last epoch's loss (the members' mean in an ensemble, each member fitted on its
+    own bootstrap resample of the pairs it fits, drawn under the round's key)."""
     cfg = setting.config
     answered = labels.answered if setting.may_skip else None
     if cfg.ensemble == 1:
         return torch.as_tensor(state.learner.update(first, second, labels.prefer_first, answered))
-    weights = bootstrap_weights(setting.keys.fold(BOOTSTRAP, index), cfg.ensemble,
-                                labels.prefer_first.shape[-1])                      # [B, E, n]
+    n = labels.prefer_first.shape[-1]
+    fitted = n if cfg.fit == "round" else index * cfg.round_size + n          # pairs the members fit
+    weights = bootstrap_weights(setting.keys.fold(BOOTSTRAP, index), cfg.ensemble, fitted)   # [B, E, N]
     loss = state.learner.update(first, second, labels.prefer_first, answered, weights=weights)
     return member_mean(torch.as_tensor(loss), -1)
 
@@ -193,9 +195,10 @@ def heldout_accuracy(setting: Setting, reward_model: LearnedReward) -> torch.Ten
     seed and budget): the sign of the learned margin against the true one, true ties left out."""
     cfg = setting.config
     first, second = setting.truths.heldout_pairs(cfg.heldout_pairs, setting.length, cfg.discount, cfg.temperature)
-    truth = true_margins(setting.learner_model.step_scores(setting.truths, cfg.discount), first, second)
-    table = reward_model.reward().flatten(setting.keys.key.dim())          # [B, F], indexed by features
-    learned = score_margins(table, reward_model.features(first), reward_model.features(second))
+    scores = preference_model(setting.learner_model.preference_model).step_scores(setting.truths, cfg.discount)
+    truth = true_margins(scores, first, second)
+    table, features = setting.learner_model.scores(reward_model, setting.task, cfg, setting.keys.key.dim())  # [B, F]
+    learned = score_margins(table, features(first), features(second))
     return preference_accuracies(learned, truth.expand_as(learned))
 
 

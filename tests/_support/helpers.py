@@ -63,7 +63,7 @@ BAD_CONFIGS = [  # (case, TOML text, what the error must name)
     ("query twice", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
      "queries=['uniform']\n[strings.train]\nquery='uniform'", "strings.train.query = 'uniform'"),
     ("unknown learner model", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
-     "learner_models=['advantage']", "strings.learner_models = 'advantage'"),
+     "learner_models=['contrarian']", "strings.learner_models = 'contrarian'"),
     ("unknown import", "imports = ['no_such_module_xyz']\n[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\n"
      "teachers=['oracle']\nseeds=1", "imports = 'no_such_module_xyz': no such module"),
     ("imports not a list", "imports = 'my_tasks'\n[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\n"
@@ -74,6 +74,21 @@ BAD_CONFIGS = [  # (case, TOML text, what the error must name)
      "random-gridworld.worlds = [-1]"),
     ("sizes of a random world", "[random-gridworld]\nworlds=2\nsizes=[5]\nbudgets=[5]\nteachers=['oracle']\n"
      "seeds=1", "random-gridworld.sizes = [5]: unknown key"),
+    # the library's own reason, after the field and the value
+    ("teacher's reason", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['boltzmann:-1']\nseeds=1",
+     "strings.teachers = 'boltzmann:-1': teacher beta must be > 0, got -1.0"),
+    ("recorded teacher without a store", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\n"
+     "teachers=['recorded:/no/such/labels']\nseeds=1",
+     "strings.teachers = 'recorded:/no/such/labels': teacher 'recorded:/no/such/labels': no labels store"),
+    # a misspelt key: the nearest known one
+    ("misspelt key", "[gridworld]\nsize=[5]\nslips=[0.0]\nbudgets=[10]\nteachers=['oracle']\nseeds=1",
+     "gridworld.size = [5]: unknown key; did you mean 'sizes'?"),
+    ("misspelt top-level key", "nmae = 'x'\n[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\n"
+     "seeds=1", "nmae = 'x': unknown task or key"),
+    ("misspelt train key", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
+     "[strings.train]\nepoch=5", "strings.train.epoch = 5: unknown key; did you mean 'epochs'?"),
+    ("unknown train key", "[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n"
+     "[strings.train]\nlearning_rate=0.1", "strings.train.learning_rate = 0.1: unknown key (known: "),
 ]
 ENV_BAD_CONFIGS = [
     ("unknown env id", "[gymnasium]\nenvs=['FrozenPond-v9']\nbudgets=[5]\nteachers=['oracle']\nseeds=1",
@@ -127,6 +142,18 @@ def kill_worker_always(group):
     from bench.sweep.cell import run_group
     if _guilty(group):
         os._exit(1)
+    return run_group(group)
+
+
+def sleepy_group(group, marker_dir, seconds=60.0):
+    """Fault injection for the Ctrl-C tests: a group with a slipping cell leaves a marker that it
+    started, then sleeps (a long group, interruptible) before it runs; other groups run at once."""
+    import time
+
+    from bench.sweep.cell import run_group
+    if any(c.slip > 0 for c in group.cells):
+        (Path(marker_dir) / f"started-{group.key}-{os.getpid()}-{time.monotonic_ns()}").touch()
+        time.sleep(seconds)
     return run_group(group)
 
 

@@ -1,3 +1,5 @@
+import re
+
 import pytest
 from helpers import BAD_CONFIGS as BAD
 
@@ -26,7 +28,8 @@ def test_hash_ignores_key_order_and_tracks_every_field(tmp_path, tiny_config):
     cell = config.load(tiny_config).cells[0]
     assert config.CellConfig.from_fields(cell.fields()) == cell
     for field, value in [("lr", 0.02), ("epochs", 11), ("teacher", "oracle"), ("seed", 9), ("temperature", 2.0),
-                         ("start", "corner"), ("horizon", 7), ("learner_model", "regret"), ("world", 3)]:
+                         ("start", "corner"), ("horizon", 7), ("learner_model", "regret"), ("world", 3),
+                         ("fit", "all")]:
         assert config.CellConfig.from_fields(cell.fields() | {field: value}).key != cell.key, field
 
 
@@ -54,6 +57,27 @@ def test_random_worlds_and_learner_models_are_axes(tmp_path):
                                                                    learner_model=cell.train.learner_model)
         assert config.CellConfig.from_fields(cell.fields()) == cell
     assert config.instance_label(cells[0].fields()) == "world=4"
+
+
+def test_fits_are_an_axis_and_round_is_every_cell_s_default(tmp_path):
+    path = tmp_path / "fits.toml"
+    table = ("[random-gridworld]\nworlds = [4]\nbudgets = [300]\nteachers = ['regret+oracle']\nseeds = 2\n"
+             "learner_models = ['partial', 'advantage', 'regret']\n")
+    path.write_text(table + "fits = ['round', 'all']\n")
+    cells = config.load(path).cells
+    assert {(c.train.learner_model, c.train.fit) for c in cells} == {
+        (m, f) for m in ("partial", "advantage", "regret") for f in ("round", "all")}
+    assert len({c.key for c in cells}) == len(cells) == 3 * 2 * 2
+    assert list(cells[0].fields()).index("fit") == list(cells[0].fields()).index("learner_model") + 1
+    path.write_text(table)
+    assert {c.train.fit for c in config.load(path).cells} == {"round"}            # the presets' default
+    path.write_text(table + "[random-gridworld.train]\nfit = 'all'\n")
+    assert {c.train.fit for c in config.load(path).cells} == {"all"}
+    for bad, message in (("fits = ['everything']\n", "random-gridworld.fits = 'everything'"),
+                         ("fits = ['all']\n[random-gridworld.train]\nfit = 'all'\n", "random-gridworld.train.fit")):
+        path.write_text(table + bad)
+        with pytest.raises(ConfigError, match=re.escape(message)):
+            config.load(path)
 
 
 def test_environments_are_an_axis_with_their_own_horizons(tmp_path):
@@ -86,3 +110,19 @@ def test_bad_configs_raise_naming_key_and_value(tmp_path, name, text, needle):
 def test_missing_file(tmp_path):
     with pytest.raises(ConfigError, match="no such file"):
         config.load(tmp_path / "absent.toml")
+
+
+@pytest.mark.parametrize("text,field,nearest", [
+    ("[gridworld]\nsize=[5]\nslips=[0.0]\nbudgets=[10]\nteachers=['oracle']\nseeds=1", "gridworld.size = [5]", "sizes"),
+    ("nmae = 'x'\n[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1", "nmae = 'x'", "name"),
+    ("gridwrld = 1", "gridwrld = 1", "gridworld"),
+    ("[strings]\nsizes=[3]\nslips=[0.0]\nbudgets=[5]\nteachers=['oracle']\nseeds=1\n[strings.train]\nepoch=5",
+     "strings.train.epoch = 5", "epochs"),
+], ids=["task table", "top level", "task name", "train table"])
+def test_a_misspelt_key_is_unknown_and_the_nearest_key_is_suggested(tmp_path, text, field, nearest):
+    path = tmp_path / "typo.toml"
+    path.write_text(text)
+    with pytest.raises(ConfigError) as info:
+        config.load(path)
+    message = str(info.value)
+    assert f"{path}: {field}: unknown " in message and message.endswith(f"did you mean {nearest!r}?")

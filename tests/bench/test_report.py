@@ -152,3 +152,23 @@ def test_a_new_section_is_one_function_and_one_entry_in_the_list(tmp_path, tiny_
     for section in build.SECTIONS:
         out = section(again)
         assert isinstance(out, SectionOutput) and all(p.parent == again.stage and p.is_file() for p in out.files)
+
+
+def test_a_report_does_not_change_the_stores_it_reads(tmp_path, tiny_config):
+    """A reader opens a store read-only: its bytes and mtime stay, and no journal or WAL file appears
+    beside it, for a store at rest in rollback-journal mode (as a run leaves it) or in WAL mode."""
+    run = tmp_path / "run"
+    run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+
+    def state():
+        return {p.name: (p.read_bytes(), p.stat().st_mtime_ns) for p in run.iterdir()}
+
+    for mode in ("delete", "wal"):
+        with sqlite3.connect(run / "results.sqlite") as db:
+            assert db.execute(f"PRAGMA journal_mode={mode}").fetchone() == (mode,)
+        db.close()
+        before = state()
+        assert set(before) == {"results.sqlite", "cells.csv"}
+        result = run_cli("report", "--run", str(run), "--to", str(tmp_path / f"report-{mode}"))
+        assert result.returncode == 0, result.stderr
+        assert state() == before

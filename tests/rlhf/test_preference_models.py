@@ -8,6 +8,7 @@ import torch
 
 import rlhf
 from rlhf.core import truths as truths_module
+from rlhf.learning import learner_models
 from rlhf.preferences import models
 
 
@@ -37,22 +38,32 @@ def test_the_models_score_steps_with_the_truths_and_share_bradley_terry():
     torch.testing.assert_close(regret.entropy(p), -(p * p.log() + (1 - p) * (1 - p).log()).nan_to_num(0.0))
 
 
+def test_learner_models_are_a_registry_of_their_own_each_assuming_a_preference_model():
+    """Knox et al.'s two regret learners assume one preference model and fit different things."""
+    assert list(rlhf.LEARNER_MODELS) == ["partial", "advantage", "regret"]
+    assumed = {name: model.preference_model for name, model in rlhf.LEARNER_MODELS.items()}
+    assert assumed == {"partial": "partial", "advantage": "regret", "regret": "regret"}
+    assert all(m in rlhf.PREFERENCE_MODELS for m in assumed.values())
+    with pytest.raises(ValueError, match="already registered"):
+        rlhf.register_learner_model(learner_models.PartialLearner())
+
+
 def test_a_learner_acts_as_its_model_says():
     task = rlhf.GridWorld(size=3, horizon=4)
     table = torch.randn(1, 9, 5, generator=torch.Generator().manual_seed(0))
     config = task.defaults
-    planned = rlhf.PREFERENCE_MODELS["partial"].policy(task.mdp, table, task.horizon, 1.0, 1.0)
-    assert torch.equal(planned, rlhf.plan(task, table, config))
-    assert torch.equal(rlhf.PREFERENCE_MODELS["regret"].policy(task.mdp, table, task.horizon, 1.0, 1.0),
+    for name in ("partial", "regret"):                                   # rewards: planned on
+        planned = rlhf.LEARNER_MODELS[name].policy(task.mdp, table, task.horizon, 1.0, 1.0)
+        assert torch.equal(planned, rlhf.plan(task, table, config))
+    assert torch.equal(rlhf.LEARNER_MODELS["advantage"].policy(task.mdp, table, task.horizon, 1.0, 1.0),
                        torch.softmax(table, -1))
 
 
 @dataclass(frozen=True)
 class Contrarian(models.PreferenceModel):
-    """A toy model in one class: a step is worth minus its true reward; its learner plans on what it learned."""
+    """A toy preference model in one class: a step is worth minus its true reward."""
 
     name: ClassVar[str] = "contrarian"
-    learns_task_reward: ClassVar[bool] = True
 
     def step_scores(self, truths, discount=1.0):
         return -truths.true_reward
@@ -61,16 +72,20 @@ class Contrarian(models.PreferenceModel):
         low, high = truths.reward_range
         return -high, -low
 
-    def policy(self, mdp, learned, horizon, discount, temperature):
-        return rlhf.PREFERENCE_MODELS["partial"].policy(mdp, learned, horizon, discount, temperature)
 
-    def metrics(self, task, truths, reward_model, config):
-        return task.convergence_metrics(reward_model, config)
+@dataclass(frozen=True)
+class ContrarianLearner(learner_models.LearnerModel):
+    """A toy learner in one class: the partial learner's fit and planning, assuming the contrarian model."""
+
+    name: ClassVar[str] = "contrarian"
+    preference_model: ClassVar[str] = "contrarian"
 
 
-def test_a_new_model_is_one_class_and_one_registration(request):
+def test_a_new_model_and_its_learner_are_one_class_and_one_registration_each(request):
     request.addfinalizer(lambda: models._REGISTRY.pop("contrarian", None))
+    request.addfinalizer(lambda: rlhf.LEARNER_MODELS._items.pop("contrarian", None))
     rlhf.register_preference_model(Contrarian())
+    rlhf.register_learner_model(ContrarianLearner())
     teacher = rlhf.Teacher.parse("contrarian+oracle")
     assert str(teacher) == "contrarian+oracle" and rlhf.Teacher.parse(str(teacher)) == teacher
     task = rlhf.GridWorld(size=3, horizon=4)
@@ -78,6 +93,7 @@ def test_a_new_model_is_one_class_and_one_registration(request):
                           learner_model="contrarian")
     plain = rlhf.train(task, teacher="oracle", budget=200, pairs_per_round=100)
     assert contrary.metrics["goal_hit"] == 0.0 and plain.metrics["goal_hit"] == 1.0   # taught to avoid the goal
+    assert contrary.metrics["pref_accuracy"] == 1.0          # agreement with its own (contrarian) noiseless teacher
 
 
 def test_optimal_advantages_are_computed_once_per_task(monkeypatch):
@@ -87,8 +103,8 @@ def test_optimal_advantages_are_computed_once_per_task(monkeypatch):
     real = truths_module.optimal_advantages
     monkeypatch.setattr(truths_module, "optimal_advantages", lambda *a, **k: calls.append(a) or real(*a, **k))
     world = rlhf.RandomGridWorld(1)
-    result = rlhf.train(world, teacher="regret+boltzmann:1", budget=60, pairs_per_round=30, learner_model="regret",
-                        heldout_pairs=20)
+    result = rlhf.train(world, teacher="regret+boltzmann:1", budget=60, pairs_per_round=30,
+                        learner_model="advantage", heldout_pairs=20)
     again = rlhf.train(world, teacher="regret+oracle", budget=30, learner_model="regret", heldout_pairs=20, seed=1)
     first, second = rlhf.rollout(world.mdp, rlhf.uniform_policy(world.mdp), 40, 3, rlhf.Keys.from_seeds([0])[0]).split()
     rlhf.fit_teacher(world, first, second, torch.ones(20), resamples=5)

@@ -176,5 +176,5 @@ def test_a_sweep_learns_from_a_person_through_a_recorded_spec(tmp_path):
     with pytest.raises(ValueError, match="no labels store"):
         resolve_recorded(f"recorded:{tmp_path / 'nobody'}")
     toml.write_text(toml.read_text().replace(str(labels), str(tmp_path / "nobody")))
-    with pytest.raises(sweep_config.ConfigError, match=r"teachers = 'recorded:.*nobody': must be a teacher spec"):
+    with pytest.raises(sweep_config.ConfigError, match=r"teachers = 'recorded:.*nobody': .*no labels store"):
         sweep_config.load(toml)

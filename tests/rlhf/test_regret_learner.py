@@ -1,4 +1,5 @@
-"""The regret learner (#14): Bradley–Terry on summed learned optimal advantages Â[S, A], acted on greedily."""
+"""The regret learner (#29): Knox et al. (2022), a reward fitted by Bradley–Terry on segments' summed
+optimal advantages under the learned reward (planning inside the loss), then planned on."""
 
 import math
 
@@ -6,74 +7,180 @@ import pytest
 import torch
 
 import rlhf
+from rlhf.learning import regret as regret_module
+from rlhf.learning.learner import LearnerConfig, RewardLearner
+from rlhf.learning.regret import RegretRewardLearner
 
 
-def dense_return(mdp, policy, reward, horizon):
-    """Expected undiscounted return of a stationary policy, by forward propagation in float64 (loops)."""
-    P = mdp.dense_transitions().double()                             # [A, S, S]
-    pi, r = policy.double(), reward.double().reshape(policy.shape[0], -1)     # [S, A] or [S, 1]
-    d = mdp.start.double()
-    total = 0.0
+def pairs(task, n, length, keys, teacher="regret+oracle"):
+    """n uniform pairs of ``length`` steps and a teacher's labels."""
+    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * n, length, keys.fold(0)).split()
+    scores = rlhf.optimal_advantages(task.mdp, task.true_reward, task.horizon)
+    margin = rlhf.step_rewards(scores, first).double().sum(-1) - rlhf.step_rewards(scores, second).double().sum(-1)
+    return first, second, (margin > 0).float() + 0.5 * (margin == 0).float()
+
+
+def exact_loss(mdp, reward, horizon, first, second, y, discount=1.0):
+    """The regret learner's loss at κ = ∞ in float64 from an independent dense dynamic program."""
+    P = mdp.executed_transitions.double()
+    eta = mdp.action_noise
+    r = reward.double().reshape(mdp.num_states, -1).expand(mdp.num_states, mdp.num_actions)
+    q = torch.zeros_like(r)
     for _ in range(horizon):
-        total += float((d.unsqueeze(-1) * pi * r).sum())
-        d = sum(((d * pi[:, a]) @ P[a]) for a in range(P.shape[0]))
-    return total
+        q = r + discount * torch.einsum("ast,t->sa", P, q.amax(-1))
+        q = (1 - eta) * q + eta * q.mean(-1, keepdim=True)
+    advantages = q - q.amax(-1, keepdim=True)
+    z = rlhf.step_rewards(advantages, first).sum(-1) - rlhf.step_rewards(advantages, second).sum(-1)
+    return float((torch.nn.functional.softplus(z) - y.double() * z).mean())
 
 
-def test_many_noiseless_regret_pairs_recover_the_optimal_advantages_of_a_small_world():
+def test_at_kappa_infinity_the_loss_is_bradley_terry_on_rlhf_optimal_advantages_of_the_learned_reward(
+        monkeypatch, keys):
+    task = rlhf.RandomGridWorld(3)
+    first, second, y = pairs(task, 40, 3, keys)
+    model = task.new_reward_model(rlhf.Keys.from_seeds([5]))           # one seed, batched: theta [1, F]
+    seen = []
+    real = regret_module.soft_advantages
+    monkeypatch.setattr(regret_module, "soft_advantages", lambda *a: seen.append(real(*a)[0]) or real(*a))
+    learner = RegretRewardLearner(model, LearnerConfig("sgd", 0.0, 2, 0), task.mdp, task.horizon, warm_start=False)
+    loss = learner.update(first.__class__(first.states[None], first.actions[None]),
+                          second.__class__(second.states[None], second.actions[None]), y[None])
+    optimal = rlhf.optimal_advantages(task.mdp, model.reward(), task.horizon)            # [1, S, A]
+    assert len(seen) == 2 and all(torch.equal(a.transpose(-1, -2), optimal) for a in seen)
+    expected = exact_loss(task.mdp, model.reward()[0], task.horizon, first, second, y)
+    assert float(loss[0]) == pytest.approx(expected, rel=1e-5)
+    planted = optimal.clone()
+    planted[0, 0, 0] += 1.0                 # the check can fail: a different table gives another loss
+    z = rlhf.step_rewards(planted[0], first).sum(-1) - rlhf.step_rewards(planted[0], second).sum(-1)
+    assert float(rlhf.bradley_terry_loss(z, y)) != pytest.approx(expected, rel=1e-5)
+
+
+@pytest.mark.parametrize(("make", "discount"), [
+    (lambda: rlhf.RandomGridWorld(3), 1.0), (lambda: rlhf.StringTask("ABC", "CAB", slip=0.2), 0.9),
+    (lambda: rlhf.GridWorld(size=3, slip=0.1, horizon=6), 1.0)], ids=["random-world", "strings-noise", "grid-state"])
+def test_its_gradient_matches_finite_differences_where_the_max_is_unique(make, discount, keys, rng):
+    """One SGD step of lr 1 moves θ by minus the learner's gradient; central differences of the exact
+    float64 loss (an independent dynamic program) agree where every max is unique (a random θ)."""
+    task = make()
+    first, second, y = pairs(task, 60, 3, keys)
+    y = torch.rand(y.shape, generator=rng)                              # soft labels: no flat directions
+    model = task.new_reward_model(rlhf.Keys.from_seeds([3]))
+    model.theta.copy_(torch.randn(model.theta.shape, generator=rng))
+    theta = model.theta[0].clone().double()
+    learner = RegretRewardLearner(model, LearnerConfig("sgd", 1.0, 1, 0), task.mdp, task.horizon, discount,
+                                  warm_start=False)
+    batch = first.__class__
+    learner.update(batch(first.states[None], first.actions[None]), batch(second.states[None], second.actions[None]),
+                   y[None])
+    gradient = theta - model.theta[0].double()
+
+    def loss(t):                    # the model's own parametrisation (a table, log_softmax), in float64
+        view = task.new_reward_model(rlhf.Keys.from_seeds([0]))
+        view.theta = t.unsqueeze(0)
+        return exact_loss(task.mdp, view.reward()[0], task.horizon, first, second, y, discount)
+
+    eps = 1e-4
+    for f in torch.randperm(theta.numel(), generator=rng)[:12].tolist():
+        step = torch.zeros_like(theta)
+        step[f] = eps
+        numeric = (loss(theta + step) - loss(theta - step)) / (2 * eps)
+        assert gradient[f].item() == pytest.approx(numeric, abs=2e-5, rel=1e-3), f
+
+
+def test_the_first_update_begins_with_the_partial_return_fit(monkeypatch, keys):
+    task = rlhf.GridWorld(size=3, horizon=5)
+    first, second, y = pairs(task, 30, 5, keys)
+    config = LearnerConfig("adam", 0.05, 10, 0)
+    partial = RewardLearner(task.new_reward_model(rlhf.Keys.from_seeds([0])), config)
+    batch = first.__class__
+    one_seed = (batch(first.states[None], first.actions[None]), batch(second.states[None], second.actions[None]),
+                y[None])
+    partial.update(*one_seed)
+    monkeypatch.setattr(RegretRewardLearner, "_regret_steps", lambda self, c, y, w: torch.zeros(c.shape[0]))
+    for warm, same in ((True, True), (False, False)):
+        model = task.new_reward_model(rlhf.Keys.from_seeds([0]))
+        RegretRewardLearner(model, config, task.mdp, task.horizon, warm_start=warm).update(*one_seed)
+        assert torch.equal(model.theta, partial.model.theta) is same
+
+
+def test_many_noiseless_regret_labels_recover_the_truth_s_optimal_advantages():
+    """A small deterministic world, 3,000 noiseless pairs (10 rounds): the learned reward's A* is within
+    EPIC 0.05 of the truth's (measured 0.013), and its greedy policy is optimal."""
     world = rlhf.RandomGridWorld(3)                                   # 6 x 5, goal 1, roadblocks
     result = rlhf.train(world, teacher="regret+oracle", budget=3000, learner_model="regret")
-    assert result.reward.shape == (world.mdp.num_states, world.mdp.num_actions)
-    assert result.metrics["epic"] < 0.1                               # Â ≈ A* up to scale and shift
-    assert result.metrics["near_optimal"] == 1.0 and result.metrics["converged"] == 1.0
-    assert result.metrics["pref_accuracy"] > 0.95
+    learned = rlhf.optimal_advantages(world.mdp, result.reward, world.horizon)
+    truth = rlhf.optimal_advantages(world.mdp, world.true_reward, world.horizon)
+    assert rlhf.epic_distance(learned, truth) < 0.05
+    assert rlhf.epic_distance(rlhf.optimal_advantages(world.mdp, result.reward.neg(), world.horizon), truth) > 0.5
+    assert result.metrics["near_optimal"] == 1.0 and result.metrics["pref_accuracy"] > 0.99
 
 
-def test_it_is_the_partial_learner_s_fit_acted_on_greedily_instead_of_planned_on():
-    """With pairs that do not depend on the learned model (uniform queries), both learners fit the same
-    table; the regret learner's metrics are those of acting greedily on it, checked by an independent
-    dynamic program."""
-    world = rlhf.RandomGridWorld(1)
-    settings = dict(teacher="regret+boltzmann:1", budget=600, pairs_per_round=300, query="uniform")
-    partial = rlhf.train(world, **settings)
-    regret = rlhf.train(world, learner_model="regret", **settings)
-    assert torch.equal(partial.reward, regret.reward)
-    table = regret.reward
-    greedy = (table == table.amax(-1, keepdim=True)).double()
-    greedy /= greedy.sum(-1, keepdim=True)
-    H = world.horizon
-    uniform = torch.full_like(greedy, 1 / world.mdp.num_actions)
-    from helpers import dense_hard_max_q
-    v_star = float((world.mdp.start.double() * dense_hard_max_q(world.mdp, world.true_reward, H).amax(-1)).sum())
-    j_uniform = dense_return(world.mdp, uniform, world.true_reward, H)
-    expected = (dense_return(world.mdp, greedy, world.true_reward, H) - j_uniform) / (v_star - j_uniform)
-    assert regret.metrics["scaled_return"] == pytest.approx(expected, abs=1e-6)
-    assert partial.metrics["scaled_return"] == pytest.approx(
-        rlhf.scaled_return(world.mdp, table, world.true_reward, H), abs=0)
-    assert regret.metrics["scaled_return"] != partial.metrics["scaled_return"]
-    advantages = rlhf.optimal_advantages(world.mdp, world.true_reward, H)
-    assert regret.metrics["epic"] == rlhf.epic_distance(table, advantages)
-    assert partial.metrics["epic"] == rlhf.epic_distance(table, world.true_reward)
-
-
-def test_on_policy_pairs_come_from_the_softmax_of_the_learned_advantages():
-    """The history's true return after each round is that of softmax(Â), not of planning on Â."""
+def test_it_plans_on_its_reward_and_is_scored_as_a_reward():
+    """The history's true return is that of planning on the learned reward (soft value iteration), the
+    task's own metrics describe it, and pref_accuracy is agreement with the regret teacher on A*_r̂."""
     task = rlhf.GridWorld(size=4, horizon=8)
-    tables = []
+    rewards = []
     result = rlhf.train(task, budget=60, pairs_per_round=20, learner_model="regret", heldout_pairs=50,
-                        on_round=lambda record: tables.append(record.reward_model.reward().clone()))
-    assert len(tables) == 3 and tables[0].shape == (16, 5)
-    for table, logged in zip(tables, result.history["true_return"], strict=True):
-        policy = rlhf.soft_policy(table)
-        assert logged == pytest.approx(dense_return(task.mdp, policy, task.true_reward, task.horizon), rel=1e-7)
-        planned = rlhf.plan(task, table, task.defaults)
-        assert logged != pytest.approx(float(rlhf.expected_returns(task.mdp, planned, task.true_reward, 8)),
-                                       rel=1e-4)
-    # a learned advantage is not a reward: the gridworld's reward metrics (goal, TV) do not apply
-    assert set(result.metrics) == {"converged", "near_optimal", "scaled_return", "epic", "pref_accuracy"}
-    assert not math.isnan(result.metrics["scaled_return"])
+                        teacher="regret+boltzmann:1",
+                        on_round=lambda record: rewards.append(record.reward_model.reward().clone()))
+    assert rewards[0].shape == (16,)                                     # the gridworld's log_softmax over states
+    for reward, logged in zip(rewards, result.history["true_return"], strict=True):
+        planned = rlhf.plan(task, reward, task.defaults)
+        assert logged == float(rlhf.expected_returns(task.mdp, planned, task.true_reward, 8))
+    assert set(result.metrics) >= {"goal_hit", "tv", "regret", "epic", "pref_accuracy"}
+    first, second = task.truths.heldout_pairs(50, 8)
+    truth, learned = (rlhf.optimal_advantages(task.mdp, r, 8) for r in (task.true_reward, result.reward))
+    margins = [rlhf.step_rewards(a, first).double().sum(-1) - rlhf.step_rewards(a, second).double().sum(-1)
+               for a in (truth, learned)]
+    strict = margins[0] != 0
+    expected = float(((margins[1] > 0) == (margins[0] > 0))[strict].double().mean())
+    assert result.metrics["pref_accuracy"] == pytest.approx(expected, abs=0.021)      # one pair's rounding
 
 
-def test_an_unknown_learner_model_is_one_line_naming_the_field():
-    with pytest.raises(ValueError, match="learner_model must be one of partial, regret, got 'advantage'"):
-        rlhf.TrainConfig(budget=10, learner_model="advantage")
+def test_kappa_is_validated_and_a_soft_variant_is_one_subclass(request):
+    with pytest.raises(ValueError, match="kappa must be > 0"):
+        regret_module.RegretLearner(kappa=0.0)
+    assert rlhf.LEARNER_MODELS["regret"].kappa == math.inf and rlhf.LEARNER_MODELS["regret"].warm_start
+    from dataclasses import dataclass
+    from typing import ClassVar
+
+    @dataclass(frozen=True)
+    class SoftRegret(regret_module.RegretLearner):
+        name: ClassVar[str] = "regret-soft"
+        kappa: float = 2.0
+
+    request.addfinalizer(lambda: rlhf.LEARNER_MODELS._items.pop("regret-soft", None))
+    rlhf.register_learner_model(SoftRegret())
+    task = rlhf.RandomGridWorld(3)
+    soft = rlhf.train(task, teacher="regret+oracle", budget=300, learner_model="regret-soft", heldout_pairs=50)
+    hard = rlhf.train(task, teacher="regret+oracle", budget=300, learner_model="regret", heldout_pairs=50)
+    assert not torch.equal(soft.reward, hard.reward)
+
+
+def fit_minus_truth(learner_model, teacher, world, budget=3000):
+    """Final loss of a fit="all" run on every pair it was asked, minus the true reward's loss on them."""
+    records = []
+    result = rlhf.train(world, teacher=teacher, budget=budget, learner_model=learner_model, fit="all",
+                        heldout_pairs=20, on_round=records.append)
+    scores = ((lambda r: r) if learner_model == "partial" else
+              (lambda r: rlhf.optimal_advantages(world.mdp, r, world.horizon)))
+
+    def loss(table):
+        z = torch.cat([rlhf.step_rewards(table, rec.first).double().sum(-1) -
+                       rlhf.step_rewards(table, rec.second).double().sum(-1) for rec in records])
+        y = torch.cat([rec.labels.prefer_first for rec in records]).double()
+        return float(torch.nn.functional.softplus(z).sub(y * z).mean())
+
+    return loss(scores(result.reward)) - loss(scores(world.true_reward))
+
+
+@pytest.mark.slow
+def test_few_fits_end_above_the_true_reward_s_loss_on_well_specified_labels():
+    """Non-convexity, measured: Boltzmann regret labels from the truth (the regret model, well
+    specified), 3,000 pairs, fit="all". Over 30 worlds × 3 seeds 18/90 fits end above the truth's loss
+    at the default 50 epochs a round (9/90 at 200); the convex partial learner on partial labels, 3/90.
+    Here the first 10 worlds, seed 0."""
+    worlds = [rlhf.RandomGridWorld(w) for w in range(10)]
+    regret = sum(fit_minus_truth("regret", "regret+boltzmann:1", w) > 0 for w in worlds)
+    partial = sum(fit_minus_truth("partial", "boltzmann:1", w) > 0 for w in worlds)
+    assert regret <= 4 and partial <= 1, (regret, partial)

@@ -1,0 +1,9 @@
+"""The six built-in alignment methods, registered in this order (each module registers its own, as a
+user's method module would): ``rlhf``, ``dpo``, ``ipo``, ``cdpo``, ``slic``, ``cpl``."""
+
+from . import rlhf_method  # noqa: F401  (isort: skip: the order is the registry's)
+from . import dpo  # noqa: F401  # isort: skip
+from . import ipo  # noqa: F401  # isort: skip
+from . import cdpo  # noqa: F401  # isort: skip
+from . import slic  # noqa: F401  # isort: skip
+from . import cpl  # noqa: F401  # isort: skip
