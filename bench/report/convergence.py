@@ -23,7 +23,7 @@ from ..sweep.config import SHOWN_COLUMNS, group_columns, instance_label
 from . import figures, teachers
 from .bootstrap import CONFIDENCE
 from .section import Figure, ReportInputs, SectionOutput
-from .stats import BINARY_SERIES, MIN_RELIABLE_SEEDS, budget_reaching_target, values_text, varying_fields
+from .stats import BINARY_SERIES, MIN_RELIABLE_SEEDS, budget_reaching_target, learner_text, values_text, varying_fields
 
 CORNER_MIN_SIZE = 10
 """The corner-start finding is about gridworlds of at least this size."""
@@ -54,6 +54,8 @@ def section(inputs: ReportInputs) -> SectionOutput:
         lines += [corner, ""]
     lines += ["Smallest budget reaching the success target, per configuration:", ""]
     lines += [f"- {f}" for f in _findings(main, extra, inputs.target)]
+    if learner_text(main):
+        lines += ["", f"*{learner_text(main)}*"]
     lines += ["", _success_definition(_temperature(main)), ""]
     return SectionOutput(lines=lines, files=[*files, *(f.path for f in shown)], figures=shown)
 
@@ -105,7 +107,9 @@ def _tables(summary: pd.DataFrame, extra: tuple[str, ...], to: Path) -> list[Pat
                   f"percentile bootstraps over seeds; † marks one over fewer than {MIN_RELIABLE_SEEDS} seeds, too "
                   "few for the bootstrap to show the spread (read it as a range of the values seen, not a CI). "
                   "`success` is the task's `converged` rule (see README); a failed cell counts as not converged.\n\n"
-                  + _markdown(summary, extra) + "\n")
+                  + _markdown(summary, extra) + "\n"
+                  + (f"\n*{learner_text(summary)}* (the `learner_model` and `fit` columns, where shown, say which row "
+                     "uses which)\n" if learner_text(summary) else ""))
     return [csv, md]
 
 

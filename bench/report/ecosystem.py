@@ -20,7 +20,7 @@ from ..sweep.config import group_columns
 from . import bootstrap, figures
 from .bootstrap import CONFIDENCE
 from .section import Figure, ReportInputs, SectionOutput
-from .stats import bootstrap_rng, budget_text, proportion_interval
+from .stats import bootstrap_rng, budget_text, learner_note, proportion_interval
 
 _SETTING = [c for c in group_columns() if c != "budget"]
 
@@ -116,7 +116,8 @@ def section(inputs: ReportInputs) -> SectionOutput:
              "policy's expected return in H steps reaches the environment's registered threshold, where one is "
              "registered and the optimum V* reaches it. Numbers: [ecosystem.csv](ecosystem.csv); figure: "
              "*near-optimal share by budget* in [Figures](#figures).", "",
-             pd.DataFrame(shown).to_markdown(index=False), "", *_findings(rows)]
+             pd.DataFrame(shown).to_markdown(index=False), "",
+             *learner_note(cells[cells["task"].isin(rlhf.registered_tasks(tag="environment"))]), *_findings(rows)]
     return SectionOutput(lines=lines, files=[csv, figure], figures=[Figure(figure, _TITLE, _caption(rows, seeds))])
 
 

@@ -158,24 +158,41 @@ def _share_panel(ax, budgets, title: str) -> None:
 
 
 def preference_models(table: pd.DataFrame, path: Path) -> Path:
-    """Share of random worlds near-optimal against budget, one panel per teacher noise; colour = the
-    teacher's preference model, line style = the learner's; CI bands over worlds."""
+    """Share of random worlds near-optimal against budget: one row of panels per teacher preference
+    model, one column per teacher noise; colour = the learner, line style = the fit (solid: each
+    round's pairs, dashed: every pair so far); CI bands over worlds."""
     noises = sorted(table["noise"].unique())
-    fig, axes = plt.subplots(1, len(noises), figsize=(4.6 * len(noises), 3.6), squeeze=False, sharey=True)
-    colours = {"partial": "tab:blue", "regret": "tab:red"}
-    styles = {"partial": "--", "regret": "-"}
+    teachers = sorted(table["teacher_model"].unique())
+    fig, axes = plt.subplots(len(teachers), len(noises), figsize=(4.6 * len(noises), 3.3 * len(teachers) + 0.6),
+                             squeeze=False, sharey=True)
+    colours = {"partial": "tab:blue", "advantage": "tab:orange", "regret": "tab:red"}
+    styles = {"round": "-", "all": "--"}
+    markers = {"round": "o", "all": "s"}
     budgets = sorted(table["budget"].unique())
-    for ax, noise in zip(axes[0], noises, strict=True):
-        for (teacher, learner), line in table[table["noise"] == noise].groupby(["teacher_model", "learner_model"]):
-            line = line.sort_values("budget")
-            ax.plot(line["budget"], line["share"], styles[learner], color=colours[teacher], marker="o", ms=3,
-                    label=f"{teacher} teacher, {learner} learner")
-            ax.fill_between(line["budget"], line["ci_low"], line["ci_high"], color=colours[teacher], alpha=0.1)
-        _share_panel(ax, budgets, f"teacher {noise}")
-    axes[0, 0].set_ylabel("share of worlds near-optimal")
-    handles, labels = axes[0, 0].get_legend_handles_labels()
-    fig.tight_layout(rect=(0, 0.1, 1, 1))
-    fig.legend(handles, labels, loc="lower center", ncol=2, fontsize=7, frameon=False)
+    learners = [m for m in colours if m in set(table["learner_model"])]
+    learners += sorted(set(table["learner_model"]) - set(learners))
+    for row, teacher in enumerate(teachers):
+        for ax, noise in zip(axes[row], noises, strict=True):
+            rows = table[(table["noise"] == noise) & (table["teacher_model"] == teacher)]
+            for learner in learners:
+                for fit in sorted(rows["fit"].unique(), key=lambda f: (f != "round", f)):
+                    line = rows[(rows["learner_model"] == learner) & (rows["fit"] == fit)].sort_values("budget")
+                    if line.empty:
+                        continue
+                    colour = colours.get(learner, "tab:gray")
+                    ax.plot(line["budget"], line["share"], styles.get(fit, ":"), color=colour,
+                            marker=markers.get(fit, "^"), ms=3.5, mfc="white" if fit != "round" else colour,
+                            label=f"{learner} learner, fit {fit}")
+                    ax.fill_between(line["budget"], line["ci_low"], line["ci_high"], color=colour, alpha=0.08)
+            _share_panel(ax, budgets, f"{teacher} teacher, {noise}")
+        axes[row, 0].set_ylabel("share of worlds near-optimal")
+    labelled: dict[str, matplotlib.artist.Artist] = {}
+    for ax in axes.flat:
+        for handle, label in zip(*ax.get_legend_handles_labels(), strict=True):
+            labelled.setdefault(label, handle)
+    fig.tight_layout(rect=(0, 0.6 / (3.3 * len(teachers) + 0.6) + 0.02, 1, 1))
+    fig.legend(handles=list(labelled.values()), labels=list(labelled), loc="lower center", ncol=3, fontsize=7,
+               frameon=False)
     return _save(fig, path, tight=False)
 
 

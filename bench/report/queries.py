@@ -17,7 +17,7 @@ settings the rules are ranked the way rliable does (:mod:`bench.report.aggregate
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import pandas as pd
@@ -26,7 +26,7 @@ from ..sweep.config import group_columns, instance_label
 from . import aggregate, bootstrap, figures
 from .bootstrap import CONFIDENCE
 from .section import Figure, ReportInputs, SectionOutput
-from .stats import bootstrap_rng, budget_reaching_target, budget_text, success_values, values_text
+from .stats import bootstrap_rng, budget_reaching_target, budget_text, learner_note, success_values, values_text
 
 MIN_RULES = 3
 UNCERTAINTY_RULES = ("disagreement", "entropy", "info-gain")
@@ -34,6 +34,8 @@ UNCERTAINTY_RULES = ("disagreement", "entropy", "info-gain")
 BASELINE = "uniform"
 """The rule every other rule is compared with."""
 _FAMILY = [c for c in group_columns() if c not in ("query", "budget")]
+SEEDS_FIT = "round"
+"""The seeds' fit (each round's new pairs); B-Pref's is ``"all"`` (every pair asked so far)."""
 
 
 def _in_families(summary: pd.DataFrame) -> pd.Series:
@@ -97,7 +99,7 @@ class _RuleRow:
 
 
 def _rule_row(rule: str, rows: pd.DataFrame, cells: pd.DataFrame, top: int, target: float) -> _RuleRow:
-    rule_cells = cells.merge(rows[[*_FAMILY, "query", "budget"]], on=[*_FAMILY, "query", "budget"])
+    rule_cells = _family_cells(cells, rows)
     reached, low, high = budget_to_target(rule_cells, target)
     last = rows[rows["budget"] == top].iloc[0]
     regret = float(last["regret_mean"]) if "regret_mean" in last else float("nan")
@@ -153,9 +155,10 @@ def against_baseline(scores: pd.DataFrame, fields: dict, baseline: str = BASELIN
             for j, r in enumerate(scores.columns) if r != baseline}
 
 
-def _family_name(row: pd.Series) -> str:
+def _family_name(row: pd.Series, with_fit: bool = False) -> str:
     size = instance_label(row.to_dict()).replace("=", " = ")
-    return f"{row['task']}, {size}, slip {row['slip']:g}, teacher {row['teacher']}"
+    return (f"{row['task']}, {size}, slip {row['slip']:g}, teacher {row['teacher']}"
+            + (f", fit {row['fit']}" if with_fit else ""))
 
 
 def section(inputs: ReportInputs) -> SectionOutput:
@@ -165,13 +168,17 @@ def section(inputs: ReportInputs) -> SectionOutput:
     if methods.empty:
         return SectionOutput()
     cells, target, to = inputs.cells, inputs.target, inputs.stage
+    fits = _fits(methods)
+    several = len(fits) > 1
     shown_figures: list[Figure] = []
-    for (task, teacher, slip), rows in methods.groupby(["task", "teacher", "slip"], sort=True):
+    for (task, teacher, slip, fit), rows in methods.assign(fit=_fit_column(methods)).groupby(
+            ["task", "teacher", "slip", "fit"], sort=True):
         panels = [("success", "success rate"), ("epic", "EPIC distance")]
         if "regret_mean" in rows and rows["regret_mean"].notna().any():
             panels.append(("regret", "normalised regret"))
-        name = f"queries_{task}_{str(teacher).replace(':', '').replace('+', '_')}_slip{slip:g}.png"
-        title = f"Query rules: {task}, teacher {teacher}, slip {slip:g}"
+        suffix = "" if fit == SEEDS_FIT else f"_fit{fit}"
+        name = f"queries_{task}_{str(teacher).replace(':', '').replace('+', '_')}_slip{slip:g}{suffix}.png"
+        title = f"Query rules: {task}, teacher {teacher}, slip {slip:g}" + (f", fit {fit}" if several else "")
         path = figures.sample_efficiency(rows, str(task), panels, to / name, line_by="query", title=title)
         shown_figures.append(Figure(path, title, _caption(rows, panels)))
     lines = ["## Which pairs to ask: query rules", "",
@@ -185,32 +192,90 @@ def section(inputs: ReportInputs) -> SectionOutput:
              f"{BASELINE}'s on the same seeds, with a paired bootstrap CI over seeds at the level that keeps all of a "
              f"setting's comparisons at {CONFIDENCE:.0%} together (Bonferroni over the rules compared with "
              f"{BASELINE}). Figures: *Query rules* in [Figures](#figures).", ""]
-    verdicts: dict[str, dict[str, int]] = {}             # rule -> verdict -> settings
-    levels: set[float] = set()
-    orderings: list[str] = []
-    reached: dict[str, dict[str, list[bool]]] = {}       # teacher -> rule -> per setting
-    strata: list[pd.DataFrame] = []
-    for _, family in methods.groupby(_FAMILY, sort=True, dropna=False):
+    if several:
+        lines += [f"Each setting is run with {len(fits)} fits ({', '.join(fits)}): *round* fits each round's new pairs "
+                  "only (the seeds' loop); *all* refits on every pair asked so far each round, as B-Pref (Lee et al., "
+                  "2021) and imitation train on their buffer of every label. Each fit's settings are tables of their "
+                  "own, and the findings are read per fit.", ""]
+    found: dict[str, _FitFindings] = {}
+    grouped = methods.assign(fit=_fit_column(methods)).groupby(_FAMILY, sort=True, dropna=False)
+    families = [family for _, family in grouped]          # per setting, the seeds' fit first
+    families.sort(key=lambda f: (_setting_order(f.iloc[0], grouped), f.iloc[0]["fit"] != SEEDS_FIT))
+    for family in families:
         first = family.iloc[0]
+        got = found.setdefault(str(first["fit"]), _FitFindings())
         top = int(family["budget"].max())
         table = [_rule_row(str(rule), rows, cells, top, target) for rule, rows in family.groupby("query", sort=True)]
         table.sort(key=lambda r: (-r.mean_success, r.epic))
-        orderings.append(f"{_family_name(first)}: " + " > ".join(r.rule for r in table))
-        per_rule = reached.setdefault(str(first["teacher"]), {})
+        got.orderings.append(f"{_family_name(first, several)}: " + " > ".join(r.rule for r in table))
+        per_rule = got.reached.setdefault(str(first["teacher"]), {})
         for r in table:
             per_rule.setdefault(r.rule, []).append(bool(np.isfinite(r.budget_to_target)))
-        scores = seed_scores(cells.merge(family[[*_FAMILY, "query", "budget"]], on=[*_FAMILY, "query", "budget"]))
-        strata.append(scores)
-        compared = against_baseline(scores, {c: first[c] for c in _FAMILY})
+        family_cells = _family_cells(cells, family)
+        scores = seed_scores(family_cells)
+        got.strata.append(scores)
+        got.scores[_setting_key(first)] = scores
+        compared = against_baseline(scores, {c: first[c] for c in _FAMILY if c in first})
         for rule, c in compared.items():
-            counts = verdicts.setdefault(rule, {"ahead": 0, "behind": 0, "not distinguishable": 0})
+            counts = got.verdicts.setdefault(rule, {"ahead": 0, "behind": 0, "not distinguishable": 0})
             counts[c.verdict] += 1
-            levels.add(c.confidence)
+            got.levels.add(c.confidence)
         shown = pd.DataFrame([r.shown(top, compared.get(r.rule)) for r in table]).dropna(axis="columns", how="all")
-        lines += [f"### {_family_name(first)}", "", shown.to_markdown(index=False, floatfmt=".3f"), ""]
-    lines += _findings(verdicts, levels, orderings, reached, target)
-    lines += _across_settings(strata)
+        lines += [f"### {_family_name(first, several)}", "", shown.to_markdown(index=False, floatfmt=".3f"), "",
+                  *learner_note(family_cells)]
+    for fit in fits:
+        got = found[fit]
+        heading = (f"Findings, fit {fit}" + (" (each round's new pairs: the seeds' loop)" if fit == SEEDS_FIT else
+                                             " (every pair asked so far: B-Pref's setting)" if fit == "all" else "")
+                   if several else "Findings")
+        lines += _findings(got.verdicts, got.levels, got.orderings, got.reached, target, heading,
+                           fit if several else None)
+        lines += _across_settings(got.strata, fit if several else None)
+    if several:
+        lines += _fit_comparison(found, fits)
     return SectionOutput(lines=lines, files=[f.path for f in shown_figures], figures=shown_figures)
+
+
+@dataclass
+class _FitFindings:
+    """What the findings of one fit are read from."""
+
+    verdicts: dict[str, dict[str, int]] = field(default_factory=dict)      # rule -> verdict -> settings
+    levels: set[float] = field(default_factory=set)
+    orderings: list[str] = field(default_factory=list)
+    reached: dict[str, dict[str, list[bool]]] = field(default_factory=dict)   # teacher -> rule -> per setting
+    strata: list[pd.DataFrame] = field(default_factory=list)
+    scores: dict[tuple, pd.DataFrame] = field(default_factory=dict)     # setting without the fit -> seed scores
+
+
+def _fit_column(rows: pd.DataFrame) -> pd.Series:
+    """The rows' fit (the seeds' where the runs do not record one)."""
+    if "fit" not in rows:
+        return pd.Series(SEEDS_FIT, index=rows.index)
+    return rows["fit"].fillna(SEEDS_FIT).replace("", SEEDS_FIT)
+
+
+def _fits(rows: pd.DataFrame) -> list[str]:
+    """The fits the rows use, the seeds' first."""
+    return sorted({str(f) for f in _fit_column(rows)}, key=lambda f: (f != SEEDS_FIT, f))
+
+
+def _setting_order(row: pd.Series, grouped) -> int:
+    """The position of a family's setting (without its fit) among the sorted settings."""
+    keys = list(dict.fromkeys(_setting_key(f.iloc[0]) for _, f in grouped))
+    return keys.index(_setting_key(row))
+
+
+def _setting_key(row: pd.Series) -> tuple:
+    """A family's setting without its fit (where the two fits' families are paired)."""
+    return tuple(str(row[c]) for c in _FAMILY if c != "fit")
+
+
+def _family_cells(cells: pd.DataFrame, family: pd.DataFrame) -> pd.DataFrame:
+    keys = [*_FAMILY, "query", "budget"]
+    if "fit" not in cells:
+        cells = cells.assign(fit=SEEDS_FIT)
+    return cells.assign(fit=_fit_column(cells)).merge(family[keys], on=keys)
 
 
 def _caption(rows: pd.DataFrame, panels: list[tuple[str, str]]) -> str:
@@ -229,19 +294,24 @@ def _caption(rows: pd.DataFrame, panels: list[tuple[str, str]]) -> str:
     return text
 
 
-def _across_settings(strata: list[pd.DataFrame]) -> list[str]:
-    """The rules ranked across every setting the way rliable does (:mod:`bench.report.aggregate`): a
-    seed's mean success over the budgets is a run, a setting a task."""
+def _across_settings(strata: list[pd.DataFrame], fit: str | None = None) -> list[str]:
+    """The rules ranked across every setting (of one fit, where the runs have several) the way
+    rliable does (:mod:`bench.report.aggregate`): a seed's mean success over the budgets is a run, a
+    setting a task."""
     if len(strata) < 2:
         return []
     rules = sorted(set.intersection(*(set(s.columns) for s in strata)))
     if BASELINE not in rules or len(rules) < 2:
         return []
     data = [s[rules].to_numpy(dtype=float) for s in strata]
-    results = aggregate.aggregate(data, rules, BASELINE, {"section": "query rules", "rules": rules})
+    fields: dict[str, object] = {"section": "query rules", "rules": rules}
+    if fit is not None and fit != SEEDS_FIT:
+        fields["fit"] = fit               # the seeds' fit keeps the generator it had before fits were swept
+    results = aggregate.aggregate(data, rules, BASELINE, fields)
     results.sort(key=lambda a: (-a.iqm, -a.improvement, a.method))
-    return ["### Across settings", "",
-            f"The rules ranked over all {len(strata)} settings the way rliable does (Agarwal et al., 2021): a seed's "
+    return [f"### Across settings{'' if fit is None else f', fit {fit}'}", "",
+            f"The rules ranked over all {len(strata)} settings{'' if fit is None else f' of fit {fit}'} the way "
+            "rliable does (Agarwal et al., 2021): a seed's "
             "mean success over the swept budgets is a run, a setting a task. *IQM*: the interquartile mean of the "
             "runs pooled over settings (the middle 50%: robust to a few settings where every rule succeeds or "
             f"fails); *P(better than {BASELINE})*: the chance that a seed of the rule scores above a seed of "
@@ -252,8 +322,9 @@ def _across_settings(strata: list[pd.DataFrame]) -> list[str]:
 
 
 def _findings(verdicts: dict[str, dict[str, int]], levels: set[float], orderings: list[str],
-              reached: dict[str, dict[str, list[bool]]], target: float) -> list[str]:
-    lines = ["### Findings", ""]
+              reached: dict[str, dict[str, list[bool]]], target: float, heading: str = "Findings",
+              fit: str | None = None) -> list[str]:
+    lines = [f"### {heading}", ""]
     uncertain = [r for r in UNCERTAINTY_RULES if r in verdicts]
     if uncertain:
         total = sum(verdicts[uncertain[0]].values())
@@ -267,12 +338,17 @@ def _findings(verdicts: dict[str, dict[str, int]], levels: set[float], orderings
                    "this suite does not reproduce B-Pref's ordering for any of them")
         if ahead and set(b_pref) - set(ahead):
             verdict += ", not for " + " and ".join(sorted(set(b_pref) - set(ahead)))
+        setting = ("" if fit is None else
+                   f" With fit {fit} (every pair asked so far, as B-Pref trains its reward model)" if fit == "all" else
+                   f" With fit {fit} (each round's new pairs only, unlike B-Pref, which trains on every pair so far)"
+                   if fit == SEEDS_FIT else f" With fit {fit}")
         lines.append(f"- B-Pref (Lee et al., 2021) reports that uncertainty-based sampling (disagreement, entropy) "
-                     f"beats uniform sampling on most of its tasks. Here each uncertainty rule is compared with "
-                     f"{BASELINE} on its own, by the difference in mean success on the same seeds ({level} paired "
+                     f"beats uniform sampling on most of its tasks.{setting}: here each uncertainty rule is "
+                     f"compared with {BASELINE} on its own, by the difference in mean success on the same seeds "
+                     f"({level} paired "
                      f"CIs: {CONFIDENCE:.0%} for all of a setting's comparisons together, Bonferroni; no rule is "
                      f"picked as the best of several first): {said}. Counting a rule as ahead where it is ahead in "
-                     f"more than half the settings, {verdict}.")
+                     f"more than half the settings, {verdict}" + (f" with fit {fit}." if fit is not None else "."))
     for teacher, rules in sorted(reached.items()):
         counts = sorted(((sum(v), len(v), rule) for rule, v in rules.items()), key=lambda c: (-c[0], c[2]))
         lines.append(f"- Teacher {teacher}: settings in which each rule reaches {target:.0%} within the sweep: "
@@ -281,3 +357,46 @@ def _findings(verdicts: dict[str, dict[str, int]], levels: set[float], orderings
               ""]
     lines += [f"  - {o}" for o in orderings]
     return [*lines, ""]
+
+
+def _fit_comparison(found: dict[str, _FitFindings], fits: list[str]) -> list[str]:
+    """Each rule with every other fit against the seeds' fit, setting by setting on the same seeds:
+    the difference in per-seed mean success, with a paired bootstrap CI over seeds
+    Bonferroni-corrected over the rules (all of a setting's rules hold together at ``CONFIDENCE``)."""
+    if SEEDS_FIT not in found:
+        return []
+    lines = []
+    for fit in (f for f in fits if f != SEEDS_FIT):
+        counts: dict[str, dict[str, int]] = {}
+        differences: dict[str, list[float]] = {}
+        levels: set[float] = set()
+        for key, other in found[fit].scores.items():
+            base = found[SEEDS_FIT].scores.get(key)
+            if base is None:
+                continue
+            rules = sorted(set(other.columns) & set(base.columns))
+            seeds = other.index.intersection(base.index)
+            if not rules or len(seeds) == 0:
+                continue
+            values = other.loc[seeds, rules].to_numpy(dtype=float) - base.loc[seeds, rules].to_numpy(dtype=float)
+            level = 1 - (1 - CONFIDENCE) / len(rules)
+            levels.add(level)
+            fields = dict(zip([c for c in _FAMILY if c != "fit"], key, strict=True))
+            rng = bootstrap_rng(fields | {"statistic": f"{fit} − {SEEDS_FIT}"})
+            draws = bootstrap.resample(values, bootstrap.mean, rng)
+            low, high = bootstrap.percentile_interval(draws, level)
+            for j, rule in enumerate(rules):
+                verdict = "ahead" if low[j] > 0 else "behind" if high[j] < 0 else "not distinguishable"
+                counts.setdefault(rule, {"ahead": 0, "behind": 0, "not distinguishable": 0})[verdict] += 1
+                differences.setdefault(rule, []).append(float(values[:, j].mean()))
+        if not counts:
+            continue
+        level_text = " or ".join(f"{x:.1%}" for x in sorted(levels))
+        said = "; ".join(f"{rule} {sum(c.values())} settings: ahead in {c['ahead']}, behind in {c['behind']}, not "
+                         f"distinguishable in {c['not distinguishable']} (mean difference "
+                         f"{np.mean(differences[rule]):+.3f})" for rule, c in sorted(counts.items()))
+        lines += [f"### Fit {fit} against fit {SEEDS_FIT}", "",
+                  f"- Each rule's mean success with fit {fit} minus with fit {SEEDS_FIT}, on the same seeds in each "
+                  f"setting ({level_text} paired bootstrap CIs over seeds: {CONFIDENCE:.0%} for all of a setting's "
+                  f"rules together, Bonferroni): {said}.", ""]
+    return lines

@@ -159,3 +159,22 @@ def budget_text(budget: float, top: int) -> str:
     """A budget statistic as the tables show it: ``"300"``, or ``"> 3000"`` when not within the
     sweep (``inf``; ``top`` is the largest swept budget)."""
     return f"> {top}" if np.isinf(budget) else f"{budget:.0f}"
+
+
+LEARNER_FIELDS = (("learner_model", "learner"), ("fit", "fit"))
+"""The configuration fields that say which learner a table measures, and their names in prose."""
+
+
+def learner_text(rows: pd.DataFrame) -> str:
+    """Which learner and which fit ``rows`` (cells or summary rows) use, for the line under a
+    table: ``"learner: partial, fit: round"`` (``"partial/regret"`` where they differ), read off the
+    rows, never assumed; ``""`` when the rows record neither."""
+    known = {column: rows[column].dropna()[lambda v: v != ""] for column, _ in LEARNER_FIELDS if column in rows}
+    return ", ".join(f"{label}: {values_text(known[column])}" for column, label in LEARNER_FIELDS
+                     if column in known and len(known[column]))
+
+
+def learner_note(rows: pd.DataFrame) -> list[str]:
+    """The Markdown line (and its blank line) under a table: ``["*learner: partial, fit: round*", ""]``."""
+    text = learner_text(rows)
+    return [f"*{text}*", ""] if text else []

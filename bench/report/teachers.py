@@ -23,7 +23,7 @@ from ..sweep.config import group_columns, instance_label
 from . import aggregate
 from .bootstrap import CONFIDENCE
 from .section import ReportInputs, SectionOutput
-from .stats import summarize, values_text
+from .stats import learner_note, summarize, values_text
 
 NOISE_FAMILIES = {   # teacher specs ordered from least to most noisy
     "mistake ε (Boltzmann β = 1)": ["boltzmann:1", "boltzmann:1+mistake:0.1", "boltzmann:1+mistake:0.3"],
@@ -145,7 +145,7 @@ def _task_lines(task: str, rows: pd.DataFrame, notes: list[str]) -> list[str]:
             + (f", {start} start" if start else ""))
     lines = [f"### Teachers: {name}", "", "Ordered by EPIC distance at the largest budget (closest first); EPIC "
              f"with a {CONFIDENCE:.0%} bootstrap CI over the row's seeds. " + " ".join(notes), "",
-             pd.DataFrame(table).to_markdown(index=False), ""]
+             pd.DataFrame(table).to_markdown(index=False), "", *learner_note(rows)]
     epic = {t: g.set_index("budget").loc[top, "epic_mean"] for t, g in rows.groupby("teacher")}
     for family, order in NOISE_FAMILIES.items():
         seen = [t for t in order if t in epic]
@@ -188,4 +188,5 @@ def _across_tasks(inputs: ReportInputs, families: dict[str, pd.DataFrame]) -> li
             "mean of the runs pooled over tasks (lower is closer to the true reward); *P(closer to the truth than "
             f"{BASELINE})*: the chance that a seed's reward from this teacher is closer than a seed's reward from "
             f"{BASELINE} (ties ½), averaged over tasks; {CONFIDENCE:.0%} CIs by a bootstrap over seeds stratified by "
-            "task.", "", table.to_markdown(index=False), ""]
+            "task.", "", table.to_markdown(index=False), "",
+            *learner_note(pd.concat(list(families.values())))]

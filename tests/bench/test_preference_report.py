@@ -12,16 +12,17 @@ from bench.sweep.config import group_columns
 WORLDS = range(8)
 
 
-def cells_frame(near: dict[tuple[str, str], list[float]], budget: int = 300, seeds: int = 2) -> pd.DataFrame:
-    """Random-world cells: (teacher spec, learner model) -> per world, its near-optimal rate
-    (seed k of a world with rate q is near-optimal when k < q · seeds)."""
+def cells_frame(near: dict[tuple, list[float]], budget: int = 300, seeds: int = 2) -> pd.DataFrame:
+    """Random-world cells: (teacher spec, learner model[, fit]) -> per world, its near-optimal rate
+    (seed k of a world with rate q is near-optimal when k < q · seeds); the fit is ``round`` unless named."""
     rows = []
-    for (teacher, learner), rates in near.items():
+    for key, rates in near.items():
+        teacher, learner, fit = (*key, "round")[:3]
         for world, rate in zip(WORLDS, rates, strict=True):
             for seed in range(seeds):
                 hit = float(seed < rate * seeds)
                 rows.append({"task": "random-gridworld", "world": world, "teacher": teacher, "learner_model": learner,
-                             "budget": budget, "seed": seed, "status": "done", "near_optimal": hit,
+                             "fit": fit, "budget": budget, "seed": seed, "status": "done", "near_optimal": hit,
                              "scaled_return": 0.5 + 0.5 * hit, "segment_length": 3})
     return pd.DataFrame(rows)
 
@@ -41,27 +42,81 @@ def test_shares_are_means_over_worlds_of_each_world_s_rate_and_failures_count_as
     assert table.loc["regret", "share"] == pytest.approx((0.5 + 1 + 0.5 + 0.5 + 0 + 0 + 1 + 1) / 8)
     assert table.loc["partial", "share"] == pytest.approx(1.5 / 8)
     assert (table["noise"] == "oracle").all() and (table["teacher_model"] == "regret").all()
-    assert (table["worlds"] == 8).all()
+    assert (table["worlds"] == 8).all() and (table["fit"] == "round").all()
     for learner in ("regret", "partial"):
         row = table.loc[learner]
         assert row["ci_low"] <= row["share"] <= row["ci_high"] and row["ci_low"] < row["ci_high"]
-    assert table.loc["regret", "difference"] == pytest.approx(table.loc["regret", "share"] - table.loc["partial", "share"])
-    assert table.loc["regret", "difference_ci_low"] > 0                  # paired: ahead on every world but one
+
+
+def test_cells_without_a_fit_column_are_the_seeds_fit():
+    cells = cells_frame({("oracle", "partial"): [1.0] * 8}).drop(columns="fit")
+    assert (preference_models.world_rates(cells)["fit"] == "round").all()
+
+
+def test_paired_differences_between_learners_and_fits_are_bonferroni_corrected_per_family():
+    regret = [1, 1, 0.5, 0.5, 0, 0, 1, 1]
+    partial = [0, 0, 0.5, 0, 0, 0, 1, 0]
+    cells = cells_frame({("regret+oracle", "regret"): regret, ("regret+oracle", "partial"): partial,
+                         ("regret+oracle", "advantage"): partial,                         # the same rates as partial
+                         ("regret+oracle", "partial", "all"): [1.0] * 8,
+                         ("regret+oracle", "regret", "all"): [0.0] * 8})
+    paired = preference_models.differences(preference_models.world_rates(cells))
+    learners = paired[paired["comparison"] == "learners"].set_index(["fit", "learner_model"])
+    # three learners with fit round: three comparisons, each at 1 - 0.05/3; with fit all only regret − partial
+    assert set(learners.loc["round"].index) == {"regret − partial", "regret − advantage", "advantage − partial"}
+    assert learners.loc["round", "confidence"].tolist() == pytest.approx([1 - 0.05 / 3] * 3)
+    assert learners.loc[("all", "regret − partial"), "confidence"] == pytest.approx(0.95)
+    row = learners.loc[("round", "regret − partial")]
+    assert row["difference"] == pytest.approx(np.mean(regret) - np.mean(partial))
+    assert row["ci_low"] > 0 and row["verdict"] == "above"            # ahead on every world but one
+    assert learners.loc[("round", "advantage − partial"), "verdict"] == "identical"
+    assert learners.loc[("all", "regret − partial"), "difference"] == -1 and \
+        learners.loc[("all", "regret − partial"), "verdict"] == "below"
+    fits = paired[paired["comparison"] == "fits"].set_index("learner_model")
+    assert set(fits.index) == {"partial", "regret"} and (fits["fit"] == "all − round").all()
+    assert fits.loc["partial", "difference"] == pytest.approx(1 - np.mean(partial))
+    assert fits.loc["regret", "difference"] == pytest.approx(-np.mean(regret))
+    assert fits["confidence"].tolist() == pytest.approx([1 - 0.05 / 2] * 2)
+    # a wider family gives a wider interval for the same data
+    alone = preference_models.differences(preference_models.world_rates(
+        cells[cells["learner_model"] != "advantage"]))
+    alone = alone[alone["comparison"] == "learners"].set_index(["fit", "learner_model"])
+    assert alone.loc[("round", "regret − partial"), "ci_low"] > row["ci_low"]
 
 
 def test_the_findings_follow_the_paired_differences(tmp_path):
     ahead = cells_frame({("regret+oracle", "regret"): [1.0] * 8, ("regret+oracle", "partial"): [0.0] * 8,
-                         ("oracle", "regret"): [0.5] * 8, ("oracle", "partial"): [0.5] * 8})
+                         ("regret+oracle", "advantage"): [0.5] * 8,
+                         ("oracle", "regret"): [0.5] * 8, ("oracle", "partial"): [0.5] * 8,
+                         ("oracle", "advantage"): [0.0] * 8})
     out = preference_models.section(_inputs(ahead, tmp_path))
     text, files = "\n".join(out.lines), out.files
-    assert "Regret teacher, oracle: the regret learner's share near-optimal" in text and "is above at 300" in text
-    assert "Partial teacher, oracle" in text and "is not distinguishable at 300" in text
-    assert "This suite agrees" in text and "pairs of 3-step segments" in text
-    assert [p.name for p in files] == ["preference_models.csv", "preference_models.png"]
+    assert "Knox et al. (2022)" in text and "Fit round, regret teacher, regret − partial" in text
+    assert "oracle: above at 300" in text and "The regret learner is ahead at every budget for every teacher noise: " \
+        "reproduced." in text
+    assert "Fit round, partial teacher, advantage − partial (paired CIs over worlds): oracle: below at 300" in text
+    assert "The advantage learner is behind the partial learner at every budget for every teacher noise" in text
+    assert "pairs of 3-step segments" in text and "*learner: advantage/partial/regret, fit: round*" in text
+    assert "Fitting all against round" not in text                    # one fit: nothing to compare
+    assert [p.name for p in files] == ["preference_models.csv", "preference_models_differences.csv",
+                                       "preference_models.png"]
     assert all(p.is_file() for p in files)
+    assert "orange lines in the partial-teacher row" in out.figures[0].caption
     behind = cells_frame({("regret+oracle", "regret"): [0.0] * 8, ("regret+oracle", "partial"): [1.0] * 8})
     text = "\n".join(preference_models.section(_inputs(behind, tmp_path)).lines)
-    assert "is below at 300" in text and "does not reproduce" in text
+    assert "oracle: below at 300" in text and "not reproduced. The opposite (CI excluding 0) at 300 pairs" in text
+
+
+def test_the_fit_findings_count_settings_and_set_apart_identical_fits(tmp_path):
+    cells = pd.concat([cells_frame({("oracle", "partial"): [0.0] * 8, ("oracle", "partial", "all"): [1.0] * 8},
+                                   budget=900),
+                       cells_frame({("oracle", "partial"): [0.5] * 8, ("oracle", "partial", "all"): [0.5] * 8},
+                                   budget=300)])
+    text = "\n".join(preference_models.section(_inputs(cells, tmp_path)).lines)
+    assert ("partial learner: above in 1, below in 0, not distinguishable in 0 of 1 settings (teacher × noise × "
+            "budget) (identical in 1 more, at 300 pairs") in text
+    assert "At 900 pairs: partial teacher, oracle: +1.00" in text
+    assert "*learner: partial, fit: all/round*" in text
 
 
 def test_a_report_of_random_worlds_alone_re_derives_from_cells_csv(tmp_path):
@@ -69,10 +124,10 @@ def test_a_report_of_random_worlds_alone_re_derives_from_cells_csv(tmp_path):
                              "teachers = ['regret+oracle']\nlearner_models = ['partial', 'regret']\nseeds = 2\n"
                              "[random-gridworld.train]\npairs_per_round = 100\nepochs = 5\n")
     page = (to / "README.md").read_text()
-    assert "## Which model of human preference: partial return vs regret" in page
+    assert "## Which model of human preference: partial return, advantage, regret" in page
     table = pd.read_csv(to / "preference_models.csv")
     cells = pd.read_csv(run / "cells.csv")
     for _, row in table.iterrows():
-        mine = cells[cells["learner_model"] == row["learner_model"]]
+        mine = cells[(cells["learner_model"] == row["learner_model"]) & (cells["fit"] == row["fit"])]
         assert row["share"] == pytest.approx(mine.groupby("world")["near_optimal"].mean().mean(), abs=1e-6)
     assert "random-gridworld" not in (to / "convergence.md").read_text()

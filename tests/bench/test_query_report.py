@@ -13,13 +13,13 @@ from bench.sweep.config import group_columns
 BUDGETS = (100, 200, 500)
 
 
-def cells_frame(converged_from: dict[str, list[int | None]]) -> pd.DataFrame:
+def cells_frame(converged_from: dict[str, list[int | None]], fit: str = "round") -> pd.DataFrame:
     """Cells of one gridworld family: rule -> per seed, the first budget it converges at (None: never)."""
     base = {c: "" for c in group_columns()} | {
         "task": "gridworld", "size": 5, "slip": 0.0, "teacher": "boltzmann:1", "start": "uniform",
         "vocab_size": 0, "horizon": 30, "pairs_per_round": 100, "segment_length": 0, "ensemble": 5,
         "oversample": 10, "optimizer": "adam", "lr": 0.01, "epochs": 50, "batch_size": 0, "discount": 1.0,
-        "temperature": 1.0, "heldout_pairs": 1000}
+        "temperature": 1.0, "heldout_pairs": 1000, "learner_model": "partial", "fit": fit}
     rows = []
     for rule, firsts in converged_from.items():
         for seed, first in enumerate(firsts):
@@ -64,3 +64,34 @@ def test_configurations_with_fewer_than_three_rules_stay_in_the_main_report():
     summary = report_inputs(cells, Path()).summary
     assert queries.method_rows(summary).empty
     assert len(queries.without_methods(summary)) == len(summary)
+
+
+def test_with_two_fits_each_fit_has_its_own_tables_findings_and_figures_and_they_are_compared(tmp_path):
+    round_ = cells_frame({"uniform": [200] * 10, "entropy": [500] * 10, "disagreement": [200] * 10})
+    every = cells_frame({"uniform": [500] * 10, "entropy": [100] * 10, "disagreement": [100] * 10}, fit="all")
+    out = queries.section(report_inputs(pd.concat([round_, every], ignore_index=True), tmp_path))
+    text = "\n".join(out.lines)
+    assert "### gridworld, N = 5, slip 0, teacher boltzmann:1, fit round" in text
+    assert "### gridworld, N = 5, slip 0, teacher boltzmann:1, fit all" in text
+    assert text.index("teacher boltzmann:1, fit round") < text.index("teacher boltzmann:1, fit all")   # seeds' first
+    assert text.count("*learner: partial, fit: round*") == 1 and text.count("*learner: partial, fit: all*") == 1
+    round_part = text[text.index("### Findings, fit round"):text.index("### Findings, fit all")]
+    all_part = text[text.index("### Findings, fit all"):]
+    assert "entropy ahead in 0 of 1 settings, behind in 1" in round_part
+    assert "does not reproduce B-Pref's ordering for any of them with fit round" in round_part
+    assert "With fit all (every pair asked so far, as B-Pref trains its reward model)" in all_part
+    assert "agrees with B-Pref's ordering for disagreement and entropy with fit all" in all_part
+    # mean success over budgets 100/200/500: converged from 100 -> 1, from 200 -> 2/3, from 500 -> 1/3;
+    # all − round on the same seeds: disagreement 1 − 2/3, entropy 1 − 1/3, uniform 1/3 − 2/3
+    assert "disagreement 1 settings: ahead in 1, behind in 0, not distinguishable in 0 (mean difference +0.333)" in text
+    assert "entropy 1 settings: ahead in 1, behind in 0, not distinguishable in 0 (mean difference +0.667)" in text
+    assert "uniform 1 settings: ahead in 0, behind in 1, not distinguishable in 0 (mean difference -0.333)" in text
+    assert sorted(p.name for p in out.files) == ["queries_gridworld_boltzmann1_slip0.png",
+                                                 "queries_gridworld_boltzmann1_slip0_fitall.png"]
+
+
+def test_with_one_fit_the_section_reads_as_before(tmp_path):
+    text = "\n".join(queries.section(report_inputs(cells_frame(
+        {"uniform": [500] * 10, "entropy": [200] * 10, "disagreement": [100] * 10}), tmp_path)).lines)
+    assert "### Findings\n" in text and "Findings, fit" not in text and "against fit" not in text
+    assert "### gridworld, N = 5, slip 0, teacher boltzmann:1\n" in text and "*learner: partial, fit: round*" in text

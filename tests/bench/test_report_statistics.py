@@ -136,3 +136,11 @@ def test_teachers_are_compared_on_the_same_seeds_and_each_row_shows_its_n(tmp_pa
     assert "|   seeds |" in text and "boltzmann:1 also has 10 more seeds" in text
     table = [line for line in text.splitlines() if line.startswith("| boltzmann:1 ")]
     assert table and "|      10 |" in table[0]
+
+
+def test_learner_text_reads_the_learner_and_fit_off_the_rows():
+    from bench.report.stats import learner_note, learner_text
+    rows = pd.DataFrame({"learner_model": ["partial", "regret", "partial"], "fit": ["round", "round", ""]})
+    assert learner_text(rows) == "learner: partial/regret, fit: round"
+    assert learner_note(rows.drop(columns="learner_model")) == ["*fit: round*", ""]
+    assert learner_text(pd.DataFrame({"task": ["gridworld"]})) == "" and learner_note(pd.DataFrame()) == []
