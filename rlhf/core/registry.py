@@ -32,6 +32,11 @@ class Registry(Mapping[str, T], Generic[T]):
         self._items[name] = item
         return item
 
+    def remove(self, name: str) -> None:
+        """Forget ``name`` (nothing if it is not registered): for tests and interactive sessions that
+        register something for a while."""
+        self._items.pop(name, None)
+
     def lookup(self, name: str) -> T:
         """The item of that name; ValueError naming the registered ones otherwise."""
         if name not in self._items:

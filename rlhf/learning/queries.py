@@ -21,13 +21,13 @@ at the end of this module; ``query=NAME`` then selects it everywhere.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
-from types import MappingProxyType
 
 import torch
 
 from ..core import batched
+from ..core.registry import Registry
 from ..preferences.models import binary_entropy, bradley_terry, score_margins
 from .ensemble import member_mean
 
@@ -59,17 +59,13 @@ class QueryRule:
         return self.choose is None
 
 
-_REGISTRY: dict[str, QueryRule] = {}
-QUERY_RULES: Mapping[str, QueryRule] = MappingProxyType(_REGISTRY)
-"""Every registered query rule by name, in registration order (a read-only view)."""
+QUERY_RULES: Registry[QueryRule] = Registry("query rule")
+"""Every registered query rule by name, in registration order (a read-only mapping)."""
 
 
 def register_query_rule(rule: QueryRule) -> QueryRule:
     """Make ``rule`` known to configurations by its name; returns it."""
-    if rule.name in _REGISTRY:
-        raise ValueError(f"query rule {rule.name!r} is already registered")
-    _REGISTRY[rule.name] = rule
-    return rule
+    return QUERY_RULES.register(rule.name, rule)
 
 
 class _Names:
@@ -80,10 +76,10 @@ class _Names:
         self._test = test
 
     def __iter__(self) -> Iterator[str]:
-        return (name for name, rule in _REGISTRY.items() if self._test(rule))
+        return iter(QUERY_RULES.names(self._test))
 
     def __contains__(self, name: object) -> bool:
-        rule = _REGISTRY.get(name) if isinstance(name, str) else None
+        rule = QUERY_RULES.get(name) if isinstance(name, str) else None
         return rule is not None and self._test(rule)
 
     def __len__(self) -> int:

@@ -18,6 +18,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass
 
+from ..core.registry import Registry
 from .labeller import Labeller
 from .teachers import Teacher
 
@@ -45,23 +46,20 @@ class TeacherKind:
         return f"{self.name}:{argument}" if argument else self.name
 
 
-_REGISTRY: dict[str, TeacherKind] = {}
+_REGISTRY: Registry[TeacherKind] = Registry("teacher kind")
 
 
 def register_teacher(kind: TeacherKind) -> TeacherKind:
     """Make ``kind`` known to teacher specs; returns it. ValueError if the name is taken, by another
     kind or by B-Pref's grammar."""
-    if kind.name in _REGISTRY:
-        raise ValueError(f"teacher kind {kind.name!r} is already registered")
     if Teacher.is_term(kind.name):
         raise ValueError(f"teacher kind {kind.name!r} is a term of B-Pref's teacher specs")
-    _REGISTRY[kind.name] = kind
-    return kind
+    return _REGISTRY.register(kind.name, kind)
 
 
 def registered_teachers() -> tuple[str, ...]:
     """The registered kinds' names, in registration order."""
-    return tuple(_REGISTRY)
+    return _REGISTRY.names()
 
 
 def split_spec(spec: str) -> tuple[TeacherKind, str] | None:

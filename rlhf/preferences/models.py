@@ -20,14 +20,13 @@ labels under a model and acts on what it fitted is a *learner model*
 from __future__ import annotations
 
 from abc import ABC, abstractmethod
-from collections.abc import Mapping
 from dataclasses import dataclass
-from types import MappingProxyType
 from typing import ClassVar
 
 import torch
 
 from ..core import batched
+from ..core.registry import Registry
 from ..core.truths import TaskTruths
 
 
@@ -116,26 +115,20 @@ class Regret(PreferenceModel):
         return float(truths.optimal_advantages(discount).min()), 0.0
 
 
-_REGISTRY: dict[str, PreferenceModel] = {}
-PREFERENCE_MODELS: Mapping[str, PreferenceModel] = MappingProxyType(_REGISTRY)
-"""Every registered preference model by name, in registration order (a read-only view)."""
+PREFERENCE_MODELS: Registry[PreferenceModel] = Registry("preference model")
+"""Every registered preference model by name, in registration order (a read-only mapping)."""
 
 
 def register_preference_model(model: PreferenceModel) -> PreferenceModel:
     """Make ``model`` known by its name to configurations and teacher specs; returns it."""
-    if model.name in _REGISTRY:
-        raise ValueError(f"preference model {model.name!r} is already registered")
-    _REGISTRY[model.name] = model
-    return model
+    return PREFERENCE_MODELS.register(model.name, model)
 
 
 def preference_model(name: str | PreferenceModel) -> PreferenceModel:
     """The registered model of that name (a model is returned as it is); ValueError naming the known ones."""
     if isinstance(name, PreferenceModel):
         return name
-    if name not in _REGISTRY:
-        raise ValueError(f"preference model must be one of {', '.join(_REGISTRY)}, got {name!r}")
-    return _REGISTRY[name]
+    return PREFERENCE_MODELS.lookup(name)
 
 
 PARTIAL_RETURN = register_preference_model(PartialReturn())

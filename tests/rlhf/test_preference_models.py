@@ -82,7 +82,7 @@ class ContrarianLearner(learner_models.LearnerModel):
 
 
 def test_a_new_model_and_its_learner_are_one_class_and_one_registration_each(request):
-    request.addfinalizer(lambda: models._REGISTRY.pop("contrarian", None))
+    request.addfinalizer(lambda: models.PREFERENCE_MODELS.remove("contrarian"))
     request.addfinalizer(lambda: rlhf.LEARNER_MODELS._items.pop("contrarian", None))
     rlhf.register_preference_model(Contrarian())
     rlhf.register_learner_model(ContrarianLearner())

@@ -175,7 +175,7 @@ def test_the_rules_are_one_registry_and_a_new_rule_is_one_registration(request):
     assert list(rlhf.QUERIES) == ["on-policy", "uniform", "disagreement", "entropy", "info-gain", "kcenter"]
     assert list(rlhf.ENSEMBLE_QUERIES) == ["disagreement", "info-gain"]
     assert list(queries.SAMPLED_QUERIES) == ["on-policy", "uniform"]
-    request.addfinalizer(lambda: queries._REGISTRY.pop("last", None))          # registered for this test only
+    request.addfinalizer(lambda: queries.QUERY_RULES.remove("last"))          # registered for this test only
 
     def last(n, features_1, features_2, table):
         m = features_1.shape[-2]
