@@ -179,3 +179,11 @@ def dense_hard_max_q(mdp, reward, horizon: int, discount: float = 1.0):
         q = torch.stack([torch.stack([r[s, a] + discount * (P[a, s] * v).sum() for a in range(A)])
                          for s in range(S)])
     return q
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child a test interrupts: SIGINT back to its default. A shell without job
+    control starts background commands (``cmd &``, as a CI runner may) with SIGINT ignored, and a
+    child inherits that, so a Python child would never see the KeyboardInterrupt the test sends."""
+    import signal
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

@@ -17,7 +17,7 @@ import sys
 import time
 
 import pytest
-from helpers import ROOT, run_cli
+from helpers import ROOT, default_sigint, run_cli
 
 CONFIG = """
 [gridworld]
@@ -67,7 +67,8 @@ def _interrupt(args: list[str], markers, started: int, whole_group: bool = True,
     before = len(list(markers.iterdir()))
     env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "_support")]))
     proc = subprocess.Popen([sys.executable, "-c", WRAPPER, str(markers), *args], cwd=ROOT, env=env,
-                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True)
+                            stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True, start_new_session=True,
+                            preexec_fn=default_sigint)
     out = args[args.index("--out") + 1]
     try:
         deadline = time.monotonic() + 120

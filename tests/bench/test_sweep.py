@@ -6,7 +6,7 @@ import sys
 import time
 
 import pytest
-from helpers import ROOT, run_cli
+from helpers import ROOT, default_sigint, run_cli
 
 import rlhf
 from bench.sweep import cell as cell_mod
@@ -114,7 +114,7 @@ def test_interrupt_mid_sweep_then_resume_equals_uninterrupted(tmp_path, signum):
     env = dict(os.environ, PYTHONPATH=str(ROOT))
     proc = subprocess.Popen([sys.executable, "-m", "bench", "run", "--config", str(cfg), "--out", str(killed),
                              "--no-progress"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE,
-                            text=True)
+                            text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while _stored(killed / "results.sqlite") < 5 and time.monotonic() < deadline and proc.poll() is None:
         time.sleep(0.05)
