@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import BenchError
 from ..provenance import Provenance
-from ..sweep.config import text_columns
+from ..sweep.config import config_columns, text_columns
 from ..sweep.engine import CSV_NAME
 from ..sweep.store import Store
 
@@ -38,6 +38,11 @@ def load_run(run_dir: Path) -> pd.DataFrame:
         raise BenchError(f"{run_dir}: no {CSV_NAME} (run 'python -m bench run --out {run_dir}' first)")
     text = [*text_columns(), "status", "error"]
     frame = pd.read_csv(path, dtype={c: str for c in text})
+    missing = [c for c in config_columns() if c not in frame]
+    if missing:       # an older rlhf-bench's run: its names may mean other things now (learner_model)
+        raise BenchError(f"{path}: no {', '.join(missing)} column(s): the run was made by an older rlhf-bench; "
+                         f"rerun it with this one ('python -m bench run --config CONFIG --out {run_dir} "
+                         "--rerun-stale')")
     for column in text:
         frame[column] = frame[column].fillna("")
     return frame

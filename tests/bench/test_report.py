@@ -172,3 +172,17 @@ def test_a_report_does_not_change_the_stores_it_reads(tmp_path, tiny_config):
         result = run_cli("report", "--run", str(run), "--to", str(tmp_path / f"report-{mode}"))
         assert result.returncode == 0, result.stderr
         assert state() == before
+
+
+def test_a_run_from_an_older_version_is_one_line_not_a_traceback(tmp_path, tiny_config):
+    """A cells.csv without a configuration column this version writes (``fit`` came with #29) is
+    refused in one line naming the column and the fix, not a KeyError deep in a section."""
+    run = tmp_path / "run"
+    run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+    csv = run / "cells.csv"
+    frame = pd.read_csv(csv, keep_default_na=False)
+    frame.drop(columns=["fit"]).to_csv(csv, index=False)
+    result = run_cli("report", "--run", str(run), "--to", str(tmp_path / "report"))
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.count("\n") == 1 and "no fit column" in result.stderr and "--rerun-stale" in result.stderr
+    assert not (tmp_path / "report").exists()
