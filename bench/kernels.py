@@ -32,6 +32,7 @@ from __future__ import annotations
 
 import ctypes
 import ctypes.util
+import functools
 import importlib.util
 import mmap
 import os
@@ -82,6 +83,7 @@ _RETURN_ONE = bytes([0xB8, 0x01, 0x00, 0x00, 0x00, 0xC3])
 """x86-64 machine code for ``return 1``: ``mov eax, 1; ret``."""
 
 
+@functools.cache
 def _torch_cpu_library() -> ctypes.CDLL | None:
     """torch's CPU library (into which its MKL is linked), loaded or found without importing torch."""
     spec = importlib.util.find_spec("torch")
@@ -109,7 +111,7 @@ def _let_mkl_honour_its_branch() -> None:
     before MKL's first product reads it; nothing when torch's library has no such function."""
     library = _torch_cpu_library()
     check = getattr(library, "mkl_serv_intel_cpu_true", None) if library is not None else None
-    if check is None or check() == 1 or not is_x86_64():
+    if not is_x86_64() or check is None or check() == 1:       # the machine code below is x86-64's
         return
     address = ctypes.cast(check, ctypes.c_void_p).value
     assert address is not None
@@ -132,8 +134,9 @@ def require_pinned(what: str) -> None:
     have = capability()
     if have != PINNED_CAPABILITY:
         from .errors import BenchError
-        if have.startswith(f"{PINNED_CAPABILITY}, MKL"):
-            raise BenchError(f"{what} needs MKL's {PINNED_MKL_BRANCH} branch, but MKL runs {have.split()[-1]} "
+        branch = mkl_branch()
+        if branch not in (None, PINNED_MKL_BRANCH):
+            raise BenchError(f"{what} needs MKL's {PINNED_MKL_BRANCH} branch, but MKL runs {branch} "
                              f"on this CPU and could not be switched ({OPT_OUT}=native opts out)")
         raise BenchError(
             f"{what} needs torch's {PINNED_CAPABILITY} kernels, but this process loaded torch with {have} "
