@@ -29,6 +29,7 @@ from typing import Any
 
 import torch
 
+from ..core.registry import Registry
 from ..core.rollout import Trajectories
 from ..learning.learner import LearnerConfig
 from ..training.config import TrainConfig
@@ -242,7 +243,7 @@ def _known(fields: Mapping[str, Any], what: str) -> dict[str, Any]:
     return dict(fields)
 
 
-_REGISTRY: dict[str, TaskSpec] = {}
+_REGISTRY: Registry[TaskSpec] = Registry("task")
 
 
 def register_task(name: str, *, factory: Callable[[Mapping[str, Any]], Task], axes: Iterable[Axis],
@@ -256,8 +257,7 @@ def register_task(name: str, *, factory: Callable[[Mapping[str, Any]], Task], ax
         raise ValueError(f"task {name!r} is already registered (by {_REGISTRY[name].factory.__module__})")
     spec = TaskSpec(name=name, factory=factory, axes=tuple(axes), defaults=defaults, label=label, derive=derive,
                     fields_of=fields_of, render=render, tags=frozenset(tags))
-    _REGISTRY[name] = spec
-    return spec
+    return _REGISTRY.register(name, spec)
 
 
 def task_spec(name: str) -> TaskSpec:
@@ -272,8 +272,7 @@ def task_spec(name: str) -> TaskSpec:
 def registered_tasks(*, tag: str | None = None, render: bool = False) -> tuple[str, ...]:
     """The registered task names in registration order; only those with ``tag``, or (``render``)
     those the labelling program can draw, when asked."""
-    return tuple(name for name, spec in _REGISTRY.items()
-                 if (tag is None or tag in spec.tags) and (not render or spec.render is not None))
+    return _REGISTRY.names(lambda spec: (tag is None or tag in spec.tags) and (not render or spec.render is not None))
 
 
 def instance_label(fields: Mapping[Any, Any]) -> str:
