@@ -264,16 +264,13 @@ def policy_kl(mdp: TabularMDP, policy: torch.Tensor, reference: torch.Tensor | N
     return float(policy_kls(mdp, policy, reference, horizon))
 
 
-def policy_kls(mdp: TabularMDP, policy: torch.Tensor, reference: torch.Tensor | None, horizon: int,
-               stationary: bool | None = None) -> torch.Tensor:
-    """:func:`policy_kl` of a batch: ``[...]`` float64 for policies ``[..., S, A]`` (``stationary``)
-    or ``[..., H, S, A]``; ``stationary=None`` reads a 2-d policy as stationary, a 3-d one as
-    time-indexed."""
+def policy_kls(mdp: TabularMDP, policy: torch.Tensor, reference: torch.Tensor | None, horizon: int) -> torch.Tensor:
+    """:func:`policy_kl` as a float64 tensor: a 2-d policy ``[S, A]`` is stationary, a 3-d one
+    ``[H, S, A]`` time-indexed."""
     policy = torch.as_tensor(policy)
-    if stationary is None:
-        if policy.dim() not in (2, 3):
-            raise ValueError(f"policy must be [S, A] or [H, S, A], got {tuple(policy.shape)}")
-        stationary = policy.dim() == 2
+    if policy.dim() not in (2, 3):
+        raise ValueError(f"policy must be [S, A] or [H, S, A], got {tuple(policy.shape)}")
+    stationary = policy.dim() == 2
     ref = check_reference(mdp, reference, torch.float64)
     ref = torch.full((mdp.num_states, mdp.num_actions), 1.0 / mdp.num_actions, dtype=torch.float64,
                      device=mdp.start.device) if ref is None else ref

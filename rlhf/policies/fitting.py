@@ -60,13 +60,7 @@ def _layout(problem: AlignProblem) -> tuple[int, int, int, bool]:
     return mdp.num_states, mdp.num_actions, H if opts.time_indexed else 1, opts.time_indexed
 
 
-def _log_reference(problem: AlignProblem, loss_uses_reference: bool, steps: int) -> torch.Tensor:
-    """``[F]`` float64 ``log π_ref`` per feature (0 for a method that does not read the reference)."""
-    ref = finite_log(problem.reference).reshape(-1).repeat(steps)
-    return ref if loss_uses_reference else torch.zeros_like(ref)
-
-
-def _check_support(problem: AlignProblem, data: PreferenceData, S: int, A: int) -> None:
+def _check_support(problem: AlignProblem, data: PreferenceData, A: int) -> None:
     """The reference must give every action the data contains positive probability (its log-ratio is infinite)."""
     used = (data.trajectories.states * A + data.trajectories.actions).reshape(-1)
     if bool((problem.reference.reshape(-1)[used] <= 0).any()):
@@ -79,9 +73,9 @@ def fit_direct(problem: AlignProblem, loss: PairLoss, uses_reference: bool = Tru
     S, A, steps, time_indexed = _layout(problem)
     for d in problem.data:
         if uses_reference:
-            _check_support(problem, d, S, A)
-    log_ref = _log_reference(problem, uses_reference, steps)
-    theta0 = finite_log(problem.reference).reshape(-1).repeat(steps)          # start at the reference
+            _check_support(problem, d, A)
+    theta0 = finite_log(problem.reference).reshape(-1).repeat(steps)          # [F] log π_ref: start there
+    log_ref = theta0 if uses_reference else torch.zeros_like(theta0)         # 0: the loss does not read it
     if problem.exact:
         return _solve_each(problem, loss, log_ref, theta0, S, A, time_indexed, steps)
     return _adam_all(problem, loss, log_ref, theta0, S, A, time_indexed, steps)

@@ -14,29 +14,16 @@ from __future__ import annotations
 
 import torch
 
-from ..core import batched
 from ..core.regularized import kl_regularized_policy
 from ..learning.learner import LearnerConfig, RewardLearner
 from .align import AlignFit, AlignProblem
 from .data import stack
 from .fitting import feature_counts, solver_metrics
-from .methods import AlignmentMethod, PairLoss, margin_loss, register_alignment_method
+from .methods import AlignmentMethod, register_alignment_method
 from .newton import Problem, solve
 
 INIT = 0
 """The purpose of the reward model's initial draw (:meth:`rlhf.Keys.fold`), as in :func:`rlhf.train`."""
-
-
-def _bradley_terry() -> PairLoss:
-    """``−y·log σ(z) − (1 − y)·log σ(−z)`` of the learned return margin z (:func:`rlhf.bradley_terry_loss`)."""
-    def value(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return y * batched.softplus(-z) + (1 - y) * batched.softplus(z)
-
-    def bend(z: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        p = batched.sigmoid(z)
-        return p * (1 - p)
-
-    return margin_loss(value, lambda z, y: batched.sigmoid(z) - y, bend)
 
 
 def fit_rlhf(problem: AlignProblem) -> AlignFit:
@@ -44,13 +31,16 @@ def fit_rlhf(problem: AlignProblem) -> AlignFit:
     model = task.new_reward_model(problem.keys.fold(INIT))
     extra: list[dict[str, float]]
     if problem.exact:
+        # Bradley–Terry on the learned return margin is DPO's loss at β = 1 (imported here: importing dpo
+        # registers it, and the methods register in builtins' order)
+        from .dpo import make_dpo
         extra, thetas = [], []
+        F = model.theta.shape[-1]
         for d in problem.data:
-            F = model.theta.shape[-1]
             X = feature_counts(model.features(d.trajectories), F, torch.float64)
             theta, report = solve(Problem(X, torch.zeros(X.shape[0], dtype=torch.float64), d.first, d.second,
                                           d.prefer_first, d.weight, None),
-                                  _bradley_terry(), torch.zeros(F, dtype=torch.float64), opts.tolerance,
+                                  make_dpo(1.0, 0), torch.zeros(F, dtype=torch.float64), opts.tolerance,
                                   opts.max_iterations)
             thetas.append(theta)
             extra.append(solver_metrics(report))
