@@ -28,6 +28,7 @@ import torch
 import rlhf
 from rlhf.core.rollout import step_features, step_rewards
 from rlhf.core.truths import truths_of
+from rlhf.policies.data import stack
 from rlhf.preferences import recorded
 from rlhf.preferences.fit import check_enough
 from rlhf.preferences.models import preference_model, score_margins
@@ -245,6 +246,4 @@ def identical(first: rlhf.Trajectories, second: rlhf.Trajectories) -> bool:
 
 def _stacked(answers: list[recorded.Answer]) -> tuple[rlhf.Trajectories, rlhf.Trajectories]:
     """The answered pairs as two ``[n, T]`` batches of segments."""
-    def side(segments: list[rlhf.Trajectories]) -> rlhf.Trajectories:
-        return rlhf.Trajectories(torch.stack([t.states for t in segments]), torch.stack([t.actions for t in segments]))
-    return side([a.first for a in answers]), side([a.second for a in answers])
+    return stack([a.first for a in answers]), stack([a.second for a in answers])

@@ -29,7 +29,8 @@ from .config import CellConfig, SweepConfig, config_columns
 from .store import DB_NAME, SIDE_FILES, Store
 
 CSV_NAME = "cells.csv"
-CSV_TMP = "cells.csv.tmp"
+CSV_TMP = f"{CSV_NAME}.tmp"
+"""Where export_csv writes the table before renaming it over CSV_NAME."""
 RUN_FILES = {DB_NAME, *SIDE_FILES, CSV_NAME, CSV_TMP}
 """Everything a run writes into its directory (``--out``)."""
 RERUN_FLAG = "--rerun-stale"

@@ -79,7 +79,6 @@ class Store:
     def __init__(self, directory: str | Path, read_only: bool = False) -> None:
         self.directory = Path(directory)
         self.path = self.directory / DB_NAME
-        self.read_only = read_only
         self._wal = False
         check_database(self.path)        # before anything is created
         try:
