@@ -19,7 +19,10 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+import numpy
 import torch
+
+from . import compiled
 
 _MASK64 = (1 << 64) - 1
 _GOLDEN = 0x9E3779B97F4A7C15
@@ -43,7 +46,11 @@ def _mix_int(x: int) -> int:
 
 def _mix(x: torch.Tensor) -> torch.Tensor:
     """SplitMix64's finaliser, elementwise and in place on int64 tensors (a bijection of
-    64-bit patterns); ``(x >> k) & (2^(64−k) − 1)`` is the logical shift."""
+    64-bit patterns); ``(x >> k) & (2^(64−k) − 1)`` is the logical shift. Compiled on the CPU
+    (:mod:`rlhf.core.compiled`: one call, not nine)."""
+    if x.is_contiguous() and compiled.available(x):
+        compiled.kernels().mix(x.view(-1).numpy().view(numpy.uint64))
+        return x
     x.bitwise_xor_((x >> 30).bitwise_and_((1 << 34) - 1)).mul_(_signed(_MIX_1))
     x.bitwise_xor_((x >> 27).bitwise_and_((1 << 37) - 1)).mul_(_signed(_MIX_2))
     return x.bitwise_xor_((x >> 31).bitwise_and_((1 << 33) - 1))

@@ -11,7 +11,6 @@ import math
 
 import torch
 
-from . import batched
 from .mdp import TabularMDP
 from .regularized import time_indexed_returns
 from .soft_backups import evaluation_backups, exp_space_backups, exp_space_fits, hard_max_backups, log_space_backups
@@ -151,12 +150,14 @@ def expected_returns(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor
         values = evaluation_backups(mdp, flat.transpose(-1, -2).contiguous(),
                                     step_reward.reshape(-1, mdp.num_states), length)
         return (values * mdp.start.double()).sum(-1).view(batch)
-    d = mdp.start.double().expand(flat.shape[0], -1)
+    d = mdp.start.double().expand(flat.shape[0], 1, -1)      # row vectors [B, 1, S], as batched.vecmat
     visits = [d]
     # P_π(s, t) = Σ_a π(a|s) P(t|s, a), summed over a element by element
-    p_pi = (flat.double().unsqueeze(-1) * mdp.executed_transitions.double().transpose(0, 1)).sum(-2)
+    moves = mdp.cached("planning.executed_transitions_by_state",                   # [S, A, S] float64
+                       lambda: mdp.executed_transitions.double().transpose(0, 1))
+    p_pi = (flat.double().unsqueeze(-1) * moves).sum(-2)
     for _ in range(length - 1):
-        d = batched.vecmat(d, p_pi)                   # d'(t) = Σ_s d(s) P_π(s, t)
+        d = torch.bmm(d, p_pi)                        # d'(t) = Σ_s d(s) P_π(s, t)
         visits.append(d)
-    per_step = torch.stack(visits, -2) * step_reward.reshape(-1, 1, mdp.num_states)
+    per_step = torch.cat(visits, -2) * step_reward.reshape(-1, 1, mdp.num_states)
     return per_step.sum(dim=(-2, -1)).view(batch)

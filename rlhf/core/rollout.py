@@ -6,6 +6,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import compiled
 from .keys import Keys
 from .mdp import TabularMDP
 
@@ -108,7 +109,10 @@ def rollout(
     outcomes = torch.empty_like(rows)
     start = torch.searchsorted(_start_cdf(mdp), draws[0], out_int32=True)     # entries below the draw
     torch.add(start, first_row, out=rows[0])
-    if steps:
+    if compiled.available(rows):          # the same walk as the loops below, one compiled call
+        compiled.kernels().walk(table.cdf.numpy(), table.successor_table.numpy(), table.num_rows, table.num_outcomes,
+                                draws.numpy(), rows.numpy(), outcomes.numpy(), B * S if steps else 0)
+    elif steps:
         for t in range(length):
             block = rows[t] + t * B * S
             table.draw(block, draws[t + 1], out=outcomes[t])
@@ -166,13 +170,13 @@ class _StepTable:
         self.num_rows = B * S
         if outcomes * self.num_rows >= 1 << 31:
             raise ValueError(f"{B} seeds x {S} states x {outcomes} outcomes exceed int32 indices")
-        self.action_of = torch.arange(outcomes, dtype=torch.int32, device=joint.device).div_(
-            self.slots, rounding_mode="floor")
+        self.num_outcomes = outcomes
         self.cdf = _integer_cdf(joint.reshape(self.num_rows, -1)).T.reshape(-1)           # [A·K · B·S]
-        self._column_starts = torch.arange(outcomes, dtype=torch.int32, device=joint.device).mul_(
-            self.num_rows).view(-1, 1)
-        offsets = (torch.arange(B, dtype=torch.int32, device=joint.device) * S).view(B, 1, 1)
-        self._successor = (layout.successor.view(1, S, -1) + offsets).view(self.num_rows, -1).T.reshape(-1)
+        # What depends on the MDP and B alone; kept for small tables (a loop rolls out every round).
+        build = lambda: _index_tables(layout, B, S, self.slots, outcomes)      # noqa: E731
+        small = outcomes * self.num_rows <= _CACHED_TABLE_MAX
+        self.action_of, self._column_starts, self.successor_table = (
+            mdp.cached(("rollout.index_tables", B), build) if small else build())
 
     def draw(self, rows: torch.Tensor, uniform: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Inverse-CDF draws into ``out``: outcome (a·K + k) of trajectories in global ``rows``
@@ -190,7 +194,23 @@ class _StepTable:
 
     def successor(self, rows: torch.Tensor, outcomes: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """The global row of each trajectory's successor state."""
-        return torch.index_select(self._successor, 0, torch.add(rows, outcomes, alpha=self.num_rows), out=out)
+        return torch.index_select(self.successor_table, 0, torch.add(rows, outcomes, alpha=self.num_rows), out=out)
+
+
+_CACHED_TABLE_MAX = 1 << 20
+"""Outcomes × rows up to which a rollout's index tables are cached on the MDP (4 MiB of int32)."""
+
+
+def _index_tables(layout: _Layout, B: int, S: int, slots: int, outcomes: int,
+                  ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """A :class:`_StepTable`'s integer indices for B blocks of S rows: the action of each outcome,
+    each outcome column's first entry, and the successor table (global rows, column by column)."""
+    device = layout.successor.device
+    action_of = torch.arange(outcomes, dtype=torch.int32, device=device).div_(slots, rounding_mode="floor")
+    column_starts = torch.arange(outcomes, dtype=torch.int32, device=device).mul_(B * S).view(-1, 1)
+    offsets = (torch.arange(B, dtype=torch.int32, device=device) * S).view(B, 1, 1)
+    successor = (layout.successor.view(1, S, -1) + offsets).view(B * S, -1).T.reshape(-1)
+    return action_of, column_starts, successor
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,6 @@ from dataclasses import dataclass
 
 import torch
 
-from . import batched
 from .mdp import TabularMDP
 
 _BUFFERED_FROM = 1 << 16
@@ -223,6 +222,12 @@ def exp_space_fits(r: torch.Tensor, horizon: int, temperature: float, num_action
     return spread <= _EXP_SPACE_MAX_LOG_RANGE          # also False for inf and NaN rewards
 
 
+def _dense_entries(index: torch.Tensor, S: int, A: int, transposed: bool) -> torch.Tensor:
+    """``[A·S]`` where each (a, s)'s weight goes in the flat dense backup matrix: M[s, next] (or Mᵀ)."""
+    rows = torch.arange(S, device=index.device).repeat(A)                  # action-major, like index
+    return index * S + rows if transposed else rows * S + index
+
+
 def exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperature: float) -> torch.Tensor:
     """The same recurrence in exp space, for deterministic, undiscounted, noiseless MDPs and
     rewards that :func:`exp_space_fits`: action-major ``Q[..., A, S]``.
@@ -240,15 +245,15 @@ def exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperatur
     w = torch.full((*batch, S), float(A), dtype=torch.float64, device=r.device)   # W_0 = Σ_a exp(τ·0)
     if S <= _EXP_SPACE_DENSE_MAX_STATES:     # one [S, S] matrix-vector product a backup
         backup = torch.zeros(*batch, S * S, dtype=torch.float64, device=r.device)
-        rows = torch.arange(S, device=r.device).repeat(A)                  # action-major, like index
         # A batch multiplies row vectors, W'ᵀ = Wᵀ·Mᵀ (batched.vecmat), so it stores Mᵀ.
-        entry = index * S + rows if batch else rows * S + index
+        entry = mdp.cached(("soft_backups.exp_space_entry", bool(batch)),
+                           lambda: _dense_entries(index, S, A, bool(batch)))
         backup.index_add_(-1, entry, weight.expand(*batch, A, S).reshape(*batch, A * S))
         if batch:
             transposed = backup.view(-1, S, S)
-            w = w.view(-1, S)
-            for _ in range(horizon - 1):
-                w = batched.vecmat(w, transposed)
+            w = w.view(-1, 1, S)             # row vectors as batched.vecmat shapes them, kept so
+            for _ in range(horizon - 1):     # (the loop is dispatch-bound: no squeeze a backup)
+                w = torch.bmm(w, transposed)
             w = w.view(*batch, S)
         else:
             backup = backup.view(S, S)

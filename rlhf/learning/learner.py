@@ -21,6 +21,7 @@ are the same computation, bit for bit.
 
 from __future__ import annotations
 
+import functools
 import math
 import re
 from dataclasses import dataclass
@@ -231,16 +232,22 @@ class RewardLearner:
             # −z = θ·(−Cᵀ) and ∇ = σ(z)·C/B − y·C/B: row vector times matrix (batched.vecmat);
             # −z saves the negation in σ(z) = 1 / (1 + exp(−z)), and y·C/B is fixed per batch.
             batches.append((c.transpose(1, 2).neg().contiguous(), rows.contiguous(),
-                            batched.vecmat(y_b, rows).neg_(), active))
+                            batched.vecmat(y_b, rows).neg_().unsqueeze(1), active,
+                            torch.ones(c.shape[0], 1, c.shape[1], device=c.device)))
         step = self._step_all(valid is not None, self.config.epochs * len(batches))
-        grad = self._grad[:, :self._theta.shape[-1]]
+        # The loop is dispatch-bound, so it makes no call it can avoid: row vectors stay [B, 1, F]
+        # (the shapes batched.vecmat hands bmm, so the same products) and 1 + exp(−z) adds a tensor
+        # of ones (the same sums; adding a Python number costs 3x the dispatch).
+        F = self._theta.shape[-1]
+        theta, grad = self._theta.unsqueeze(1), self._grad[:, :F].unsqueeze(1)
+        last = self.config.epochs - 1
         last_logits = []
         for epoch in range(self.config.epochs):
-            for minus_c_t, rows, offset, active in batches:
-                minus_z = batched.vecmat(self._theta, minus_c_t)
-                if epoch == self.config.epochs - 1:
-                    last_logits.append(minus_z.neg())
-                torch.add(batched.vecmat(minus_z.exp_().add_(1.0).reciprocal_(), rows), offset, out=grad)
+            for minus_c_t, rows, offset, active, ones in batches:
+                minus_z = torch.bmm(theta, minus_c_t)
+                if epoch == last:
+                    last_logits.append(minus_z.neg().squeeze(1))
+                torch.add(torch.bmm(minus_z.exp_().add_(ones).reciprocal_(), rows), offset, out=grad)
                 step(active)
         z = torch.cat(last_logits, dim=1)
         losses = batched.softplus(z) - y * z
@@ -301,7 +308,7 @@ class RewardLearner:
         done = int(self._steps[0, 0])           # every seed has taken the same steps on this path
         numbers = torch.arange(done + 1, done + total + 1, dtype=torch.float32, device=theta.device)
         self._steps.add_(total)
-        adam, steps = _adam(theta, grad, self._exp_avg, self._exp_avg_sq, lr), iter(numbers.unbind(0))
+        adam, steps = _adam(theta, grad, self._exp_avg, self._exp_avg_sq, lr), iter([[n] for n in numbers.unbind(0)])
         return lambda active: adam(next(steps))
 
     # ---------------------------------------------------------- large models
@@ -333,7 +340,7 @@ class RewardLearner:
             def step() -> None:
                 full.zero_().index_copy_(0, support, grad)
                 self._steps[b] += 1
-                adam(self._steps[b, 0].float())
+                adam([self._steps[b, 0].float()])
         last_logits = []
         for epoch in range(self.config.epochs):
             for c, c_t, offset in batches:
@@ -377,17 +384,17 @@ _FUSED_ADAM = hasattr(torch, "_fused_adam_") and _release(torch.__version__) >= 
 
 
 def _adam(theta, grad, exp_avg, exp_avg_sq, lr: float):
-    """``step(number)``: Adam step ``number`` (1-based, a scalar tensor) of torch's Adam
-    (no weight decay, no amsgrad) on whatever ``grad`` holds, in place."""
+    """``step([number])``: Adam step ``number`` (1-based, a scalar tensor in a one-element list, as
+    the fused kernel takes it) of torch's Adam (no weight decay, no amsgrad) on whatever ``grad``
+    holds, in place."""
     beta1, beta2 = ADAM_BETAS
-    if _FUSED_ADAM:
-        params, grads, avgs, avgs_sq = [theta], [grad], [exp_avg], [exp_avg_sq]
-        return lambda number: torch._fused_adam_(
-            params, grads, avgs, avgs_sq, [], [number], amsgrad=False, lr=lr, beta1=beta1, beta2=beta2,
-            weight_decay=0.0, eps=ADAM_EPS, maximize=False)
+    if _FUSED_ADAM:          # a partial, not a lambda: one Python frame fewer a step
+        return functools.partial(torch._fused_adam_, [theta], [grad], [exp_avg], [exp_avg_sq], [],
+                                 amsgrad=False, lr=lr, beta1=beta1, beta2=beta2, weight_decay=0.0,
+                                 eps=ADAM_EPS, maximize=False)
 
-    def step(number: torch.Tensor) -> None:
-        t = float(number)
+    def step(numbers: list[torch.Tensor]) -> None:
+        t = float(numbers[0])
         exp_avg.lerp_(grad, 1 - beta1)
         exp_avg_sq.mul_(beta2).addcmul_(grad, grad, value=1 - beta2)
         denom = (exp_avg_sq.sqrt() / math.sqrt(1 - beta2 ** t)).add_(ADAM_EPS)

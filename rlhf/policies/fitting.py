@@ -148,7 +148,7 @@ def _adam_all(problem: AlignProblem, loss: PairLoss, log_ref: torch.Tensor, thet
         G = batched.vecmat(d1 * w, X1) + batched.vecmat(d2 * w, X2)                  # [K, F]
         by_state = G.view(K, -1, A)
         grad[:, :F] = (by_state - batched.step_sums(by_state).unsqueeze(-1) * torch.exp(logp.view(K, -1, A))).view(K, F)
-        adam(numbers[step])
+        adam([numbers[step]])
     _, ratio = log_ratios()
     h1, h2 = batched.vecmat(ratio, X1t), batched.vecmat(ratio, X2t)
     final = batched.vecmat(loss.loss(h1, h2, y) * w, torch.ones(K, h1.shape[-1], 1)).squeeze(-1)

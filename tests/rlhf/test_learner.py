@@ -116,7 +116,7 @@ def test_written_out_adam_matches_torch_when_the_fused_kernel_is_missing(monkeyp
     opt = torch.optim.Adam([p], lr=0.05)
     for step, grad in enumerate(grads, start=1):
         buffer.copy_(grad)
-        adam(torch.tensor(float(step)))
+        adam([torch.tensor(float(step))])
         p.grad = grad.clone()
         opt.step()
     torch.testing.assert_close(theta, p.detach())
