@@ -85,9 +85,14 @@ class Keys:
 
     def fold(self, *words: int) -> Keys:
         """Child keys for a purpose, round, step...: a different word gives an independent stream."""
+        hashed = [_mix_int(int(word) + _GOLDEN) for word in words]
+        if compiled.available(self.key):             # one call, not two a word
+            out = torch.empty_like(self.key)
+            compiled.kernels().fold(_unsigned(self.key), numpy.array(hashed, dtype=numpy.uint64), _unsigned(out))
+            return Keys(out)
         key = self.key
-        for word in words:
-            key = _mix(key ^ _signed(_mix_int(int(word) + _GOLDEN)))
+        for word in hashed:
+            key = _mix(key ^ _signed(word))
         return Keys(key)
 
     def bits(self, n: int) -> torch.Tensor:
@@ -111,6 +116,10 @@ class Keys:
     def uniform(self, n: int) -> torch.Tensor:
         """``[..., n]`` float32 uniforms in [0, 1), multiples of 2⁻²⁴ (exact in float32): the top
         24 bits of :meth:`bits`."""
+        if compiled.available(self.key):             # the same arithmetic, one call
+            out = torch.empty(*self.shape, n)
+            compiled.kernels().uniform(_unsigned(self.key), out.view(self.key.numel(), n).numpy())
+            return out
         return (self._words(n) >> 8).bitwise_and_(0xFFFFFF).float().mul_(2.0 ** -24)
 
     def normal(self, n: int) -> torch.Tensor:
@@ -121,6 +130,10 @@ class Keys:
 
     def _words(self, n: int) -> torch.Tensor:
         """``[..., n]`` int32 halves of the hashes of counters 0, 1, ..."""
+        if compiled.available(self.key):             # the same words, one call
+            out = torch.empty(*self.shape, n, dtype=torch.int32)
+            compiled.kernels().words(_unsigned(self.key), out.view(self.key.numel(), n).numpy().view(numpy.uint32))
+            return out
         return self._halves(torch.arange((n + 1) // 2, dtype=torch.int64, device=self.device))[..., :n]
 
     def _halves(self, counters: torch.Tensor) -> torch.Tensor:
@@ -130,6 +143,11 @@ class Keys:
         a flat view as on a 3-d tensor (measured)."""
         hashed = self.key.unsqueeze(-1) + counters.mul(_signed(_GOLDEN))
         return _mix(hashed.view(-1)).view(torch.int32).view(*hashed.shape[:-1], 2 * hashed.shape[-1])
+
+
+def _unsigned(keys: torch.Tensor) -> numpy.ndarray:
+    """int64 ``keys`` as a flat uint64 array sharing their memory (for :mod:`rlhf.core.compiled`)."""
+    return keys.reshape(-1).numpy().view(numpy.uint64)
 
 
 def _top31(words: torch.Tensor) -> torch.Tensor:

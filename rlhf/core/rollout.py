@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+import numpy
 import torch
 
 from . import compiled
@@ -101,6 +102,14 @@ def rollout(
             raise ValueError(f"policy must be [S, A] or [*keys.shape, S, A], got {tuple(policy.shape)} "
                              f"for keys of shape {tuple(batch)}")
     # A time-indexed policy is one table of rows (t·B + b)·S + s: step t reads block t.
+    if compiled.available(policy, keys.key):          # the draws and the walk below as one compiled call
+        table = _StepTable(mdp, policy.reshape(max(steps, 1) * B, S, -1), row_major=True)
+        states = torch.empty(B, num, length, dtype=torch.int64)
+        actions = torch.empty_like(states)
+        compiled.kernels().rollout(keys.key.reshape(-1).numpy().view(numpy.uint64), _start_cdf(mdp).numpy(),
+                                   table.cdf.numpy(), table.successor_table.numpy(), table.action_of.numpy(),
+                                   S, B * S if steps else 0, states.numpy(), actions.numpy())
+        return Trajectories(states.view(*batch, num, length), actions.view(*batch, num, length))
     table = _StepTable(mdp, policy.reshape(max(steps, 1) * B, S, -1))
     # draw t·num + j: trajectory j's start (t = 0) and its step t − 1, as [T + 1, B·num]
     draws = keys.bits31_grid(length + 1, num).view(length + 1, B * num)
@@ -109,10 +118,7 @@ def rollout(
     outcomes = torch.empty_like(rows)
     start = torch.searchsorted(_start_cdf(mdp), draws[0], out_int32=True)     # entries below the draw
     torch.add(start, first_row, out=rows[0])
-    if compiled.available(rows):          # the same walk as the loops below, one compiled call
-        compiled.kernels().walk(table.cdf.numpy(), table.successor_table.numpy(), table.num_rows, table.num_outcomes,
-                                draws.numpy(), rows.numpy(), outcomes.numpy(), B * S if steps else 0)
-    elif steps:
+    if steps:
         for t in range(length):
             block = rows[t] + t * B * S
             table.draw(block, draws[t + 1], out=outcomes[t])
@@ -159,9 +165,11 @@ class _StepTable:
     integer CDF row, stored column by column in one flat array: ``cdf[o·R + r]`` for row
     r = b·S + s of R. A draw gathers a trajectory's whole row with one index ``o·R + r`` (an
     ``[A·K, n]`` gather: one call however many outcomes), and the successor table has the same
-    layout, so the successor of outcome o is one add and one gather away."""
+    layout, so the successor of outcome o is one add and one gather away. ``row_major``: the
+    compiled walk's layout instead, ``cdf[r, o]`` and ``successor_table[r, o]`` (a row is one
+    cache line)."""
 
-    def __init__(self, mdp: TabularMDP, policy: torch.Tensor) -> None:
+    def __init__(self, mdp: TabularMDP, policy: torch.Tensor, row_major: bool = False) -> None:
         layout = _layout(mdp)
         B, S = policy.shape[0], mdp.num_states
         joint = mdp.executed_policy(policy).double().unsqueeze(-1).mul(layout.probs)       # [B, S, A, K]
@@ -171,12 +179,13 @@ class _StepTable:
         if outcomes * self.num_rows >= 1 << 31:
             raise ValueError(f"{B} seeds x {S} states x {outcomes} outcomes exceed int32 indices")
         self.num_outcomes = outcomes
-        self.cdf = _integer_cdf(joint.reshape(self.num_rows, -1)).T.reshape(-1)           # [A·K · B·S]
+        cdf = _integer_cdf(joint.reshape(self.num_rows, -1))                         # [B·S, A·K]
+        self.cdf = cdf if row_major else cdf.T.reshape(-1)                             # or [A·K · B·S]
         # What depends on the MDP and B alone; kept for small tables (a loop rolls out every round).
-        build = lambda: _index_tables(layout, B, S, self.slots, outcomes)      # noqa: E731
+        build = lambda: _index_tables(layout, B, S, self.slots, outcomes, row_major)      # noqa: E731
         small = outcomes * self.num_rows <= _CACHED_TABLE_MAX
         self.action_of, self._column_starts, self.successor_table = (
-            mdp.cached(("rollout.index_tables", B), build) if small else build())
+            mdp.cached(("rollout.index_tables", B, row_major), build) if small else build())
 
     def draw(self, rows: torch.Tensor, uniform: torch.Tensor, out: torch.Tensor) -> torch.Tensor:
         """Inverse-CDF draws into ``out``: outcome (a·K + k) of trajectories in global ``rows``
@@ -201,16 +210,17 @@ _CACHED_TABLE_MAX = 1 << 20
 """Outcomes × rows up to which a rollout's index tables are cached on the MDP (4 MiB of int32)."""
 
 
-def _index_tables(layout: _Layout, B: int, S: int, slots: int, outcomes: int,
+def _index_tables(layout: _Layout, B: int, S: int, slots: int, outcomes: int, row_major: bool,
                   ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """A :class:`_StepTable`'s integer indices for B blocks of S rows: the action of each outcome,
-    each outcome column's first entry, and the successor table (global rows, column by column)."""
+    each outcome column's first entry, and the successor table (global rows, column by column, or
+    ``[B·S, A·K]`` row by row)."""
     device = layout.successor.device
     action_of = torch.arange(outcomes, dtype=torch.int32, device=device).div_(slots, rounding_mode="floor")
     column_starts = torch.arange(outcomes, dtype=torch.int32, device=device).mul_(B * S).view(-1, 1)
     offsets = (torch.arange(B, dtype=torch.int32, device=device) * S).view(B, 1, 1)
-    successor = (layout.successor.view(1, S, -1) + offsets).view(B * S, -1).T.reshape(-1)
-    return action_of, column_starts, successor
+    successor = (layout.successor.view(1, S, -1) + offsets).view(B * S, -1)
+    return action_of, column_starts, successor if row_major else successor.T.reshape(-1)
 
 
 @dataclass(frozen=True)

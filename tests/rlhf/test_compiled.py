@@ -1,6 +1,8 @@
 """The compiled kernels (rlhf.core.compiled) give the bits of the torch code they replace: each
 caller's torch path (what runs off the CPU or without numba) is the reference."""
 
+import math
+
 import pytest
 import torch
 
@@ -74,3 +76,13 @@ def test_mix_equals_the_torch_passes_and_the_python_reference(torch_path):
     assert [int(v) for v in fast[:5]] == [keys._signed(keys._mix_int(int(v))) for v in x[:5]]
     draws = Keys.from_seeds([0, 9]).fold(3, 4)
     assert torch.equal(draws.bits31_grid(5, 8), torch_path(draws.bits31_grid, 5, 8))
+
+
+@pytest.mark.parametrize("shape", [(), (3,), (2, 3)])
+def test_key_draws_equal_the_torch_passes(shape, torch_path):
+    k = Keys(Keys.from_seeds(range(max(1, math.prod(shape)))).key.reshape(shape))
+    for draw in (lambda k: k.fold(5, 2**40).key, lambda k: k.uniform(7), lambda k: k.bits(9),
+                 lambda k: k.bits31(5), lambda k: k.normal(3)):
+        fast, slow = draw(k), torch_path(draw, k)
+        assert fast.shape == slow.shape and fast.dtype == slow.dtype and torch.equal(fast, slow)
+    assert len(torch.unique(k.uniform(50))) > 40
