@@ -159,3 +159,28 @@ def test_torch_release_is_parsed_from_the_base_version(version, release):
     """The fused CPU Adam kernel is used from torch 2.4 on (2.1–2.3 have no CPU kernel)."""
     from rlhf.learning.learner import _release
     assert _release(version) == release
+
+
+@pytest.mark.parametrize("seeds,sizes", [(1, [100]), (3, [40, 40, 20])])
+def test_scripted_adam_epochs_equal_the_python_function_bit_for_bit(seeds, sizes):
+    """The learner's TorchScript loop (when every seed steps) makes the Python function's calls."""
+    from rlhf.learning import learner
+    if not learner._FUSED_ADAM:
+        pytest.skip("no fused Adam kernel in this torch")
+    scripted = learner._adam_epochs_compiled()
+    assert scripted is not learner._adam_epochs            # TorchScript is there in the pinned torch
+    g = torch.Generator().manual_seed(seeds)
+    F, P = 25, 32
+    batches = [(torch.randn(seeds, F, n, generator=g), torch.randn(seeds, n, F, generator=g) / n,
+                torch.randn(seeds, 1, F, generator=g), torch.ones(seeds, 1, n)) for n in sizes]
+    out = []
+    # TorchScript profiles its first calls and runs an optimised graph after: the last run is that one
+    for run in (scripted, scripted, scripted, learner._adam_epochs):
+        padded, grad, m, v = (torch.zeros(seeds, P) for _ in range(4))
+        numbers = list(torch.arange(1, 3 * len(sizes) + 1, dtype=torch.float32).unbind(0))
+        with torch.inference_mode():
+            logits = run(padded[:, :F].unsqueeze(1), grad[:, :F].unsqueeze(1), *(list(b) for b in zip(*batches)),
+                         [padded], [grad], [m], [v], numbers, 3, 0.05, 0.9, 0.999, 1e-8)
+        out.append((padded.clone(), m.clone(), v.clone(), torch.cat(logits, -1)))
+    assert all(torch.equal(a, b) for a, b in zip(out[-2], out[-1]))
+    assert out[0][0].abs().sum() > 0 and out[0][3].shape == (seeds, sum(sizes))
