@@ -34,8 +34,18 @@ from .metrics import (
 from .metrics import scaled_return_of_reward as scaled_return
 from .policies import builtins as _alignment_methods  # noqa: F401  (registers the built-in methods)
 from .policies.align import AlignResult, align, align_batch
+from .policies.best_of_n import BestOfN, SampledBestOfN, best_of_n, best_of_n_curve, best_of_n_sampled
 from .policies.data import PreferenceData
 from .policies.methods import ALIGNMENT_METHODS, AlignmentMethod, PairLoss, register_alignment_method
+from .policies.overoptimization import (
+    PathPoint,
+    alignment_path,
+    best_of_n_path,
+    kl_path,
+    npg_path,
+    npg_policies,
+)
+from .policies.proxies import implicit_reward, proxy_reward, proxy_rewards
 from .policies.reference import sft_policy
 from .preferences.fit import TeacherFit, fit_teacher
 from .preferences.kinds import TeacherKind, register_teacher
@@ -78,4 +88,7 @@ __all__ = [  # noqa: RUF022
     "preference_accuracy",
     "kl_regularized_policy", "policy_kl", "PreferenceData", "align", "align_batch", "AlignResult",
     "ALIGNMENT_METHODS", "AlignmentMethod", "PairLoss", "register_alignment_method", "sft_policy",
+    "best_of_n", "best_of_n_curve", "best_of_n_sampled", "BestOfN", "SampledBestOfN",
+    "proxy_reward", "proxy_rewards", "implicit_reward",
+    "kl_path", "best_of_n_path", "npg_path", "npg_policies", "alignment_path", "PathPoint",
 ]

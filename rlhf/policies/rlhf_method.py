@@ -12,12 +12,18 @@ differences are the teacher's logits wherever the reward model can represent the
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
+from ..core.keys import Keys
 from ..core.regularized import kl_regularized_policy
+from ..core.rollout import Trajectories
 from ..learning.learner import LearnerConfig, RewardLearner
-from .align import AlignFit, AlignProblem
-from .data import stack
+from ..learning.rewards import RewardModel
+from .align import AlignFit, AlignOptions, AlignProblem
+from .data import PreferenceData, stack
 from .fitting import feature_counts, solver_metrics
 from .methods import AlignmentMethod, register_alignment_method
 from .newton import Problem, solve
@@ -27,16 +33,28 @@ INIT = 0
 
 
 def fit_rlhf(problem: AlignProblem) -> AlignFit:
-    task, opts = problem.task, problem.options
-    model = task.new_reward_model(problem.keys.fold(INIT))
+    model, extra = fit_reward(problem.task, problem.data, problem.keys, problem.options, problem.exact)
+    reward = model.reward()
+    reward = reward.unsqueeze(-1) if reward.dim() == 2 else reward              # [K, S] -> [K, S, 1]
+    policies = kl_regularized_policy(problem.task.mdp, reward.detach(), problem.task.horizon, problem.beta,
+                                     problem.reference)
+    return AlignFit(policies, extra)
+
+
+def fit_reward(task: Any, data: Sequence[PreferenceData], keys: Keys, opts: AlignOptions,
+               exact: bool) -> tuple[RewardModel, list[dict[str, float]]]:
+    """The task's reward model fitted to each seed's data (``keys[K]``, one dataset per seed), as the
+    ``rlhf`` method's first stage: by the exact Bradley–Terry fit (``exact``; float64) or by the
+    learner's full-batch Adam (``opts.steps`` epochs at ``opts.lr``); and each seed's numbers."""
+    model = task.new_reward_model(keys.fold(INIT))
     extra: list[dict[str, float]]
-    if problem.exact:
+    if exact:
         # Bradley–Terry on the learned return margin is DPO's loss at β = 1 (imported here: importing dpo
         # registers it, and the methods register in builtins' order)
         from .dpo import make_dpo
         extra, thetas = [], []
         F = model.theta.shape[-1]
-        for d in problem.data:
+        for d in data:
             X = feature_counts(model.features(d.trajectories), F, torch.float64)
             theta, report = solve(Problem(X, torch.zeros(X.shape[0], dtype=torch.float64), d.first, d.second,
                                           d.prefer_first, d.weight, None),
@@ -46,21 +64,25 @@ def fit_rlhf(problem: AlignProblem) -> AlignFit:
             extra.append(solver_metrics(report))
         model.theta = torch.stack(thetas)           # float64: the reward, and so the plan, exact
     else:
-        shapes = {(len(d), d.length) for d in problem.data}
-        if len(shapes) != 1:
-            raise ValueError(f"a batch of seeds needs datasets of equal size and length, got {sorted(shapes)}")
-        pairs = [d.pairs() for d in problem.data]
-        first, second = stack([p[0] for p in pairs]), stack([p[1] for p in pairs])
-        answered = torch.stack([d.answered for d in problem.data])
+        first, second, prefer, answered = stacked_pairs(data)
         skips = not bool(answered.all())
         learner = RewardLearner(model, LearnerConfig("adam", opts.lr, opts.steps, 0), may_skip=skips)
-        prefer = torch.stack([d.prefer_first for d in problem.data]).float()
         loss = learner.update(first, second, prefer, answered if skips else None)
         extra = [{"loss": float(v)} for v in torch.as_tensor(loss).reshape(-1)]
-    reward = model.reward()
-    reward = reward.unsqueeze(-1) if reward.dim() == 2 else reward              # [K, S] -> [K, S, 1]
-    policies = kl_regularized_policy(task.mdp, reward.detach(), task.horizon, problem.beta, problem.reference)
-    return AlignFit(policies, extra)
+    return model, extra
+
+
+def stacked_pairs(data: Sequence[PreferenceData]) -> tuple[Trajectories, Trajectories, torch.Tensor, torch.Tensor]:
+    """``(first[K, P, T], second[K, P, T], prefer_first[K, P] float32, answered[K, P])``: each seed's
+    pairs, stacked (ValueError unless every dataset has the same size and length)."""
+    shapes = {(len(d), d.length) for d in data}
+    if len(shapes) != 1:
+        raise ValueError(f"a batch of seeds needs datasets of equal size and length, got {sorted(shapes)}")
+    pairs = [d.pairs() for d in data]
+    first, second = stack([p[0] for p in pairs]), stack([p[1] for p in pairs])
+    answered = torch.stack([d.answered for d in data])
+    prefer = torch.stack([d.prefer_first for d in data]).float()
+    return first, second, prefer, answered
 
 
 RLHF = register_alignment_method(AlignmentMethod(
