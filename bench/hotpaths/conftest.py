@@ -73,11 +73,33 @@ def info(benchmark, group: str, implementation: str, states: int, **case) -> Non
                                 case=",".join(f"{k}={v}" for k, v in sorted(case.items())), **case)
 
 
-def rounds_for(states: int, implementation: str) -> int:
-    """More rounds where a call is cheap; few where one call takes seconds."""
-    if implementation == "reference" and states >= 1600:
-        return 3
-    return 5 if states >= 10_000 else 20
+# Rounds: chosen for a stable median at the least time (``bench timings`` runs every benchmark, and
+# ``tox -e bench`` has a budget), never for the most rounds. pytest-benchmark's pedantic mode, so
+# the rounds are what these say whatever the machine.
+QUICK = {"rounds": 20, "warmup_rounds": 1}
+"""Calls of milliseconds: 20 rounds and a warm-up cost a fraction of a second."""
+SOME = {"rounds": 5, "warmup_rounds": 1}
+"""Calls of up to a few tens of milliseconds."""
+MEDIAN_OF_3 = {"rounds": 3, "warmup_rounds": 0}
+"""Calls of a tenth of a second to seconds: a median of 3. No warm-up round: a cold first call
+(first allocations, page faults, a cache filled) is the slowest of the three, so it is never
+the median; one disturbed round is not either."""
+MEDIAN_OF_5 = {"rounds": 5, "warmup_rounds": 0}
+"""As :data:`MEDIAN_OF_3`, for the numerator of a target close to its bound (the one-seed run)."""
+ONCE = {"rounds": 1, "warmup_rounds": 0}
+"""Seed-style references of half a second to seconds a call whose speed-ups are in the hundreds
+or more (N ≥ 40): a few percent of noise moves no conclusion, so one call is the measurement.
+The whole seed run's reference, the denominator of targets near their bounds, is a median of 3."""
+
+
+def rounds_for(states: int, implementation: str) -> dict[str, int]:
+    """``benchmark.pedantic``'s ``rounds`` and ``warmup_rounds`` for a planner or transitions case:
+    by what one call costs, which its states say."""
+    if implementation == "reference":
+        return ONCE if states >= 1600 else QUICK
+    if states >= 1_000_000:
+        return MEDIAN_OF_3
+    return SOME if states >= 10_000 else QUICK
 
 
 __all__ = ["reference"]

@@ -8,7 +8,7 @@ import torch
 
 import rlhf
 
-from .conftest import HORIZON, grid, info
+from .conftest import HORIZON, MEDIAN_OF_3, grid, info
 
 KL_SIZE = 100
 POPULATION_VOCAB, POPULATION_LENGTH = "ABC", 6
@@ -50,7 +50,6 @@ def test_population_dpo_solve(benchmark):
     task = _string_task()
     data = rlhf.PreferenceData.population(task, "boltzmann:1")
     info(benchmark, "population_solve", "dpo", POPULATION_LENGTH, task="strings", size=POPULATION_LENGTH, slip=0.0)
-    result = benchmark.pedantic(rlhf.align, args=(task, data), kwargs={"method": "dpo", "beta": 0.5}, rounds=10,
-                                warmup_rounds=1)
+    result = benchmark.pedantic(rlhf.align, args=(task, data), kwargs={"method": "dpo", "beta": 0.5}, **MEDIAN_OF_3)
     assert result.metrics["solver_converged"] == 1.0
     torch.testing.assert_close(result.policy, torch.softmax(task.true_reward.double() / 0.5, -1))

@@ -11,7 +11,7 @@ import rlhf
 from rlhf.learning.learner import RewardLearner
 from rlhf.learning.regret import RegretRewardLearner
 
-from .conftest import info
+from .conftest import MEDIAN_OF_3, SOME, info
 
 CASES = {
     # name: (task, pairs a round, segment length)
@@ -51,7 +51,7 @@ def test_one_round_update(benchmark, case, kind):
         fitted.update(*earlier)                                 # past the first round
         return (fitted,), {}
 
-    loss = benchmark.pedantic(lambda fitted: fitted.update(*later), setup=setup, rounds=10, warmup_rounds=1)
+    loss = benchmark.pedantic(lambda fitted: fitted.update(*later), setup=setup, **SOME)
     assert loss > 0
 
 
@@ -65,5 +65,5 @@ def test_ten_whole_rounds(benchmark, case, kind):
          rounds=10, pairs=n)
     result = benchmark.pedantic(rlhf.train, args=(task,), kwargs=dict(budget=10 * n, pairs_per_round=n,
                                                                        learner_model=kind, heldout_pairs=100),
-                                rounds=3, warmup_rounds=1)
+                                **MEDIAN_OF_3)
     assert len(result.history["loss"]) == 10

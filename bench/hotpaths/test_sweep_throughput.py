@@ -9,7 +9,7 @@ import rlhf
 
 from ..sweep import config
 from ..timings.report import THROUGHPUT_SEEDS as SEEDS
-from .conftest import info
+from .conftest import MEDIAN_OF_3, info
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 CASES = [("gridworld", 5), ("gridworld", 10), ("gridworld", 15), ("strings", 3), ("strings", 5), ("strings", 8)]
@@ -29,7 +29,7 @@ def test_group_batched(benchmark, task_name, size):
     info(benchmark, "sweep_throughput", "batched", task.mdp.num_states, task=task_name, size=size, slip=0.1,
          cells=SEEDS * len(budgets))
     out = benchmark.pedantic(rlhf.train_checkpoints, args=(task, range(SEEDS), budgets), kwargs={"config": train},
-                             rounds=3, warmup_rounds=1)
+                             **MEDIAN_OF_3)
     assert sorted(out) == budgets and all(len(v) == SEEDS for v in out.values())
 
 
@@ -41,5 +41,5 @@ def test_group_one_seed_at_a_time(benchmark, task_name, size):
     info(benchmark, "sweep_throughput", "one-seed", task.mdp.num_states, task=task_name, size=size, slip=0.1,
          cells=len(budgets))
     out = benchmark.pedantic(rlhf.train_checkpoints, args=(task, [3], budgets), kwargs={"config": train},
-                             rounds=3, warmup_rounds=1)
+                             **MEDIAN_OF_3)
     assert sorted(out) == budgets

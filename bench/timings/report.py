@@ -7,8 +7,8 @@ better (reference time ÷ fast time); a cost ratio says which way it reads. Ever
 is marked met or missed from the measured numbers. Each benchmark records what else the
 machine was doing (``bench/hotpaths/conftest.py``: the load average, CPU vs wall time), and
 figures taken under load are flagged (:func:`contended`). Peak memory is
-measured in a fresh subprocess per case (``ru_maxrss`` growth over the process
-after imports), since torch allocations are invisible to tracemalloc.
+``ru_maxrss`` growth (torch allocations are invisible to tracemalloc) in a child forked
+per case from one fresh process that has imported torch and rlhf (:func:`_memory`).
 """
 
 from __future__ import annotations
@@ -59,14 +59,29 @@ MIN_WALL_S = 0.2
 
 JSON_NAME = "timings.json"
 _MEMORY_PROBE = r"""
-import resource, sys, torch, rlhf
+import json, os, resource, sys, torch, rlhf
 torch.set_num_threads(1)
-what, size, slip = sys.argv[1], int(sys.argv[2]), float(sys.argv[3])
-before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-task = rlhf.GridWorld(size=size, slip=slip)
-if what == "soft_vi":
-    rlhf.soft_value_iteration(task.mdp, task.true_reward, 30)
-print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before) / 1024)
+
+def run(what, size, slip):
+    task = rlhf.GridWorld(size=size, slip=slip)
+    if what == "soft_vi":
+        rlhf.soft_value_iteration(task.mdp, task.true_reward, 30)
+
+for what, size, slip in json.loads(sys.argv[1]):
+    read, write = os.pipe()
+    child = os.fork()
+    if child == 0:
+        run(what, 5, slip)
+        before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+        run(what, size, slip)
+        os.write(write, str(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - before).encode())
+        os._exit(0)
+    os.close(write)
+    grown = os.read(read, 64).decode()
+    os.close(read)
+    if os.waitpid(child, 0)[1] != 0 or not grown:
+        sys.exit(f"the memory probe of {what} {size} {slip} failed")
+    print(json.dumps([what, size, slip, int(grown) / 1024]), flush=True)
 """
 MEMORY_CASES = [("soft_vi", n, s) for n in (100, 300, 1000) for s in (0.0, 0.1)] + \
                [("transitions", n, s) for n in (300, 1000) for s in (0.0, 0.1)]
@@ -120,7 +135,9 @@ def timings_frame(report: dict) -> pd.DataFrame:
                      "iqr_s": s["iqr"], "rounds": s["rounds"], "cells": e.get("cells", float("nan")),
                      "seeds": e.get("seeds", float("nan")), "threads": e.get("threads", float("nan")),
                      "load": max(loads) if loads else float("nan"),
-                     "cpu_per_wall": e["cpu_s"] / e["wall_s"] if e.get("wall_s", 0) >= MIN_WALL_S else float("nan")})
+                     "cpu_per_wall": e["cpu_s"] / e["wall_s"] if e.get("wall_s", 0) >= MIN_WALL_S else float("nan"),
+                     "calls": e.get("calls", float("nan")), "builtin_calls": e.get("builtin_calls", float("nan")),
+                     "top_calls": ", ".join(f"`{name}` ×{n}" for name, n in e.get("top_calls", []))})
     frame = pd.DataFrame(rows).sort_values(["group", "implementation", "slip", "size"], ignore_index=True)
     ref = frame[frame["implementation"] == "reference"][["group", "size", "slip", "median_s"]]
     frame = frame.merge(ref.rename(columns={"median_s": "reference_median_s"}), how="left",
@@ -143,13 +160,17 @@ def contended(frame: pd.DataFrame, cores: int) -> pd.Series:
 
 
 def _memory() -> pd.DataFrame:
-    rows = []
-    for what, size, slip in MEMORY_CASES:
-        out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, what, str(size), str(slip)],
-                             capture_output=True, text=True, check=True)
-        rows.append({"group": what, "implementation": "fast", "size": size, "slip": slip,
-                     "peak_mib": float(out.stdout.strip())})
-    return pd.DataFrame(rows)
+    """Peak memory (MiB) of each of :data:`MEMORY_CASES`: one fresh process imports torch and rlhf,
+    then forks a child per case that runs it on a 5 × 5 grid first (its code paths loaded) and then
+    at full size; the child's ``ru_maxrss`` growth over the second run is the case's peak. (It agrees
+    within 1% with a fresh process per case that resets its high-water mark after the imports; a
+    fresh process per case read without that reset, as before, hid the case under the imports' own
+    peak: 0 up to N = 300, about 50 MiB too little at N = 1000, and took ten imports.)"""
+    out = subprocess.run([sys.executable, "-c", _MEMORY_PROBE, json.dumps(MEMORY_CASES)],
+                         capture_output=True, text=True, check=True)
+    rows = [json.loads(line) for line in out.stdout.splitlines()]
+    return pd.DataFrame([{"group": what, "implementation": "fast", "size": size, "slip": slip, "peak_mib": mib}
+                         for what, size, slip, mib in rows])
 
 
 def _value(frame: pd.DataFrame, column: str, group: str, size: int, implementation: str = "fast",
@@ -207,7 +228,11 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
         f"{machine.get('python_version', '?')}, torch {machine.get('torch_version', '?')}; torch single-threaded, "
         f"its native CPU kernels ({machine.get('torch_cpu_capability', 'not recorded')}). "
         "Medians of pytest-benchmark rounds "
-        "(`python -m bench timings`; pytest-benchmark's raw JSON beside this file, `timings.json`). "
+        "(`python -m bench timings`; pytest-benchmark's raw JSON beside this file, `timings.json`), as many as "
+        "a stable median needs (`bench/hotpaths/conftest.py`; the `rounds` column): 5 to 30 for calls of "
+        "milliseconds to tens of them, 3 or 5 for calls of a tenth of a second or more (no warm-up: a cold "
+        "first call is the slowest, never the median), and one call for each seed-style reference at N ≥ 40 "
+        "(seconds a call, speed-ups in the hundreds or more). "
         "Speed-ups are ratios of medians measured in the same run against the seed-style references in "
         "`bench/reference.py`, reference time ÷ fast time: **bigger is better**; a cost ratio (the ensemble's) "
         "says which way it reads.", "",
@@ -376,11 +401,13 @@ def _power(base: int, value: int) -> str:
 _SUPERSCRIPT = str.maketrans("0123456789", "⁰¹²³⁴⁵⁶⁷⁸⁹")
 
 
-def _phase_medians(frame: pd.DataFrame) -> pd.DataFrame | None:
-    """Median seconds of each phase of a seed-run round (rows rollout, label, update, plan) for one
-    seed and for ``BATCH_SEEDS`` (columns); None when the run lacks any of them."""
+def _phase_medians(frame: pd.DataFrame, values: str = "median_s") -> pd.DataFrame | None:
+    """Median seconds (or another column, ``values``) of each phase of a seed-run round (rows rollout,
+    label, update, plan) for one seed and for ``BATCH_SEEDS`` (columns); None when the run lacks any."""
     rows = frame[frame["group"] == "seed_batch_phases"]
-    table = rows.pivot_table(index="implementation", columns="seeds", values="median_s")
+    if values not in rows:
+        return None
+    table = rows.pivot_table(index="implementation", columns="seeds", values=values)
     table = table.reindex(index=["rollout", "label", "update", "plan"], columns=[1, BATCH_SEEDS])
     return None if table.isna().to_numpy().any() else table
 
@@ -464,7 +491,41 @@ def _phases(frame: pd.DataFrame) -> list[str]:
             "That covers the counter-based draw (a SplitMix64 hash, about a dozen whole-array integer passes "
             "per two draws), a gather of the trajectory's A·K integer CDF entries with their compare and count, "
             f"and the successor's gather. The update takes {adam_us:.2f} µs per seed and Adam step: two "
-            f"[1, {features}] × [{features}, {pairs}] products and a few elementwise calls.", ""]
+            f"[1, {features}] × [{features}, {pairs}] products and a few elementwise calls.", "",
+            *_phase_calls(frame)]
+
+
+def _phase_calls(frame: pd.DataFrame) -> list[str]:
+    """The call counts of a round's phases (``seed_batch_phases``' ``calls``, counted by the benchmark
+    with ``sys.setprofile``), one seed against a batch, beside the phase table; [] without them."""
+    calls, times = _phase_medians(frame, "calls"), _phase_medians(frame, "median_s")
+    builtins = _phase_medians(frame, "builtin_calls")
+    if calls is None or times is None or builtins is None:
+        return []            # a run from before the counts, or a partial one
+    rows = frame[(frame["group"] == "seed_batch_phases") & (frame["seeds"] == 1)].set_index("implementation")
+    one, many = calls[1], calls[BATCH_SEEDS]
+    shown = pd.DataFrame({"phase": [*calls.index, "sum of phases"],
+                          "calls, one seed": [*one, one.sum()],
+                          f"calls, {BATCH_SEEDS} seeds": [*many, many.sum()],
+                          "of which builtins, one seed": [*builtins[1], builtins[1].sum()],
+                          "µs a call, one seed": [*(times[1] / one * 1e6), times[1].sum() / one.sum() * 1e6],
+                          "most frequent, one seed": [*(rows.loc[p, "top_calls"] for p in calls.index), ""]})
+    ratio = many.sum() / one.sum()
+    most = str(one.idxmax())
+    if ratio < 2:
+        shared = (f"A {BATCH_SEEDS}-seed round makes {ratio:.2f}× the calls of a one-seed round: batching does "
+                  "not multiply calls by the seeds, so what a batch adds is arithmetic on larger tensors.")
+    else:
+        shared = (f"**A {BATCH_SEEDS}-seed round makes {ratio:.1f}× the calls of a one-seed round**: some of the "
+                  "work is a Python loop over seeds (or over something that grows with them), which batching "
+                  "cannot share.")
+    return ["Calls a round makes, phase by phase (`seed_batch_phases`: one more call of each phase after its "
+            "timing, counted with `sys.setprofile`): Python functions and the C builtins called from Python "
+            "(torch's ops, tensor methods), not what runs inside a builtin. The time a call is the one-seed "
+            "median divided by the calls: what a call costs on average, its dispatch included.", "",
+            shown.to_markdown(index=False, floatfmt=(".0f", ".0f", ".0f", ".0f", ".1f", "")), "",
+            f"{shared} Of a one-seed round's {one.sum():.0f} calls the {most} makes the most ({one.max():.0f}); "
+            f"its most frequent: {rows.loc[most, 'top_calls']!s}.", ""]
 
 
 def _throughput(frame: pd.DataFrame) -> list[str]:

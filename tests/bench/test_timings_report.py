@@ -29,6 +29,53 @@ def test_a_run_missing_a_phase_or_a_batch_size_gets_no_section():
     assert report._phases(phase_rows({}).reindex(columns=["group", "implementation", "seeds", "median_s"])) == []
 
 
+def call_rows(calls, top="`torch.bmm` ×101"):
+    """Phase rows with call counts, as ``timings_frame`` makes them: ``{(phase, seeds): calls}``; every
+    phase takes 1 ms, and a third of its calls are builtins."""
+    return phase_rows({k: 1e-3 for k in calls}).assign(
+        calls=list(calls.values()), builtin_calls=[n // 3 for n in calls.values()], top_calls=top)
+
+
+def test_the_call_counts_sit_beside_the_phase_table_and_say_whether_batching_multiplies_them():
+    calls = {("rollout", 1): 60, ("rollout", 100): 60, ("label", 1): 90, ("label", 100): 90,
+             ("update", 1): 450, ("update", 100): 450, ("plan", 1): 150, ("plan", 100): 151}
+    text = "\n".join(report._phases(call_rows(calls)))
+    assert text.index("| phase ") < text.index("calls, one seed |")           # after the phase table
+    assert "|   calls, 100 seeds |" in text and "| sum of phases |" in text.split("calls, one seed")[1]
+    assert "750 |" in text and "751 |" in text                                 # the sums
+    assert "| update        |               450 |" in text and "16.7" in text   # 1 ms / 60 calls, in µs
+    assert "1.00× the calls of a one-seed round: batching does not multiply" in text
+    assert "the update makes the most (450); its most frequent: `torch.bmm` ×101" in text
+    per_seed = calls | {("update", 100): 450 * 100}                            # a Python loop over seeds
+    assert "**A 100-seed round makes 60.4× the calls" in "\n".join(report._phases(call_rows(per_seed)))
+    assert report._phase_calls(phase_rows({k: 1e-3 for k in calls})) == []     # a run from before the counts
+
+
+def test_the_phase_benchmarks_count_a_rounds_calls_and_batching_does_not_multiply_them(tmp_path):
+    """The counts come from the benchmarks ``bench timings`` runs (their ``extra_info``), measured."""
+    import json
+    import subprocess
+    import sys
+
+    from helpers import ROOT
+
+    out = tmp_path / "phases.json"
+    result = subprocess.run([sys.executable, "-m", "pytest", "bench/hotpaths/test_seed_batch_phases.py", "-q", "-p",
+                             "no:cacheprovider", f"--benchmark-json={out}"], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout[-2000:]
+    raw = json.loads(out.read_text())
+    counts = {(b["extra_info"]["implementation"], b["extra_info"]["seeds"]): b["extra_info"]
+              for b in raw["benchmarks"]}
+    assert sorted(counts) == sorted((p, s) for p in ("rollout", "label", "update", "plan") for s in (1, 100))
+    for (phase, seeds), info in counts.items():
+        assert 0 < info["builtin_calls"] <= info["calls"], (phase, seeds)
+        assert info["top_calls"] and all(n > 0 for _, n in info["top_calls"])
+        if seeds == 100:       # a batch shares its calls: they do not grow with the seeds
+            assert info["calls"] < 2 * counts[phase, 1]["calls"], (phase, info["calls"], counts[phase, 1]["calls"])
+    text = "\n".join(report._phases(report.timings_frame(raw)))
+    assert "calls, one seed |" in text and "batching does not multiply" in text
+
+
 def test_the_seed_run_paragraph_names_the_largest_phase_from_the_measurements():
     medians = {("rollout", 1): 6e-4, ("rollout", 100): 8e-3, ("label", 1): 2e-4, ("label", 100): 1e-3,
                ("update", 1): 8e-4, ("update", 100): 4e-3, ("plan", 1): 2e-4, ("plan", 100): 1e-3}
