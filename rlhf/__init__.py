@@ -21,6 +21,7 @@ from .learning.ensemble import Ensemble
 from .learning.learner import LearnerConfig, RewardLearner, bradley_terry_loss
 from .learning.learner_models import LEARNER_MODELS, LearnerModel, register_learner_model
 from .learning.queries import ENSEMBLE_QUERIES, QUERIES, QueryRule, register_query_rule
+from .learning.rankings import RankingLearner
 from .learning.regret import RegretRewardLearner
 from .learning.rewards import RewardModel, StateLogSoftmaxReward, TableReward
 from .metrics import (
@@ -53,6 +54,7 @@ from .preferences.labeller import Labeller, Labels, Query
 from .preferences.models import PREFERENCE_MODELS, PreferenceModel, register_preference_model
 from .preferences.recorded import LabelStore, RecordedTeacher
 from .preferences.teachers import Teacher
+from .preferences.ties import TIE_MODELS
 from .tasks import builtins as _builtins  # noqa: F401  (registers the built-in tasks)
 from .tasks.ecosystem import from_gymnasium, from_seals
 from .tasks.gridworld import GridWorld
@@ -61,7 +63,7 @@ from .tasks.random_gridworld import RandomGridWorld
 from .tasks.registry import Axis, Render, TaskSpec, register_task, registered_tasks, task_spec
 from .tasks.strings import StringTask
 from .tasks.tabular import TabularTask
-from .training.config import TrainConfig
+from .training.config import RANK_COSTS, RANK_LEARNERS, TrainConfig
 from .training.loop import plan, session_pairs, train, train_batch, train_checkpoints
 from .training.protocol import Task
 from .training.results import RoundRecord, RunResult
@@ -82,7 +84,7 @@ __all__ = [  # noqa: RUF022
     "QUERIES", "ENSEMBLE_QUERIES", "PREFERENCE_MODELS", "Query", "RewardModel",
     "QueryRule", "register_query_rule", "PreferenceModel", "register_preference_model",
     "LEARNER_MODELS", "LearnerModel", "register_learner_model", "RegretRewardLearner", "TeacherKind",
-    "register_teacher",
+    "register_teacher", "RankingLearner", "RANK_LEARNERS", "RANK_COSTS", "TIE_MODELS",
     "total_variation", "epic_distance", "pearson_distance", "normalized_regret", "scaled_return",
     "NEAR_OPTIMAL_SCALED_RETURN",
     "preference_accuracy",

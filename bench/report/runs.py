@@ -14,7 +14,7 @@ import pandas as pd
 
 from ..errors import BenchError
 from ..provenance import Provenance
-from ..sweep.config import config_columns, text_columns
+from ..sweep.config import ALIGNMENT_TEXT, config_columns, text_columns
 from ..sweep.engine import CSV_NAME
 from ..sweep.store import Store
 
@@ -36,14 +36,14 @@ def load_run(run_dir: Path) -> pd.DataFrame:
     path = Path(run_dir) / CSV_NAME
     if not path.is_file():
         raise BenchError(f"{run_dir}: no {CSV_NAME} (run 'python -m bench run --out {run_dir}' first)")
-    text = [*text_columns(), "status", "error"]
-    frame = pd.read_csv(path, dtype={c: str for c in text})
+    text = [*text_columns(), *ALIGNMENT_TEXT, "status", "error"]
+    frame = pd.read_csv(path, dtype={c: str for c in text})       # a column the run lacks is skipped
     missing = [c for c in config_columns() if c not in frame]
     if missing:       # an older rlhf-bench's run: its names may mean other things now (learner_model)
         raise BenchError(f"{path}: no {', '.join(missing)} column(s): the run was made by an older rlhf-bench; "
                          f"rerun it with this one ('python -m bench run --config CONFIG --out {run_dir} "
                          "--rerun-stale')")
-    for column in text:
+    for column in (c for c in text if c in frame):
         frame[column] = frame[column].fillna("")
     return frame
 

@@ -46,6 +46,9 @@ class ReportInputs:
     """Every run's stored rows by cell key (histories, metrics, provenance)."""
     target: float = SUCCESS_TARGET
     """The success target."""
+    aligned: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The alignment cells (with ``method``, ``beta``, ``reference``), one row per (configuration, seed):
+    the alignment section's; ``cells`` and the summaries hold every other cell."""
 
 
 @dataclass(frozen=True)

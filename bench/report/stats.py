@@ -22,7 +22,7 @@ from collections.abc import Iterator
 import numpy as np
 import pandas as pd
 
-from ..sweep.config import group_columns
+from ..sweep.config import group_columns, grouping_columns
 from . import bootstrap
 
 BOOTSTRAP_SEED = 20261121
@@ -71,8 +71,9 @@ def varying_fields(configs: list[dict]) -> frozenset[str]:
 
 
 def configurations(cells: pd.DataFrame, sort: bool = True) -> Iterator[tuple[dict, pd.DataFrame]]:
-    """``(fields, rows)`` per configuration: the seeds that are replicates of each other."""
-    columns = group_columns()
+    """``(fields, rows)`` per configuration: the seeds that are replicates of each other (an
+    alignment run's configuration includes its method, β and reference)."""
+    columns = grouping_columns(cells)
     for keys, rows in cells.groupby(columns, sort=sort, dropna=False):
         yield {c: plain(v) for c, v in zip(columns, keys, strict=True)}, rows
 

@@ -19,6 +19,25 @@ table's axes are crossed::
     [gridworld.train]        # fixed hyperparameters (TrainConfig / LearnerConfig fields)
     pairs_per_round = 100
 
+Alignment (:func:`rlhf.align`): a table with ``methods`` makes each cell a policy fitted to a
+fixed set of preference pairs instead of a training run::
+
+    [strings]
+    sizes = [5]
+    slips = [0.0]
+    budgets = [10, 100]      # pairs in the dataset, rolled out from the reference policy
+    teachers = ["oracle", "boltzmann:1"]
+    methods = ["rlhf", "dpo", "ipo"]          # names in rlhf.ALIGNMENT_METHODS
+    betas = [0.1, 1.0]       # optional: KL strengths β (default [0.1], TRL's)
+    references = ["uniform", "sft:20"]        # optional: reference policies (default uniform)
+    seeds = 10
+
+(:mod:`bench.sweep.aligning` runs them). ``queries``, ``ensembles``, ``learner_models``, ``fits`` and
+``[task.train]`` do not apply to such a table, and ``betas``/``references`` mean nothing without ``methods``. An
+alignment cell has three more fields, :data:`ALIGNMENT_COLUMNS`, after the others (in its key and
+in ``cells.csv``); a cell without a method has neither them nor their columns, so the keys and
+tables of training sweeps do not change.
+
 The built-in tasks' axes are listed in :mod:`rlhf.tasks.builtins`. A rule that compares
 ensemble members is not crossed with an ensemble of one (``disagreement`` and ``info-gain``
 with ``ensembles = [1, 5]`` run at 5 only).
@@ -34,6 +53,7 @@ import difflib
 import hashlib
 import itertools
 import json
+import math
 import tomllib
 import typing
 from collections.abc import Callable
@@ -43,6 +63,7 @@ from typing import Any, TypeGuard, TypeVar
 
 import rlhf
 from rlhf.learning.learner import FITS
+from rlhf.policies.reference import reference_policy
 from rlhf.preferences.kinds import resolve_teacher_spec
 from rlhf.tasks.registry import CONFIG_KEYS, INSTANCE_FIELDS, SHARED_KEYS, Axis, TaskSpec
 from rlhf.tasks.registry import instance_label as instance_label  # re-exported: reports and the gate label rows
@@ -60,6 +81,22 @@ PUBLIC_COLUMNS = ("task", "size", "slip", "budget", "teacher", "seed")
 """The first columns of ``cells.csv``, in this order."""
 SHOWN_COLUMNS = ("task", "size", "slip", "start", "teacher", "budget")
 """Configuration fields every report table and gate label shows; any other field appears when it varies."""
+ALIGNMENT_COLUMNS = ("method", "beta", "reference")
+"""An alignment cell's own fields (a name in :data:`rlhf.ALIGNMENT_METHODS`, the KL strength β, the
+reference policy's spec), after :func:`config_columns` in its fields and in ``cells.csv``; absent
+from every other cell."""
+RANKING_COLUMNS = ("rank", "rank_learner", "rank_cost", "ties", "tie_param", "tie_fit")
+"""Training fields of rankings and ties (#26): a cell's fields (key, ``cells.csv`` columns) hold them,
+after :func:`config_columns`, only when one of them differs from its default, so the cells of pair
+sweeps keep their keys and tables."""
+RANKING_DEFAULTS = {name: getattr(rlhf.TrainConfig(budget=1), name) for name in RANKING_COLUMNS}
+ALIGNMENT_TEXT = ("method", "reference")
+"""The alignment columns holding strings."""
+ALIGNMENT_ONLY = ("betas", "references")
+"""Table keys that need ``methods``."""
+NOT_ALIGNMENT = ("queries", "ensembles", "learner_models", "fits", "train")
+"""Table keys of the training loop that an alignment table refuses (its methods' own options are
+:class:`rlhf.policies.align.AlignOptions`' defaults)."""
 _TRAIN_KEYS = {k: t for k, t in rlhf.TrainConfig.flat_fields().items() if k not in ("budget", "teacher")}
 """Keys of a ``[task.train]`` table: the flat training fields that are not sweep axes."""
 
@@ -91,20 +128,40 @@ class CellConfig:
     """The Gymnasium or seals environment id (``rlhf.from_gymnasium(env, horizon)``); "" for other tasks.
     (The task fields are :data:`rlhf.tasks.registry.INSTANCE_FIELDS`, with its defaults; a task's
     registration says which it uses.)"""
+    method: str = ""
+    """The alignment method (a name in :data:`rlhf.ALIGNMENT_METHODS`); "" for a training cell. The
+    alignment fields (:data:`ALIGNMENT_COLUMNS`) are part of the fields only when it is set; only
+    ``budget`` (pairs) and ``teacher`` of ``train`` apply then (the rest keep the task's defaults)."""
+    beta: float = 0.0
+    """The KL strength β of an alignment cell (TRL's ``beta``)."""
+    reference: str = ""
+    """The reference policy of an alignment cell (``uniform``, ``sft``, ``sft:N[:BEHAVIOUR]``): the
+    policy kept close to, measured against, and the one the pairs are rolled out from."""
 
     def fields(self) -> dict[str, object]:
-        """Every field by its flat name, public columns first."""
+        """Every field by its flat name, public columns first (an alignment cell's own fields last)."""
         flat = self.train.flat()
         task = {name: getattr(self, name) for name in TASK_FIELDS}
         both = task | flat | {"seed": self.seed}
-        return {name: both[name] for name in config_columns()}
+        out = {name: both[name] for name in config_columns()}
+        if any(flat[name] != default for name, default in RANKING_DEFAULTS.items()):
+            out |= {name: flat[name] for name in RANKING_COLUMNS}
+        if self.method:
+            out |= {name: getattr(self, name) for name in ALIGNMENT_COLUMNS}
+        return out
 
     @classmethod
     def from_fields(cls, values: dict[str, Any]) -> CellConfig:
-        """The inverse of :meth:`fields` (extra keys, e.g. metrics, are ignored)."""
-        train = {k: values[k] for k in rlhf.TrainConfig.flat_fields()}
+        """The inverse of :meth:`fields` (extra keys, e.g. metrics, are ignored; a ``method`` that is
+        missing, empty or NaN is a training cell's)."""
+        train = {k: values[k] for k in rlhf.TrainConfig.flat_fields() if k not in RANKING_COLUMNS}
+        train |= {k: values[k] for k in RANKING_COLUMNS if k in values and _given(values[k])}
         config = rlhf.TrainConfig(budget=train.pop("budget"), teacher=train.pop("teacher")).replace(**train)
-        return cls(train=config, seed=values["seed"], **{k: values[k] for k in TASK_FIELDS})
+        method = values.get("method")
+        align: dict[str, Any] = {}
+        if isinstance(method, str) and method:
+            align = {"method": method, "beta": float(values["beta"]), "reference": str(values["reference"])}
+        return cls(train=config, seed=values["seed"], **{k: values[k] for k in TASK_FIELDS}, **align)
 
     @property
     def key(self) -> str:
@@ -138,9 +195,14 @@ def preset_cell(name: str, seed: int = 0, **train: object) -> CellConfig:
 
 def config_columns() -> list[str]:
     """Every configuration column in ``cells.csv`` order: the public ones, the other task
-    fields, then the training fields."""
-    rest = [c for c in (*TASK_FIELDS, *rlhf.TrainConfig.flat_fields()) if c not in PUBLIC_COLUMNS]
+    fields, then the training fields (but :data:`RANKING_COLUMNS`, a cell's only when set)."""
+    rest = [c for c in (*TASK_FIELDS, *rlhf.TrainConfig.flat_fields()) if c not in (*PUBLIC_COLUMNS, *RANKING_COLUMNS)]
     return [*PUBLIC_COLUMNS, *rest]
+
+
+def _given(value: object) -> bool:
+    """Whether a stored field holds a value (a table mixing cells with and without it has NaN)."""
+    return not (isinstance(value, float) and math.isnan(value))
 
 
 def group_columns() -> list[str]:
@@ -148,10 +210,15 @@ def group_columns() -> list[str]:
     return [c for c in config_columns() if c != "seed"]
 
 
+def grouping_columns(frame: Any) -> list[str]:
+    """:func:`group_columns` and the ranking and alignment columns ``frame`` (a table of cells) has."""
+    return [*group_columns(), *(c for c in (*RANKING_COLUMNS, *ALIGNMENT_COLUMNS) if c in frame)]
+
+
 def text_columns() -> list[str]:
     """Configuration columns holding strings (read back as strings, never as numbers or NaN)."""
     types = typing.get_type_hints(CellConfig) | rlhf.TrainConfig.flat_fields()
-    return [c for c in config_columns() if types.get(c) is str]
+    return [c for c in (*config_columns(), *RANKING_COLUMNS) if types.get(c) is str]
 
 
 @dataclass(frozen=True)
@@ -230,6 +297,11 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
     for key in (*(a.key for a in spec.axes if a.required), "budgets", "teachers", "seeds"):
         if key not in table:
             raise ConfigError(path, f"{task}.{key}", None, "missing")
+    for key in ALIGNMENT_ONLY if "methods" not in table else NOT_ALIGNMENT:
+        if key in table:
+            raise ConfigError(path, f"{task}.{key}", table[key], "applies only with methods (alignment cells)"
+                              if key in ALIGNMENT_ONLY else "does not apply to alignment cells (methods): a "
+                              "method fits a policy to a fixed set of pairs, with no training loop")
 
     def axis(key, kind, rule, check, default=None):
         values = table.get(key, default)
@@ -271,8 +343,29 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
                   for b in budgets for t in teachers for method in methods}
     except ValueError as exc:
         raise ConfigError(path, f"{task}.train", None, str(exc)) from None
-    return [CellConfig(task=task, train=trains[b, t, *method], seed=s, **instance)
-            for instance, b, t, method, s in itertools.product(instances, budgets, teachers, methods, seeds)]
+    alignments = _alignments(path, spec, table, axis, instances) if "methods" in table else [{}]
+    return [CellConfig(task=task, train=trains[b, t, *method], seed=s, **instance, **align)
+            for instance, b, t, method, align, s in
+            itertools.product(instances, budgets, teachers, methods, alignments, seeds)]
+
+
+def _alignments(path: Path, spec: TaskSpec, table: dict, axis: Callable,
+                instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """The alignment fields of every (method, β, reference) a table crosses; each reference is made
+    once per task instance by the library (its reason, as a ConfigError, for one it refuses)."""
+    task, names = spec.name, rlhf.ALIGNMENT_METHODS.names()
+    methods = axis("methods", str, f"one of {', '.join(names)}", lambda v: v in names)
+    betas = axis("betas", float, "a number > 0 (the KL strength β)", lambda v: 0 < v < math.inf, default=[0.1])
+    references = axis("references", str, "a reference policy: uniform, sft, sft:N or sft:N:BEHAVIOUR",
+                      lambda v: bool(v), default=["uniform"])
+    for instance in instances:
+        made = spec.make(instance)
+        for reference in references:
+            try:
+                reference_policy(made, reference)
+            except ValueError as exc:
+                raise ConfigError(path, f"{task}.references", reference, str(exc)) from None
+    return [{"method": m, "beta": float(b), "reference": r} for m in methods for b in betas for r in references]
 
 
 def _task_instances(path: Path, spec: TaskSpec, table: dict, axis: Callable) -> list[dict[str, Any]]:

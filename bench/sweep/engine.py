@@ -25,7 +25,7 @@ from ..errors import BenchError
 from ..provenance import Provenance
 from . import executors, modules
 from .cell import CellResult, groups
-from .config import CellConfig, SweepConfig, config_columns
+from .config import ALIGNMENT_COLUMNS, RANKING_COLUMNS, CellConfig, SweepConfig, config_columns
 from .store import DB_NAME, SIDE_FILES, Store
 
 CSV_NAME = "cells.csv"
@@ -170,9 +170,9 @@ def unique(cells: Iterable[CellConfig]) -> list[CellConfig]:
 
 def cells_frame(store: Store, cells: Iterable[CellConfig] | None = None) -> pd.DataFrame:
     """One row per stored cell (in the config's order when ``cells`` is given):
-    config columns (``task, size, slip, budget, teacher, seed`` first), status,
-    error, then the metrics. No wall times or provenance: the frame is identical
-    across reruns, executors and machines."""
+    config columns (``task, size, slip, budget, teacher, seed`` first; an alignment cell's own
+    fields after them, in a run that has such cells), status, error, then the metrics. No wall
+    times or provenance: the frame is identical across reruns, executors and machines."""
     rows = {r["key"]: r for r in store.rows()}
     keys = [c.key for c in unique(cells)] if cells is not None else sorted(rows)
     records = [{**rows[k]["config"], "status": rows[k]["status"], "error": rows[k]["error"], **rows[k]["metrics"]}
@@ -180,7 +180,8 @@ def cells_frame(store: Store, cells: Iterable[CellConfig] | None = None) -> pd.D
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         return frame
-    columns = config_columns()
+    own = (*RANKING_COLUMNS, *ALIGNMENT_COLUMNS)                     # fields only some cells have
+    columns = [*config_columns(), *(c for c in own if c in frame)]
     metric_cols = sorted(c for c in frame.columns if c not in [*columns, "status", "error"])
     return frame[[*columns, "status", "error", *metric_cols]]
 

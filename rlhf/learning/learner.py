@@ -142,7 +142,8 @@ class RewardLearner:
     per configuration, not per round, so a seed's arithmetic never depends on its batch.
     """
 
-    def __init__(self, model: RewardModel, config: LearnerConfig, may_skip: bool = False, fit: str = "round") -> None:
+    def __init__(self, model: RewardModel, config: LearnerConfig, may_skip: bool = False, fit: str = "round",
+                 extra_columns: int = 0) -> None:
         if fit not in FITS:
             raise ValueError(f"fit must be one of {', '.join(FITS)}, got {fit!r}")
         self.model, self.config, self.may_skip, self.fit = model, config, may_skip, fit
@@ -155,8 +156,9 @@ class RewardLearner:
         # The optimiser works on rows padded to whole SIMD blocks: torch's fused Adam (like
         # sigmoid) rounds differently in its scalar tail, and with no tail at all an element's
         # update cannot depend on where its seed sits in the batch. Copied back after each update.
+        # ``extra_columns`` parameters of the learner's own (a learned tie parameter) sit after the model's.
         B, F = self._model_theta.shape
-        padded = torch.zeros(B, -(-F // _SIMD_BLOCK) * _SIMD_BLOCK, device=theta.device)
+        padded = torch.zeros(B, -(-(F + extra_columns) // _SIMD_BLOCK) * _SIMD_BLOCK, device=theta.device)
         self._theta = padded[:, :F]
         self._theta.copy_(self._model_theta)
         self._padded = padded

@@ -35,6 +35,7 @@ from ..core.rollout import Trajectories
 from ..core.truths import TaskTruths
 from ..metrics import advantage_metrics
 from .learner import RewardLearner
+from .rankings import RankingLearner
 from .rewards import LearnedReward, RewardModel, TableReward
 
 if TYPE_CHECKING:    # types only: the task protocol and the configuration live in a higher layer
@@ -64,8 +65,19 @@ class LearnerModel(ABC):
         """A fresh model per key (``theta[*keys.shape, F]``): the task's reward model."""
         return task.new_reward_model(keys)
 
-    def learner(self, model: RewardModel, task: Task, config: TrainConfig, may_skip: bool) -> RewardLearner:
-        """The fitter of ``model`` under ``config`` (its ``learner`` settings and ``fit``)."""
+    ranks: ClassVar[bool] = True
+    """Whether it fits rankings and ties (``rank > 2`` or ``ties``: its fitter is then a
+    :class:`~rlhf.learning.rankings.RankingLearner`); a configuration refuses them otherwise."""
+
+    def learner(self, model: RewardModel, task: Task, config: TrainConfig, may_skip: bool,
+                may_tie: bool = True) -> RewardLearner:
+        """The fitter of ``model`` under ``config`` (its ``learner`` settings and ``fit``; for rankings
+        and ties, its ``rank``, ``rank_learner`` and tie fields, ``may_tie``: whether the labeller's
+        rankings can hold ties)."""
+        if config.ranked:
+            return RankingLearner(model, config.learner, rank=config.rank, rule=config.rank_learner,
+                                  ties=config.ties, tie_param=config.tie_param, tie_fit=config.tie_fit,
+                                  may_tie=may_tie, may_skip=may_skip, fit=config.fit)
         return RewardLearner(model, config.learner, may_skip=may_skip, fit=config.fit)
 
     def scores(self, learned: LearnedReward, task: Task, config: TrainConfig, batch_dims: int,

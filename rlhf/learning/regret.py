@@ -207,6 +207,7 @@ class RegretLearner(LearnerModel):
 
     name: ClassVar[str] = "regret"
     preference_model: ClassVar[str] = "regret"
+    ranks: ClassVar[bool] = False
     kappa: float = math.inf
     warm_start: bool = True
 
@@ -214,7 +215,8 @@ class RegretLearner(LearnerModel):
         if not self.kappa > 0:
             raise ValueError(f"kappa must be > 0 (math.inf: the hard max), got {self.kappa!r}")
 
-    def learner(self, model: RewardModel, task: Task, config: TrainConfig, may_skip: bool) -> RewardLearner:
+    def learner(self, model: RewardModel, task: Task, config: TrainConfig, may_skip: bool,
+                may_tie: bool = True) -> RewardLearner:
         return RegretRewardLearner(model, config.learner, task.mdp, task.horizon, config.discount, self.kappa,
                                    self.warm_start, may_skip=may_skip, fit=config.fit)
 

@@ -2,7 +2,8 @@
 (:class:`Labels`), for simulated teachers (:class:`rlhf.Teacher`), a person's recorded answers
 (:class:`rlhf.RecordedTeacher`) and any labeller of a user's own.
 
-Shapes: ``[..., B, T]`` for the B pairs' segments of T steps, leading dimensions seeds.
+Shapes: ``[..., B, T]`` for the B pairs' segments of T steps, leading dimensions seeds; a ranking
+query (``rank=K > 2``) has ``[..., B, K, T]`` for its B queries of K segments.
 """
 
 from __future__ import annotations
@@ -27,6 +28,18 @@ class Labels:
     entropy: torch.Tensor
     """[...] mean entropy (nats) of the labeller's preference distribution over answered pairs
     (0 where none was answered)."""
+    ranking: torch.Tensor | None = None
+    """[..., B, K] int64 for a ranking query: each query's segments, best first (None for pairs:
+    ``prefer_first`` says it; for a ranking ``prefer_first`` is what it says of segments 0 and 1)."""
+    tied: torch.Tensor | None = None
+    """[..., B, K − 1] bool for a ranking query: the segments at positions j and j + 1 of the ranking
+    are equal (ties chain: :mod:`rlhf.preferences.rankings`)."""
+
+    def __getitem__(self, index: int | slice | torch.Tensor) -> Labels:
+        """Seed ``index``'s (or a selection of seeds') labels."""
+        return Labels(self.prefer_first[index], self.answered[index], self.entropy[index],
+                      None if self.ranking is None else self.ranking[index],
+                      None if self.tied is None else self.tied[index])
 
 
 @dataclass(frozen=True)
@@ -47,7 +60,13 @@ class Query:
     keys: Keys
     """The labeller's random streams, one per seed (shape ``[...]``)."""
     asked_before: int = 0
-    """Pairs the run asked in earlier rounds: these are its pairs ``asked_before`` … ``asked_before + B − 1``."""
+    """Pairs the run asked in earlier rounds: these are its pairs ``asked_before`` … ``asked_before + B − 1``
+    (queries, for a ranking query)."""
+    segments: Trajectories | None = None
+    """[..., B, K, T] for a ranking query (``rank=K > 2``): every segment of each query (``first`` and
+    ``second`` are its segments 0 and 1); None for pairs."""
+    segment_scores: torch.Tensor | None = None
+    """[..., B, K, T] the step scores of ``segments`` (as ``scores_1``), None for pairs."""
 
 
 def mean_over_answered(values: torch.Tensor, answered: torch.Tensor | None = None) -> torch.Tensor:
@@ -63,10 +82,12 @@ class Labeller(Protocol):
     """Anything that answers preference queries: a simulated teacher, a subclass of
     :class:`rlhf.Teacher`, recorded human labels, or an object of your own.
 
-    The loop also reads two optional attributes: ``preference_model`` (a
+    The loop also reads optional attributes: ``preference_model`` (a
     :class:`~rlhf.preferences.models.PreferenceModel`: which step scores the query carries; default
-    partial return, the true reward) and ``may_skip`` (whether some pairs can come back unanswered,
-    so the learner must mask them; default True).
+    partial return, the true reward), ``may_skip`` (whether some pairs can come back unanswered,
+    so the learner must mask them; default True), ``ranks`` (whether it answers ranking queries of
+    K > 2 segments with ``Labels.ranking``; default False) and ``may_tie`` (whether an answer can be a
+    tie, a label 0.5 or tied positions of a ranking; default True).
     """
 
     def answer(self, query: Query) -> Labels:

@@ -10,10 +10,20 @@ from typing import Any
 from ..learning import regret  # noqa: F401  (registers Knox et al. 2022's learner, learner_model="regret")
 from ..learning.learner import FITS, LearnerConfig
 from ..learning.learner_models import LEARNER_MODELS
-from ..learning.queries import QUERIES, QUERY_RULES
+from ..learning.queries import QUERIES, QUERY_RULES, SAMPLED_QUERIES
 from ..preferences import recorded  # noqa: F401  (registers the recorded:DIR teacher kind)
 from ..preferences.kinds import canonical_teacher_spec, labeller_from_spec
 from ..preferences.labeller import Labeller, ScoresLabeller, answers_queries
+from ..preferences.ties import TIE_MODELS, check_tie_param
+
+RANK_LEARNERS = ("plackett-luce", "pair-split")
+"""How a learner fits a ranking of K segments (``rank_learner=``; :mod:`rlhf.learning.rankings`)."""
+RANK_COSTS = ("comparisons", "query")
+"""What a ranking of K segments costs a person (``rank_cost=``): K − 1 comparisons, or one query."""
+TIE_FITS = ("fixed", "learned")
+"""Whether the learner's tie parameter stays at ``tie_param`` or is fitted with the reward."""
+MAX_RANK = 9
+"""The most segments a query may rank (InstructGPT's labellers ranked 4 to 9)."""
 
 
 @dataclass(frozen=True)
@@ -26,7 +36,8 @@ class TrainConfig:
     """
 
     budget: int
-    """Preference pairs the teacher is asked (skipped ones count), >= 1."""
+    """Preference pairs the teacher is asked (skipped ones count), >= 1: comparisons asked of a person,
+    a ranking of ``rank`` segments costing ``rank_cost`` of them."""
     teacher: str | Labeller = "boltzmann:1"
     """Teacher spec: a simulated teacher (see :class:`rlhf.Teacher`; canonicalised on construction), or
     a registered kind's (:mod:`rlhf.preferences.kinds`), such as ``"recorded:DIR"`` (a person's answers
@@ -63,6 +74,31 @@ class TrainConfig:
     presets); ``"all"``, every pair asked so far, its ``epochs`` passes warm-started from the previous
     round's parameters and optimiser state (an ensemble member on its own bootstrap resample of all
     of them, drawn afresh each round), as B-Pref and imitation train on their buffer of every label."""
+    rank: int = 2
+    """Segments per query, K in [2, 9]: the teacher ranks them (Plackett–Luce with its β, its noise
+    applied to the ranking: :class:`rlhf.Teacher`). 2 is a pair (today's loop, bit for bit)."""
+    rank_learner: str = "plackett-luce"
+    """How the learner fits a ranking (:mod:`rlhf.learning.rankings`): ``"plackett-luce"``, the full
+    ranking likelihood; ``"pair-split"``, InstructGPT's mean log-likelihood of all C(K, 2) pairs of a
+    ranking as one batch element. Both are Bradley–Terry at K = 2."""
+    rank_cost: str = "comparisons"
+    """What a ranking of K segments costs a person, in the comparisons ``budget`` and
+    ``pairs_per_round`` count: ``"comparisons"``, K − 1 (the least a ranking rests on); ``"query"``, 1.
+    A round asks ``⌊comparisons so far / cost⌋ − ⌊comparisons before it / cost⌋`` rankings, so pairs and
+    rankings are compared at equal effort; a pair costs 1 either way."""
+    ties: str = "none"
+    """The learner's tie model (:mod:`rlhf.preferences.ties`): ``"none"`` (Bradley–Terry and
+    Plackett–Luce; a tie is a soft label 0.5, or every order of the tied segments alike),
+    ``"rao-kupper"`` or ``"davidson"`` (a tie is a third outcome; with ``rank > 2`` they need
+    ``rank_learner="pair-split"``). A teacher ties through its own spec (``equal:F``, the oracle's equal
+    returns, ``rao-kupper:θ``, ``davidson:ν``)."""
+    tie_param: float = 0.0
+    """The learner's tie parameter, Rao–Kupper's θ > 1 or Davidson's ν > 0; 0 = the model's default
+    (θ = 2, ν = 1: equal segments tie with probability 1/3). Unused with ``ties="none"``."""
+    tie_fit: str = "fixed"
+    """``"fixed"``: the tie parameter stays ``tie_param``; ``"learned"``: it starts there and is fitted
+    with the reward, per seed, by the same optimiser (on ``φ = log(θ − 1)`` or ``log ν``); the fitted
+    value is the metric ``tie_param``."""
     learner: LearnerConfig = LearnerConfig()
     """How the reward model is fitted each round."""
     discount: float = 1.0
@@ -89,6 +125,7 @@ class TrainConfig:
                              f"got {self.learner_model!r}")
         if self.fit not in FITS:
             raise ValueError(f"fit must be one of {', '.join(FITS)}, got {self.fit!r}")
+        self._check_ranking()
         if not 0.0 <= self.discount <= 1.0:
             raise ValueError(f"discount must be in [0, 1], got {self.discount}")
         if not self.temperature > 0:
@@ -97,6 +134,64 @@ class TrainConfig:
             object.__setattr__(self, "teacher", canonical_teacher_spec(self.teacher))
         elif not isinstance(self.teacher, str) and not answers_queries(self.teacher):
             raise ValueError(f"teacher must be a spec string or have an answer(query) method, got {self.teacher!r}")
+
+    def _check_ranking(self) -> None:
+        """The ranking and tie fields, each error one line naming the field and the bad value."""
+        if isinstance(self.rank, bool) or not isinstance(self.rank, int) or not 2 <= self.rank <= MAX_RANK:
+            raise ValueError(f"rank must be an integer in [2, {MAX_RANK}], got {self.rank!r}")
+        for name, known in (("rank_learner", RANK_LEARNERS), ("rank_cost", RANK_COSTS), ("ties", TIE_MODELS),
+                            ("tie_fit", TIE_FITS)):
+            if getattr(self, name) not in known:
+                raise ValueError(f"{name} must be one of {', '.join(known)}, got {getattr(self, name)!r}")
+        if isinstance(self.tie_param, bool) or not isinstance(self.tie_param, (int, float)):
+            raise ValueError(f"tie_param must be a number (0: the tie model's default), got {self.tie_param!r}")
+        if self.tie_param != 0:
+            if self.ties == "none":
+                raise ValueError(f"tie_param needs a tie model (ties='rao-kupper' or 'davidson'), got "
+                                 f"{self.tie_param!r} with ties='none'")
+            check_tie_param(self.ties, self.tie_param)
+        if self.tie_fit == "learned" and self.ties == "none":
+            raise ValueError("tie_fit 'learned' needs a tie model (ties='rao-kupper' or 'davidson'), got ties='none'")
+        if self.rank > 2 and self.ties != "none" and self.rank_learner == "plackett-luce":
+            raise ValueError(f"ties {self.ties!r} with rank {self.rank} needs rank_learner='pair-split' (the "
+                             "tie models are pair models), got rank_learner='plackett-luce'")
+        if not self.ranked:
+            return
+        if self.rank > 2 and not QUERY_RULES[self.query].samples:
+            raise ValueError(f"query {self.query!r} chooses pairs: rank {self.rank} needs a sampling rule "
+                             f"({', '.join(SAMPLED_QUERIES)}), got query={self.query!r}")
+        if not LEARNER_MODELS[self.learner_model].ranks:
+            raise ValueError(f"learner_model {self.learner_model!r} fits pairs only: it needs rank=2 and "
+                             f"ties='none', got rank={self.rank}, ties={self.ties!r}")
+        cost = self.query_cost
+        for name in ("budget", "pairs_per_round"):
+            value = getattr(self, name)
+            if value and value < cost:
+                raise ValueError(f"{name} must be 0 or >= {cost} (a rank-{self.rank} ranking costs {cost} "
+                                 f"comparisons with rank_cost={self.rank_cost!r}), got {value}")
+
+    @property
+    def ranked(self) -> bool:
+        """Whether the loop asks and fits rankings (``rank > 2``) or ties (``ties`` not ``"none"``)
+        rather than plain Bradley–Terry pairs."""
+        return self.rank > 2 or self.ties != "none"
+
+    @property
+    def query_cost(self) -> int:
+        """Comparisons one query costs: K − 1 for a ranking with ``rank_cost="comparisons"``, else 1."""
+        return self.rank - 1 if self.rank_cost == "comparisons" else 1
+
+    def queries_in_round(self, index: int) -> int:
+        """Queries (pairs, or rankings of ``rank`` segments) asked in round ``index``: the round's
+        comparisons (:meth:`pairs_in_round`) at :attr:`query_cost` each, counted cumulatively (a round
+        may be 0 when its comparisons do not reach a ranking's cost); pairs: :meth:`pairs_in_round`."""
+        cost = self.query_cost
+        before = index * self.round_size
+        return (before + self.pairs_in_round(index)) // cost - before // cost
+
+    def queries_before(self, index: int) -> int:
+        """Queries asked in the rounds before round ``index``."""
+        return index * self.round_size // self.query_cost
 
     @property
     def round_size(self) -> int:

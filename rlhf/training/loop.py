@@ -121,6 +121,8 @@ def session_pairs(task: Task, config: TrainConfig, seed: int = 0) -> list[tuple[
     each: what a person labels in a session (``python -m bench label``), so that
     :class:`rlhf.RecordedTeacher` can answer that training run. Only for a query rule whose pairs do
     not depend on the learned model (``query="uniform"``), so they are known before any answer."""
+    if config.rank > 2:
+        raise ValueError(f"a labelling session shows pairs: rank must be 2, got {config.rank}")
     if not QUERY_RULES[config.query].uniform:
         raise ValueError(f"a labelling session's pairs must not depend on the answers: query must be 'uniform', "
                          f"got {config.query!r}")

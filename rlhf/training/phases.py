@@ -32,6 +32,7 @@ from ..learning.ensemble import Ensemble, bootstrap_weights, member_keys, member
 from ..learning.learner import RewardLearner
 from ..learning.learner_models import LearnerModel, learner_model
 from ..learning.queries import QUERY_RULES, QueryRule
+from ..learning.rankings import RankingLearner
 from ..learning.rewards import LearnedReward, RewardModel
 from ..metrics import preference_accuracies
 from ..preferences.labeller import Labeller, Labels, Query
@@ -66,6 +67,8 @@ class Setting:
     """Steps per segment, T."""
     may_skip: bool
     """Whether the labeller can leave pairs unanswered (the learner then masks them)."""
+    may_tie: bool = True
+    """Whether the labeller's answers can be ties (a ranking learner then keeps the tables for them)."""
 
 
 @dataclass(frozen=True)
@@ -84,10 +87,14 @@ class LoopState:
 def prepare(task: Task, config: TrainConfig, seeds: list[int], keys: Keys) -> Setting:
     """The setting of a run of ``config`` on ``task`` for ``seeds`` (their ``keys``)."""
     labeller = config.labeller()
+    if config.rank > 2 and not getattr(labeller, "ranks", False):
+        raise ValueError(f"teacher {str(labeller)!r} answers pairs only: rank={config.rank} needs a labeller that "
+                         "ranks (an rlhf.Teacher without a tie model)")
     teacher_model = preference_model(getattr(labeller, "preference_model", PARTIAL_RETURN))   # a model or its name
     return Setting(task, config, tuple(seeds), keys, labeller, teacher_model,
                    learner_model(config.learner_model), QUERY_RULES[config.query], truths_of(task),
-                   config.segment_length or task.horizon, bool(getattr(labeller, "may_skip", True)))
+                   config.segment_length or task.horizon, bool(getattr(labeller, "may_skip", True)),
+                   bool(getattr(labeller, "may_tie", True)))
 
 
 def start(setting: Setting) -> LoopState:
@@ -105,7 +112,10 @@ def start(setting: Setting) -> LoopState:
     else:                          # members [B, E, F]: the learner fits them as rows, like seeds
         members = new_model(member_keys(keys, cfg.ensemble))
         reward_model = Ensemble(members)
-    learner = setting.learner_model.learner(members, task, cfg, setting.may_skip)
+    if cfg.ranked:
+        learner = setting.learner_model.learner(members, task, cfg, setting.may_skip, may_tie=setting.may_tie)
+    else:
+        learner = setting.learner_model.learner(members, task, cfg, setting.may_skip)
     return LoopState(reward_model, members, learner, plan_policy(setting, reward_model))
 
 
@@ -180,6 +190,8 @@ def evaluate_round(setting: Setting, policy: torch.Tensor, loss: torch.Tensor, l
 def run_round(setting: Setting, state: LoopState, index: int,
               ) -> tuple[LoopState, RoundRecord, dict[str, torch.Tensor]]:
     """Round ``index``: the five phases; returns the next state, the round's record and its history entries."""
+    if setting.config.ranked:
+        return run_ranked_round(setting, state, index)
     first, second = query_pairs(setting, state, index)
     labels = label_pairs(setting, index, first, second)
     loss = update_reward(setting, state, index, first, second, labels)
@@ -187,6 +199,94 @@ def run_round(setting: Setting, state: LoopState, index: int,
     entries = evaluate_round(setting, policy, loss, labels)
     return (dataclasses.replace(state, policy=policy), RoundRecord(index, first, second, labels, state.reward_model),
             entries)
+
+
+# ------------------------------------------------------------------ rankings and ties
+def query_rankings(setting: Setting, state: LoopState, index: int) -> Trajectories:
+    """Round ``index``'s queries of K = ``rank`` segments, ``[B, n, K, T]``, rolled out from the behaviour
+    its (sampling) query rule names: segment k of query i is trajectory ``k·n + i`` of the round's
+    rollout (at K = 2, :func:`query_pairs`' pairs)."""
+    cfg, mdp = setting.config, setting.task.mdp
+    n, K, T = cfg.queries_in_round(index), cfg.rank, setting.length
+    behaviour = uniform_policy(mdp) if setting.query_rule.uniform else state.policy
+    traj = rollout(mdp, behaviour, K * n, T, setting.keys.fold(SAMPLE, index))
+    batch = setting.keys.shape
+    return Trajectories(*(x.view(*batch, K, n, T).transpose(-3, -2).contiguous() for x in (traj.states, traj.actions)))
+
+
+def label_rankings(setting: Setting, index: int, segments: Trajectories) -> Labels:
+    """The labeller's rankings of round ``index``'s queries ``segments[B, n, K, T]`` (``Labels.ranking``
+    ``[B, n, K]``, ``tied`` ``[B, n, K − 1]``), asked with the steps' scores under its preference model."""
+    cfg, truths = setting.config, setting.truths
+    scores = step_rewards(setting.teacher_model.step_scores(truths, cfg.discount), segments)    # [B, n, K, T]
+    first, second = _segment(segments, 0), _segment(segments, 1)
+    query = Query(first, second, scores[..., 0, :], scores[..., 1, :],
+                  setting.teacher_model.score_range(truths, cfg.discount), setting.keys.fold(TEACHER, index),
+                  cfg.queries_before(index), segments=segments, segment_scores=scores)
+    answers = setting.labeller.answer(query)
+    if answers.ranking is None:
+        raise ValueError(f"teacher {str(setting.labeller)!r} gave no ranking (Labels.ranking) to queries of "
+                         f"{cfg.rank} segments")
+    batch, (n, K) = setting.keys.shape, segments.states.shape[-3:-1]
+    tied = answers.tied if answers.tied is not None else torch.zeros((*answers.ranking.shape[:-1], K - 1),
+                                                                      dtype=torch.bool)
+    return Labels(answers.prefer_first.expand(*batch, n), answers.answered.expand(*batch, n),
+                  torch.as_tensor(answers.entropy).expand(batch), answers.ranking.expand(*batch, n, K),
+                  tied.expand(*batch, n, K - 1))
+
+
+def update_ranked(setting: Setting, state: LoopState, index: int, segments: Trajectories, labels: Labels,
+                  ) -> torch.Tensor:
+    """:func:`update_reward` for rankings and ties: the learner (a
+    :class:`~rlhf.learning.rankings.RankingLearner`) fits the round's rankings, or at K = 2 its pair
+    labels (0.5 a tie), or with ``fit="all"`` every query so far."""
+    cfg = setting.config
+    answered = labels.answered if setting.may_skip else None
+    learner = state.learner
+    assert isinstance(learner, RankingLearner)
+    pair = None if labels.ranking is not None else labels.prefer_first
+    if cfg.ensemble == 1:
+        return torch.as_tensor(learner.update_ranked(segments, labels.ranking, labels.tied, pair, answered))
+    n = labels.prefer_first.shape[-1]
+    fitted = n if cfg.fit == "round" else cfg.queries_before(index) + n
+    weights = bootstrap_weights(setting.keys.fold(BOOTSTRAP, index), cfg.ensemble, fitted)   # [B, E, N]
+    loss = learner.update_ranked(segments, labels.ranking, labels.tied, pair, answered, weights=weights)
+    return member_mean(torch.as_tensor(loss), -1)
+
+
+def run_ranked_round(setting: Setting, state: LoopState, index: int,
+                     ) -> tuple[LoopState, RoundRecord, dict[str, torch.Tensor]]:
+    """:func:`run_round` for rankings (``rank > 2``) or ties: query (K segments a query; pairs at K = 2)
+    → label → update → plan → evaluate. A round whose comparisons do not reach a ranking's cost asks
+    nothing (loss NaN, nothing answered) and keeps the policy."""
+    cfg = setting.config
+    batch = setting.keys.shape
+    if cfg.rank == 2:
+        first, second = query_pairs(setting, state, index)
+        labels = label_pairs(setting, index, first, second)
+        segments = Trajectories(torch.stack([first.states, second.states], -2),
+                                torch.stack([first.actions, second.actions], -2))
+        record_segments = None
+    elif cfg.queries_in_round(index) == 0:
+        nothing = torch.zeros(*batch, 0, dtype=torch.int64, device=setting.keys.device)
+        labels = Labels(nothing.float(), nothing.bool(), torch.zeros(batch))
+        entries = evaluate_round(setting, state.policy, torch.full(batch, torch.nan), labels)
+        empty = Trajectories(nothing.unsqueeze(-1), nothing.unsqueeze(-1))
+        return state, RoundRecord(index, empty, empty, labels, state.reward_model), entries
+    else:
+        segments = record_segments = query_rankings(setting, state, index)
+        labels = label_rankings(setting, index, segments)
+        first, second = _segment(segments, 0), _segment(segments, 1)
+    loss = update_ranked(setting, state, index, segments, labels)
+    policy = plan_policy(setting, state.reward_model)
+    entries = evaluate_round(setting, policy, loss, labels)
+    record = RoundRecord(index, first, second, labels, state.reward_model, record_segments)
+    return dataclasses.replace(state, policy=policy), record, entries
+
+
+def _segment(segments: Trajectories, k: int) -> Trajectories:
+    """Segment ``k`` of every query, ``[..., n, T]``."""
+    return Trajectories(segments.states[..., k, :], segments.actions[..., k, :])
 
 
 def heldout_accuracy(setting: Setting, reward_model: LearnedReward) -> torch.Tensor:
@@ -208,11 +308,17 @@ def seed_results(setting: Setting, state: LoopState, history: dict[str, list[tor
     (the run's, with the checkpoint's budget)."""
     rows = history_rows(history, rounds)
     accuracy = heldout_accuracy(setting, state.reward_model).tolist()
+    tie_params = None                    # the learner's tie parameter (the members' mean in an ensemble)
+    if isinstance(state.learner, RankingLearner) and state.learner.ties != "none":
+        fitted = state.learner.tie_parameter()
+        tie_params = (member_mean(fitted, -1) if config.ensemble > 1 else fitted).tolist()
     out = []
     for k, seed in enumerate(setting.seeds):
         model = state.reward_model[k]
         metrics = setting.learner_model.metrics(setting.task, setting.truths, model, config)
         metrics["pref_accuracy"] = accuracy[k]
+        if tie_params is not None:
+            metrics["tie_param"] = tie_params[k]
         with torch.inference_mode(False):        # a clone outside inference mode is a normal tensor
             reward = model.reward().clone()
         out.append(RunResult(config, seed, {key: values[k] for key, values in rows.items()}, metrics, reward))

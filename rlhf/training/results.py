@@ -33,12 +33,13 @@ class RoundRecord:
     """The labeller's answers, ``[..., n]``."""
     reward_model: LearnedReward
     """The learned model after the round's update (the ensemble's mean where there is one)."""
+    segments: Trajectories | None = None
+    """``[..., n, K, T]`` every segment of the round's rankings (``rank > 2``; ``first`` and ``second``
+    are its segments 0 and 1), None for pairs."""
 
     def __getitem__(self, k: int) -> RoundRecord:
-        labels = self.labels
-        return RoundRecord(self.index, self.first[k], self.second[k],
-                           Labels(labels.prefer_first[k], labels.answered[k], labels.entropy[k]),
-                           self.reward_model[k])
+        return RoundRecord(self.index, self.first[k], self.second[k], self.labels[k], self.reward_model[k],
+                           None if self.segments is None else self.segments[k])
 
 
 @dataclass(frozen=True)
@@ -49,12 +50,14 @@ class RunResult:
     seed: int
     history: dict[str, list[float]]
     """Per round: ``true_return`` (exact expected true return of the policy acting on the learned
-    model after the round's update), ``loss`` (Bradley–Terry, last epoch), ``entropy`` (the
-    labeller's mean preference entropy, nats), ``answered`` (pairs labelled)."""
+    model after the round's update), ``loss`` (Bradley–Terry, or the ranking or tie learner's, last
+    epoch), ``entropy`` (the labeller's mean preference entropy, nats), ``answered`` (pairs, or
+    rankings, labelled)."""
     metrics: dict[str, float]
     """Task metrics (see the task's ``convergence_metrics``; for a learner whose model is not a
     reward, its preference model's :meth:`~rlhf.preferences.models.PreferenceModel.metrics`) plus
-    ``pref_accuracy``."""
+    ``pref_accuracy``; with a tie model (``ties``), ``tie_param``: the learner's θ or ν (fitted, with
+    ``tie_fit="learned"``; the members' mean in an ensemble)."""
     reward: torch.Tensor
     """The final learned reward (or, for the regret learner, Â), [S] or [S, A]."""
 

@@ -126,3 +126,19 @@ def test_a_misspelt_key_is_unknown_and_the_nearest_key_is_suggested(tmp_path, te
         config.load(path)
     message = str(info.value)
     assert f"{path}: {field}: unknown " in message and message.endswith(f"did you mean {nearest!r}?")
+
+
+def test_ranking_fields_are_a_cells_columns_only_when_set(tiny_config):
+    """Pair cells keep their keys and columns; a ranking cell has all six ranking fields, round-trips
+    through them, and its key differs per field (#26)."""
+    cell = config.load(tiny_config).cells[0]
+    assert not set(config.RANKING_COLUMNS) & set(cell.fields())
+    ranked = config.CellConfig.from_fields(cell.fields() | {"rank": 4})
+    assert list(ranked.fields())[-len(config.RANKING_COLUMNS):] == list(config.RANKING_COLUMNS)
+    assert ranked.fields()["rank"] == 4 and config.CellConfig.from_fields(ranked.fields()) == ranked
+    assert config.CellConfig.from_fields(cell.fields() | {"rank": float("nan")}) == cell   # a mixed table's NaN
+    keys = {ranked.key, cell.key}
+    for change in [{"rank_learner": "pair-split"}, {"rank_cost": "query"},
+                   {"rank_learner": "pair-split", "ties": "rao-kupper"}]:
+        keys.add(config.CellConfig.from_fields(ranked.fields() | change).key)
+    assert len(keys) == 5
