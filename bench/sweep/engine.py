@@ -149,12 +149,12 @@ def _results(cells: list[CellConfig], executor: str, workers: int | None, addres
              imports: tuple[str, ...] = ()) -> Generator[tuple[CellConfig, CellResult], None, None]:
     """Each cell's result, computed a group at a time (a configuration's seeds and budgets);
     ``imports``: the modules each worker imports first."""
-    pool = workers or executors.default_workers() if executor == "process" else workers
-    work = groups(cells, imports=imports, workers=pool)        # how they are split: a schedule, never a result
+    if executor == "process":          # its groups are split for its own workers (a schedule, never a result)
+        pool = workers or executors.default_workers()
+        return executors.run_process(groups(cells, imports=imports, workers=pool), pool)
+    work = groups(cells, imports=imports, workers=workers)
     if executor == "serial":
         return executors.run_serial(work)
-    if executor == "process":
-        return executors.run_process(work, pool)
     from .dask_executor import run_dask  # optional dependency
     return run_dask(work, workers, address)
 
