@@ -274,11 +274,12 @@ def _markdown(frame: pd.DataFrame, machine: dict) -> str:
         f"**The whole seed run** is bound by per-call overhead instead: each of its {rounds} rounds makes a few "
         f"hundred torch calls on tensors of {states} to {pairs * steps:,} elements, each costing microseconds "
         f"whatever its size. Per round: the planner is {steps - 1} row-vector products with a {states} × {states} "
-        f"exp-space backup matrix; a rollout of {2 * pairs} trajectories is 6 calls a step (one integer "
-        "inverse-CDF draw picks the executed action and the successor together: one gather of each trajectory's "
-        f"whole CDF row, a compare, a count, then one gather of the successor); the learner's {epochs} Adam "
-        f"steps are {ADAM_STEP_CALLS} calls each (closed-form Bradley–Terry gradient as two row-vector × matrix "
-        "products, torch's fused Adam kernel); the loop runs under `torch.inference_mode`."
+        f"exp-space backup matrix; a rollout of {2 * pairs} trajectories is one compiled call "
+        "(`rlhf.core.compiled`: numba, integer arithmetic only; each step's integer inverse-CDF draw picks the "
+        "executed action and the successor together, its 31-bit draw hashed in the kernel); the learner's "
+        f"{epochs} Adam steps are {ADAM_STEP_CALLS} aten calls each (closed-form Bradley–Terry gradient as two "
+        "row-vector × matrix products, torch's fused Adam kernel), run by one TorchScript function without "
+        "Python's per-call parsing; the loop runs under `torch.inference_mode`."
         + _largest_phase(frame, epochs * ADAM_STEP_CALLS), "",
         *_phases(frame),
         *_throughput(frame),
@@ -420,7 +421,7 @@ def _largest_phase(frame: pd.DataFrame, learner_calls: int) -> str:
         return ""
     one = table[1]
     phase = str(one.idxmax())
-    calls = f" (the learner's {learner_calls} calls)" if phase == "update" else ""
+    calls = f" (the learner's {learner_calls} aten calls)" if phase == "update" else ""
     return (f" Of a one-seed round's phases (below), the {phase}{calls} takes the largest share: "
             f"{one.max() / one.sum():.0%}.")
 
@@ -488,9 +489,9 @@ def _phases(frame: pd.DataFrame) -> list[str]:
             f"of its one-seed time is dispatch. The {worst['phase']} gains least "
             f"({worst[SPEEDUP_PER_SEED]:.1f}×). "
             f"At {BATCH_SEEDS} seeds the rollout takes {step_ns:.1f} ns per trajectory-step. "
-            "That covers the counter-based draw (a SplitMix64 hash, about a dozen whole-array integer passes "
-            "per two draws), a gather of the trajectory's A·K integer CDF entries with their compare and count, "
-            f"and the successor's gather. The update takes {adam_us:.2f} µs per seed and Adam step: two "
+            "That covers, in the compiled walk, the counter-based draw (a SplitMix64 hash per two draws), the "
+            "compare and count over the trajectory's A·K integer CDF entries, and the successor's lookup. "
+            f"The update takes {adam_us:.2f} µs per seed and Adam step: two "
             f"[1, {features}] × [{features}, {pairs}] products and a few elementwise calls.", "",
             *_phase_calls(frame)]
 

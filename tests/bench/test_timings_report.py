@@ -80,7 +80,7 @@ def test_the_seed_run_paragraph_names_the_largest_phase_from_the_measurements():
     medians = {("rollout", 1): 6e-4, ("rollout", 100): 8e-3, ("label", 1): 2e-4, ("label", 100): 1e-3,
                ("update", 1): 8e-4, ("update", 100): 4e-3, ("plan", 1): 2e-4, ("plan", 100): 1e-3}
     assert report._largest_phase(phase_rows(medians), 350) == (
-        " Of a one-seed round's phases (below), the update (the learner's 350 calls) takes the largest share: 44%.")
+        " Of a one-seed round's phases (below), the update (the learner's 350 aten calls) takes the largest share: 44%.")
     slower = medians | {("rollout", 1): 2e-3}
     assert "the rollout takes the largest share: 62%" in report._largest_phase(phase_rows(slower), 350)
     assert report._largest_phase(phase_rows({k: v for k, v in medians.items() if k != ("plan", 1)}), 350) == ""
