@@ -35,6 +35,12 @@ def kernels() -> Any:
     return _numba_kernels
 
 
+def loaded() -> bool:
+    """Whether the kernels are loaded already (by a rollout): calls too small to repay numba's start-up
+    (about 0.8 s a process) use them only then, so ``import rlhf`` does not import numba."""
+    return kernels.cache_info().currsize > 0 and kernels() is not None
+
+
 def available(*tensors: torch.Tensor) -> bool:
     """Whether the compiled kernels can run on ``tensors``: numba is there and they are on the CPU."""
     return all(t.device.type == "cpu" for t in tensors) and kernels() is not None

@@ -48,7 +48,7 @@ def _mix(x: torch.Tensor) -> torch.Tensor:
     """SplitMix64's finaliser, elementwise and in place on int64 tensors (a bijection of
     64-bit patterns); ``(x >> k) & (2^(64−k) − 1)`` is the logical shift. Compiled on the CPU
     (:mod:`rlhf.core.compiled`: one call, not nine)."""
-    if x.is_contiguous() and compiled.available(x):
+    if x.is_contiguous() and compiled.loaded() and compiled.available(x):
         compiled.kernels().mix(x.view(-1).numpy().view(numpy.uint64))
         return x
     x.bitwise_xor_((x >> 30).bitwise_and_((1 << 34) - 1)).mul_(_signed(_MIX_1))
@@ -86,7 +86,7 @@ class Keys:
     def fold(self, *words: int) -> Keys:
         """Child keys for a purpose, round, step...: a different word gives an independent stream."""
         hashed = [_mix_int(int(word) + _GOLDEN) for word in words]
-        if compiled.available(self.key):             # one call, not two a word
+        if compiled.loaded() and compiled.available(self.key):      # one call, not two a word
             out = torch.empty_like(self.key)
             compiled.kernels().fold(_unsigned(self.key), numpy.array(hashed, dtype=numpy.uint64), _unsigned(out))
             return Keys(out)
@@ -116,7 +116,7 @@ class Keys:
     def uniform(self, n: int) -> torch.Tensor:
         """``[..., n]`` float32 uniforms in [0, 1), multiples of 2⁻²⁴ (exact in float32): the top
         24 bits of :meth:`bits`."""
-        if compiled.available(self.key):             # the same arithmetic, one call
+        if compiled.loaded() and compiled.available(self.key):     # the same arithmetic, one call
             out = torch.empty(*self.shape, n)
             compiled.kernels().uniform(_unsigned(self.key), out.view(self.key.numel(), n).numpy())
             return out
@@ -130,7 +130,7 @@ class Keys:
 
     def _words(self, n: int) -> torch.Tensor:
         """``[..., n]`` int32 halves of the hashes of counters 0, 1, ..."""
-        if compiled.available(self.key):             # the same words, one call
+        if compiled.loaded() and compiled.available(self.key):     # the same words, one call
             out = torch.empty(*self.shape, n, dtype=torch.int32)
             compiled.kernels().words(_unsigned(self.key), out.view(self.key.numel(), n).numpy().view(numpy.uint32))
             return out

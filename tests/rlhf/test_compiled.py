@@ -15,7 +15,9 @@ pytestmark = pytest.mark.skipif(compiled.kernels() is None, reason="numba is not
 
 @pytest.fixture
 def torch_path(monkeypatch):
-    """Run the callers' torch code instead of the compiled kernels."""
+    """Run the callers' torch code instead of the compiled kernels (loaded first: small calls use them
+    only once loaded, :func:`rlhf.core.compiled.loaded`)."""
+    assert compiled.kernels() is not None and compiled.loaded()
     def run(fn, *args, **kwargs):
         with monkeypatch.context() as patch:
             patch.setattr(compiled, "available", lambda *tensors: False)
