@@ -17,7 +17,7 @@ from typing import Any
 import torch
 
 from ..core.keys import Keys
-from .data import PreferenceData
+from .data import PreferenceData, per_seed
 from .evaluation import policy_metrics
 from .methods import ALIGNMENT_METHODS
 from .reference import reference_policy
@@ -125,14 +125,7 @@ def align_batch(task: Any, data: PreferenceData | Sequence[PreferenceData], meth
     tensor program, and element k is ``align(task, data[k], ..., seed=seeds[k])`` bit for bit. The
     reference (an ``sft`` one draws its demonstrations with seed 0) is shared."""
     found = ALIGNMENT_METHODS.lookup(method)
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ValueError("seeds must not be empty")
-    datasets = (data,) * len(seeds) if isinstance(data, PreferenceData) else tuple(data)
-    if len(datasets) != len(seeds):
-        raise ValueError(f"one dataset per seed: {len(datasets)} datasets for {len(seeds)} seeds")
-    if not all(isinstance(d, PreferenceData) for d in datasets):
-        raise ValueError("data must be rlhf.PreferenceData (or one per seed)")
+    seeds, datasets = per_seed(data, seeds)
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 < beta < math.inf:
         raise ValueError(f"beta must be a number in (0, inf), got {beta!r}")
     option_names = {f.name for f in fields(AlignOptions)}

@@ -207,6 +207,20 @@ class PreferenceData:
                    source=f"population({labeller}, {N} trajectories)")
 
 
+def per_seed(data: PreferenceData | Sequence[PreferenceData], seeds: Sequence[int],
+             ) -> tuple[tuple[int, ...], tuple[PreferenceData, ...]]:
+    """``(seeds, datasets)``: one dataset per seed (``data`` repeated when it is one), validated."""
+    seeds = tuple(int(s) for s in seeds)
+    if not seeds:
+        raise ValueError("seeds must not be empty")
+    datasets = (data,) * len(seeds) if isinstance(data, PreferenceData) else tuple(data)
+    if len(datasets) != len(seeds):
+        raise ValueError(f"one dataset per seed: {len(datasets)} datasets for {len(seeds)} seeds")
+    if not all(isinstance(d, PreferenceData) for d in datasets):
+        raise ValueError("data must be rlhf.PreferenceData (or one per seed)")
+    return seeds, datasets
+
+
 def stack(trajectories: Sequence[Trajectories]) -> Trajectories:
     """``[n, ...]``: equally shaped trajectories stacked along a new first dimension."""
     return Trajectories(torch.stack([t.states for t in trajectories]), torch.stack([t.actions for t in trajectories]))

@@ -40,7 +40,7 @@ from ..core.keys import Keys
 from ..learning.ensemble import bootstrap_weights, member_keys
 from ..learning.learner import LearnerConfig, RewardLearner
 from .align import AlignOptions
-from .data import PreferenceData
+from .data import PreferenceData, per_seed
 from .evaluation import occupancy_average
 from .reference import reference_policy
 from .rlhf_method import INIT, fit_reward, stacked_pairs
@@ -64,12 +64,7 @@ def proxy_rewards(task: Any, data: PreferenceData | Sequence[PreferenceData], se
     from one dataset) as one batch; element k equals :func:`proxy_reward` of seed k alone, bit for bit.
     ``options``: :class:`rlhf.policies.align.AlignOptions` fields (``steps=``, ``lr=``, ``exact=``).
     ``reference`` (as :func:`rlhf.align` takes it) only centres the members of a ``min`` ensemble."""
-    seeds = tuple(int(s) for s in seeds)
-    if not seeds:
-        raise ValueError("seeds must not be empty")
-    datasets = (data,) * len(seeds) if isinstance(data, PreferenceData) else tuple(data)
-    if len(datasets) != len(seeds):
-        raise ValueError(f"one dataset per seed: {len(datasets)} datasets for {len(seeds)} seeds")
+    seeds, datasets = per_seed(data, seeds)
     if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:
         raise ValueError(f"ensemble must be an integer >= 1, got {ensemble!r}")
     if aggregate not in AGGREGATES:
