@@ -69,8 +69,25 @@ def kl_bound(n: int) -> float:
     return math.log(n) - (n - 1) / n
 
 
+class _Distance:
+    """What a best-of-n (exact or sampled) derives from its ``n`` and ``kl``."""
+
+    n: int
+    kl: float
+
+    @property
+    def kl_bound(self) -> float:
+        """``log n − (n−1)/n`` (never below the exact :attr:`kl`)."""
+        return kl_bound(self.n)
+
+    @property
+    def d(self) -> float:
+        """``√KL``, Gao et al.'s distance."""
+        return math.sqrt(max(self.kl, 0.0))
+
+
 @dataclass(frozen=True)
-class BestOfN:
+class BestOfN(_Distance):
     """Best-of-n's exact distribution over the reference's trajectories and its numbers."""
 
     n: int
@@ -87,19 +104,9 @@ class BestOfN:
     trajectories: Trajectories = field(compare=False)
     """``[M, T]`` every trajectory of positive reference probability, in lexicographic order."""
 
-    @property
-    def kl_bound(self) -> float:
-        """``log n − (n−1)/n`` (never below :attr:`kl`)."""
-        return kl_bound(self.n)
-
-    @property
-    def d(self) -> float:
-        """``√KL``, Gao et al.'s distance."""
-        return math.sqrt(max(self.kl, 0.0))
-
 
 @dataclass(frozen=True)
-class SampledBestOfN:
+class SampledBestOfN(_Distance):
     """A sampled best-of-n: ``draws`` selections of the best of n reference rollouts."""
 
     n: int
@@ -116,14 +123,6 @@ class SampledBestOfN:
     """Its standard error."""
     chosen: Trajectories = field(compare=False)
     """``[draws, T]`` the trajectory each selection kept."""
-
-    @property
-    def kl_bound(self) -> float:
-        return kl_bound(self.n)
-
-    @property
-    def d(self) -> float:
-        return math.sqrt(max(self.kl, 0.0))
 
 
 def best_of_n(task: Any, proxy: torch.Tensor, n: int, reference: Any = None) -> BestOfN:
