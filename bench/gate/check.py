@@ -22,7 +22,7 @@ from tabulate import tabulate
 from ..errors import BenchError
 from ..report.runs import load_run
 from ..report.stats import config_id, configurations, plain, success_values, varying_fields
-from ..sweep.config import ALIGNMENT_COLUMNS, RANKING_COLUMNS, SHOWN_COLUMNS, CellConfig, config_columns, instance_label
+from ..sweep.config import OWN_COLUMNS, RANKING_COLUMNS, SHOWN_COLUMNS, CellConfig, config_columns, instance_label
 from ..sweep.config import load as load_config
 
 EXACT = {"abs": 0.0, "rel": 0.0}
@@ -34,7 +34,7 @@ DEFAULT_TOLERANCES = {
 """Used for every metric a config's ``[check]`` table does not name: exact for counts and
 rates (each cell is deterministic), ±(0.05 + 10%) for distances, ±0.05 for accuracies.
 A metric in neither is compared exactly."""
-_NOT_METRICS = {*config_columns(), *RANKING_COLUMNS, *ALIGNMENT_COLUMNS, "status", "error", "converged"}
+_NOT_METRICS = {*config_columns(), *RANKING_COLUMNS, *OWN_COLUMNS, "status", "error", "converged"}
 
 
 def aggregate(frame: pd.DataFrame) -> dict[str, dict]:

@@ -22,7 +22,8 @@ import pandas as pd
 
 from .. import outputs
 from ..sweep.config import SHOWN_COLUMNS, group_columns, grouping_columns
-from . import alignment, convergence, ecosystem, preference_models, preset_figures, queries, teachers
+from . import (alignment, convergence, ecosystem, overoptimisation, overoptimisation_data, preference_models,
+               preset_figures, queries, rankings, teachers)
 from .runs import Run, load_run, load_store, same_provenance
 from .section import ReportInputs, Section, SectionOutput
 from .stats import summarize, varying_fields
@@ -38,7 +39,9 @@ SECTIONS: tuple[Section, ...] = (
     preference_models.section,    # partial return vs regret
     ecosystem.section,            # Gymnasium and seals environments
     preset_figures.section,       # the teaching examples' own figures
+    rankings.section,             # rankings of K segments against pairs, and ties
     alignment.section,            # from preferences to policies: alignment methods against the exact optimum
+    overoptimisation.section,     # reward over-optimisation: Gao et al.'s curves, exact
 )
 """The report's sections, in the order of the front page."""
 
@@ -47,14 +50,18 @@ def write_report(runs: list[Path], to: Path, command: str = "") -> list[Path]:
     """Write the report for ``runs`` into ``to``; returns the files written."""
     loaded = [load_store(path) for path in runs]
     same_provenance(loaded)
-    tables = [alignment.split(load_run(r)) for r in runs]      # each run's (alignment cells, the others)
-    cells, aligned = (_pooled([t[k] for t in tables]) for k in (1, 0))
+    tables = []                  # each run's (alignment cells, over-optimisation cells, the others)
+    for run in runs:
+        paths, rest = overoptimisation_data.split(load_run(run))
+        tables.append((*alignment.split(rest), paths))
+    cells, aligned, paths = (_pooled([t[k] for t in tables]) for k in (1, 0, 2))
     # Runs may share cells (same config hash): count each once.
-    cells = cells.drop_duplicates(subset=[*group_columns(), "seed"], ignore_index=True)
+    cells = cells.drop_duplicates(subset=[*grouping_columns(cells), "seed"], ignore_index=True)
     aligned = aligned.drop_duplicates(subset=[*grouping_columns(aligned), "seed"], ignore_index=True)
+    paths = paths.drop_duplicates(subset=[*grouping_columns(paths), "seed"], ignore_index=True)
     timings = "timings.md" in outputs.owned(to)
     with outputs.publishing(to, "report") as stage:
-        inputs = report_inputs(cells, stage, loaded, aligned)
+        inputs = report_inputs(cells, stage, loaded, aligned, paths)
         done = [section(inputs) for section in SECTIONS]
         page = _front_page(inputs, done, timings, command)
         names = [p.name for out in done for p in out.files] + [page.name]
@@ -68,24 +75,28 @@ def _pooled(frames: list[pd.DataFrame]) -> pd.DataFrame:
 
 
 def report_inputs(cells: pd.DataFrame, stage: Path, runs: list[Run] | tuple[Run, ...] = (),
-                  aligned: pd.DataFrame | None = None) -> ReportInputs:
+                  aligned: pd.DataFrame | None = None, paths: pd.DataFrame | None = None) -> ReportInputs:
     """What every section reads: ``cells`` (one row per cell), their per-configuration summary
     (random worlds and imported environments are aggregated by their own sections), the summary
     without query-rule families, the fields that vary, the runs' stored rows, and the alignment
-    cells (``aligned``: their own section's)."""
+    cells (``aligned``) and the over-optimisation cells (``paths``): their own sections'."""
     metrics = [m for m in METRICS if m in cells]
-    summary = summarize(ecosystem.without_envs(preference_models.without_worlds(cells)), metrics)
+    # the main summary: every cell but those aggregated by their own sections (worlds, environments,
+    # settings with rankings or ties, whose pair baselines are compared in the rankings section)
+    summary = summarize(ecosystem.without_envs(preference_models.without_worlds(rankings.without_rankings(cells))),
+                        metrics)
     extra = tuple(sorted(varying_fields(summary[group_columns()].to_dict("records")) - set(SHOWN_COLUMNS)))
     stored = {key: row for run in runs for key, row in run.rows.items()}     # every run's cells by key
     return ReportInputs(cells=cells, summary=summary, main=queries.without_methods(summary), extra=extra,
                         stage=stage, runs=tuple(runs), stored=stored,
-                        aligned=pd.DataFrame() if aligned is None else aligned)
+                        aligned=pd.DataFrame() if aligned is None else aligned,
+                        paths=pd.DataFrame() if paths is None else paths)
 
 
 def _front_page(inputs: ReportInputs, sections: list[SectionOutput], timings: bool, command: str) -> Path:
     """``README.md``: the runs, every section's Markdown, the figure gallery, how to regenerate."""
     runs = inputs.runs
-    cells = _pooled([inputs.cells, inputs.aligned]) if len(inputs.aligned) else inputs.cells
+    cells = _pooled([inputs.cells, *(f for f in (inputs.aligned, inputs.paths) if len(f))])
     wall = sum(r["wall_s"] for r in inputs.stored.values())
     failed = cells[cells["status"] != "done"]
     lines = ["# rlhf-bench report", "", "Generated by `python -m bench report` from the runs below.", "",

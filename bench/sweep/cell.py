@@ -1,7 +1,8 @@
 """Run a group of cells: one configuration's seeds and budgets as one batched, checkpointed run.
 
 The only place integer seeds become random streams (inside ``rlhf.train_checkpoints``, or
-``rlhf.align_batch`` for an alignment group: :mod:`bench.sweep.aligning`).
+``rlhf.align_batch`` for an alignment group: :mod:`bench.sweep.aligning`; an over-optimisation
+group's proxies: :mod:`bench.sweep.overoptimising`).
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ from .. import provenance
 from .aligning import align_group
 from .config import CellConfig
 from .modules import import_modules
+from .overoptimising import path_group
 
 
 @dataclass(frozen=True)
@@ -110,7 +112,7 @@ def groups(cells: Iterable[CellConfig], max_cells: int = 200, imports: tuple[str
     nothing). Results do not change: a seed's run does not depend on which seeds share its batch
     (the ecosystem's and default sweep's ``cells.csv`` are byte-identical). A part is never under
     ``min_part_s`` estimated seconds nor mostly the rounds' fixed part (which every part repeats),
-    and an alignment group is never split."""
+    and an alignment or over-optimisation group is never split."""
     by_config: dict[str, list[CellConfig]] = {}
     for cell in cells:
         rest = {k: v for k, v in cell.configuration().items() if k != "budget"}
@@ -123,7 +125,7 @@ def groups(cells: Iterable[CellConfig], max_cells: int = 200, imports: tuple[str
     for group, cost in zip(whole, costs, strict=True):
         seeds = sorted({c.seed for c in group.cells})
         parts, fixed = 1, 0.0
-        if cost > target and len(seeds) > 1 and not getattr(group.cells[0], "method", ""):
+        if cost > target and len(seeds) > 1 and not (group.cells[0].method or group.cells[0].proxy):
             fixed = group.work(seeds=0)
             # enough parts to bring each under the target; each of a seed or more, and mostly its seeds' work
             parts = min(math.ceil(cost / target), len(seeds), int((cost - fixed) / max(fixed, 1e-9)))
@@ -151,6 +153,8 @@ def run_group(group: CellGroup) -> list[CellResult]:
         runs: dict[tuple[int, int], tuple[dict, dict]]      # (budget, seed) -> (metrics, history)
         if first.method:                   # a policy fitted to preference data (no history)
             runs = {at: (metrics, {}) for at, metrics in align_group(first, seeds, budgets).items()}
+        elif first.proxy:                  # optimisation paths away from the reference (history: the paths)
+            runs = path_group(first, seeds, budgets)
         else:
             by_budget = rlhf.train_checkpoints(first.make_task(), seeds, budgets, config=first.train)
             runs = {(budget, r.seed): (r.metrics, r.history) for budget, results in by_budget.items() for r in results}

@@ -32,11 +32,28 @@ fixed set of preference pairs instead of a training run::
     references = ["uniform", "sft:20"]        # optional: reference policies (default uniform)
     seeds = 10
 
-(:mod:`bench.sweep.aligning` runs them). ``queries``, ``ensembles``, ``learner_models``, ``fits`` and
-``[task.train]`` do not apply to such a table, and ``betas``/``references`` mean nothing without ``methods``. An
+(:mod:`bench.sweep.aligning` runs them). Over-optimisation (Gao et al., 2023): a table with ``proxies``
+makes each cell one seed's proxy optimised along fixed paths away from the reference, every point
+scored exactly::
+
+    [strings]
+    sizes = [6]
+    slips = [0.0]
+    vocab_size = 6
+    budgets = [30, 300]      # pairs the proxy is learned from, rolled out from the reference
+    teachers = ["boltzmann:1"]
+    proxies = ["bt", "min:5", "dpo"]          # bt, mean:E, min:E or an alignment method
+    golds = ["random:0"]     # optional, string task only: the true reward (default: the task's own)
+    references = ["sft:100"] # optional (default uniform)
+    seeds = 10
+
+(:mod:`bench.sweep.overoptimising` runs them and says what each path is). ``queries``, ``ensembles``, ``learner_models``, ``fits`` and
+``[task.train]`` do not apply to such a table, ``betas`` means nothing without ``methods``, ``golds`` nothing without ``proxies``, ``references``
+nothing without either. An
 alignment cell has three more fields, :data:`ALIGNMENT_COLUMNS`, after the others (in its key and
 in ``cells.csv``); a cell without a method has neither them nor their columns, so the keys and
-tables of training sweeps do not change.
+tables of training sweeps do not change. An over-optimisation cell has
+:data:`OVEROPTIMISATION_COLUMNS` instead, the same way.
 
 The built-in tasks' axes are listed in :mod:`rlhf.tasks.builtins`. A rule that compares
 ensemble members is not crossed with an ensemble of one (``disagreement`` and ``info-gain``
@@ -90,10 +107,17 @@ RANKING_COLUMNS = ("rank", "rank_learner", "rank_cost", "ties", "tie_param", "ti
 after :func:`config_columns`, only when one of them differs from its default, so the cells of pair
 sweeps keep their keys and tables."""
 RANKING_DEFAULTS = {name: getattr(rlhf.TrainConfig(budget=1), name) for name in RANKING_COLUMNS}
-ALIGNMENT_TEXT = ("method", "reference")
-"""The alignment columns holding strings."""
-ALIGNMENT_ONLY = ("betas", "references")
-"""Table keys that need ``methods``."""
+OVEROPTIMISATION_COLUMNS = ("proxy", "gold", "reference")
+"""An over-optimisation cell's own fields (the proxy's spec, the string task's gold reward, the
+reference policy's spec), as :data:`ALIGNMENT_COLUMNS` are an alignment cell's."""
+OWN_COLUMNS = tuple(dict.fromkeys((*ALIGNMENT_COLUMNS, *OVEROPTIMISATION_COLUMNS)))
+"""The fields only alignment or over-optimisation cells have, each once."""
+ALIGNMENT_TEXT = ("method", "reference", "proxy", "gold")
+"""The alignment and over-optimisation columns holding strings."""
+KINDS = {"methods": "alignment cells", "proxies": "over-optimisation paths"}
+"""The table keys that make a table's cells something other than training runs, and what they make."""
+NEEDS = {"betas": ("methods",), "golds": ("proxies",), "references": ("methods", "proxies")}
+"""Table keys that mean something only beside one of these."""
 NOT_ALIGNMENT = ("queries", "ensembles", "learner_models", "fits", "train")
 """Table keys of the training loop that an alignment table refuses (its methods' own options are
 :class:`rlhf.policies.align.AlignOptions`' defaults)."""
@@ -135,8 +159,14 @@ class CellConfig:
     beta: float = 0.0
     """The KL strength β of an alignment cell (TRL's ``beta``)."""
     reference: str = ""
-    """The reference policy of an alignment cell (``uniform``, ``sft``, ``sft:N[:BEHAVIOUR]``): the
-    policy kept close to, measured against, and the one the pairs are rolled out from."""
+    """The reference policy of an alignment or over-optimisation cell (``uniform``, ``sft``,
+    ``sft:N[:BEHAVIOUR]``): the policy kept close to, measured against, and the one the pairs are
+    rolled out from."""
+    proxy: str = ""
+    """The proxy of an over-optimisation cell (``bt``, ``mean:E``, ``min:E`` or an alignment method:
+    :func:`bench.sweep.overoptimising.parse_proxy`); "" for every other cell."""
+    gold: str = ""
+    """An over-optimisation cell's gold reward (a string task's ``reward=``); "" keeps the task's own."""
 
     def fields(self) -> dict[str, object]:
         """Every field by its flat name, public columns first (an alignment cell's own fields last)."""
@@ -148,12 +178,14 @@ class CellConfig:
             out |= {name: flat[name] for name in RANKING_COLUMNS}
         if self.method:
             out |= {name: getattr(self, name) for name in ALIGNMENT_COLUMNS}
+        elif self.proxy:
+            out |= {name: getattr(self, name) for name in OVEROPTIMISATION_COLUMNS}
         return out
 
     @classmethod
     def from_fields(cls, values: dict[str, Any]) -> CellConfig:
         """The inverse of :meth:`fields` (extra keys, e.g. metrics, are ignored; a ``method`` that is
-        missing, empty or NaN is a training cell's)."""
+        missing, empty or NaN is a training cell's, as is a ``proxy``)."""
         train = {k: values[k] for k in rlhf.TrainConfig.flat_fields() if k not in RANKING_COLUMNS}
         train |= {k: values[k] for k in RANKING_COLUMNS if k in values and _given(values[k])}
         config = rlhf.TrainConfig(budget=train.pop("budget"), teacher=train.pop("teacher")).replace(**train)
@@ -161,6 +193,8 @@ class CellConfig:
         align: dict[str, Any] = {}
         if isinstance(method, str) and method:
             align = {"method": method, "beta": float(values["beta"]), "reference": str(values["reference"])}
+        elif isinstance(values.get("proxy"), str) and values["proxy"]:
+            align = {name: str(values[name]) for name in OVEROPTIMISATION_COLUMNS}
         return cls(train=config, seed=values["seed"], **{k: values[k] for k in TASK_FIELDS}, **align)
 
     @property
@@ -211,8 +245,9 @@ def group_columns() -> list[str]:
 
 
 def grouping_columns(frame: Any) -> list[str]:
-    """:func:`group_columns` and the ranking and alignment columns ``frame`` (a table of cells) has."""
-    return [*group_columns(), *(c for c in (*RANKING_COLUMNS, *ALIGNMENT_COLUMNS) if c in frame)]
+    """:func:`group_columns` and the ranking, alignment and over-optimisation columns ``frame`` (a table
+    of cells) has."""
+    return [*group_columns(), *(c for c in (*RANKING_COLUMNS, *OWN_COLUMNS) if c in frame)]
 
 
 def text_columns() -> list[str]:
@@ -297,11 +332,18 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
     for key in (*(a.key for a in spec.axes if a.required), "budgets", "teachers", "seeds"):
         if key not in table:
             raise ConfigError(path, f"{task}.{key}", None, "missing")
-    for key in ALIGNMENT_ONLY if "methods" not in table else NOT_ALIGNMENT:
+    if "methods" in table and "proxies" in table:
+        raise ConfigError(path, f"{task}.proxies", table["proxies"], "cannot share a table with methods: put "
+                          "alignment cells and over-optimisation paths in tables of their own ([[task]])")
+    for key, needs in NEEDS.items():
+        if key in table and not any(n in table for n in needs):
+            raise ConfigError(path, f"{task}.{key}", table[key], f"applies only with {' or '.join(needs)} "
+                              f"({' or '.join(KINDS[n] for n in needs)})")
+    fixed = [n for n in KINDS if n in table]
+    for key in NOT_ALIGNMENT if fixed else ():
         if key in table:
-            raise ConfigError(path, f"{task}.{key}", table[key], "applies only with methods (alignment cells)"
-                              if key in ALIGNMENT_ONLY else "does not apply to alignment cells (methods): a "
-                              "method fits a policy to a fixed set of pairs, with no training loop")
+            raise ConfigError(path, f"{task}.{key}", table[key], f"does not apply to {KINDS[fixed[0]]} "
+                              f"({fixed[0]}): they fit to a fixed set of pairs, with no training loop")
 
     def axis(key, kind, rule, check, default=None):
         values = table.get(key, default)
@@ -343,7 +385,8 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
                   for b in budgets for t in teachers for method in methods}
     except ValueError as exc:
         raise ConfigError(path, f"{task}.train", None, str(exc)) from None
-    alignments = _alignments(path, spec, table, axis, instances) if "methods" in table else [{}]
+    alignments = (_alignments(path, spec, table, axis, instances) if "methods" in table
+                  else _paths(path, spec, table, axis, instances, seeds) if "proxies" in table else [{}])
     return [CellConfig(task=task, train=trains[b, t, *method], seed=s, **instance, **align)
             for instance, b, t, method, align, s in
             itertools.product(instances, budgets, teachers, methods, alignments, seeds)]
@@ -351,11 +394,17 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
 
 def _alignments(path: Path, spec: TaskSpec, table: dict, axis: Callable,
                 instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """The alignment fields of every (method, β, reference) a table crosses; each reference is made
-    once per task instance by the library (its reason, as a ConfigError, for one it refuses)."""
+    """The alignment fields of every (method, β, reference) a table crosses."""
     task, names = spec.name, rlhf.ALIGNMENT_METHODS.names()
     methods = axis("methods", str, f"one of {', '.join(names)}", lambda v: v in names)
     betas = axis("betas", float, "a number > 0 (the KL strength β)", lambda v: 0 < v < math.inf, default=[0.1])
+    references = _references(path, spec, axis, instances)
+    return [{"method": m, "beta": float(b), "reference": r} for m in methods for b in betas for r in references]
+
+
+def _references(path: Path, spec: TaskSpec, axis: Callable, instances: list[dict[str, Any]]) -> list[str]:
+    """The table's ``references``, each made once per task instance by the library (its reason, as a
+    ConfigError, for one it refuses)."""
     references = axis("references", str, "a reference policy: uniform, sft, sft:N or sft:N:BEHAVIOUR",
                       lambda v: bool(v), default=["uniform"])
     for instance in instances:
@@ -364,8 +413,32 @@ def _alignments(path: Path, spec: TaskSpec, table: dict, axis: Callable,
             try:
                 reference_policy(made, reference)
             except ValueError as exc:
-                raise ConfigError(path, f"{task}.references", reference, str(exc)) from None
-    return [{"method": m, "beta": float(b), "reference": r} for m in methods for b in betas for r in references]
+                raise ConfigError(path, f"{spec.name}.references", reference, str(exc)) from None
+    return references
+
+
+def _paths(path: Path, spec: TaskSpec, table: dict, axis: Callable, instances: list[dict[str, Any]],
+           seeds: list[int]) -> list[dict[str, Any]]:
+    """The over-optimisation fields of every (proxy, gold, reference) a table crosses, each checked on
+    every task instance by :func:`bench.sweep.overoptimising.check_cell` (its reason, as a ConfigError)."""
+    from .overoptimising import check_cell, parse_proxy
+
+    task = spec.name
+    proxies = axis("proxies", str, "a proxy: bt, mean:E, min:E or an alignment method", lambda v: True)
+    for proxy in proxies:
+        try:
+            parse_proxy(proxy)
+        except ValueError as exc:
+            raise ConfigError(path, f"{task}.proxies", proxy, str(exc)) from None
+    golds = axis("golds", str, "a string task's reward: match or random:K", lambda v: True, default=[""])
+    references = _references(path, spec, axis, instances)
+    probe = next((p for p in proxies if parse_proxy(p)[0] == "reward"), proxies[0])   # the most demanding
+    for instance, gold in itertools.product(instances, golds):
+        try:
+            check_cell(CellConfig(task=task, train=spec.defaults, seed=seeds[0], **instance, proxy=probe, gold=gold))
+        except ValueError as exc:
+            raise ConfigError(path, f"{task}.golds" if gold else task, gold or None, str(exc)) from None
+    return [{"proxy": p, "gold": g, "reference": r} for p in proxies for g in golds for r in references]
 
 
 def _task_instances(path: Path, spec: TaskSpec, table: dict, axis: Callable) -> list[dict[str, Any]]:

@@ -25,7 +25,7 @@ from ..errors import BenchError
 from ..provenance import Provenance
 from . import executors, modules
 from .cell import CellResult, groups
-from .config import ALIGNMENT_COLUMNS, RANKING_COLUMNS, CellConfig, SweepConfig, config_columns
+from .config import OWN_COLUMNS, RANKING_COLUMNS, CellConfig, SweepConfig, config_columns
 from .store import DB_NAME, SIDE_FILES, Store
 
 CSV_NAME = "cells.csv"
@@ -181,7 +181,7 @@ def cells_frame(store: Store, cells: Iterable[CellConfig] | None = None) -> pd.D
     frame = pd.DataFrame.from_records(records)
     if frame.empty:
         return frame
-    own = (*RANKING_COLUMNS, *ALIGNMENT_COLUMNS)                     # fields only some cells have
+    own = (*RANKING_COLUMNS, *OWN_COLUMNS)                           # fields only some cells have
     columns = [*config_columns(), *(c for c in own if c in frame)]
     metric_cols = sorted(c for c in frame.columns if c not in [*columns, "status", "error"])
     return frame[[*columns, "status", "error", *metric_cols]]

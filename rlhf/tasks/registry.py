@@ -40,9 +40,10 @@ INSTANCE_FIELDS: dict[str, Any] = {"size": 0, "slip": 0.0, "start": "", "vocab_s
 """Every field that describes a task instance, in ``cells.csv`` order, with the value a task that
 does not use it gets. A task's axes and ``derive`` hook set some of them; its factory reads them."""
 SHARED_KEYS = ("budgets", "teachers", "seeds", "queries", "ensembles", "learner_models", "fits", "train",
-               "methods", "betas", "references")
-"""Keys every task's sweep table has (the training axes, the ``[task.train]`` table and the alignment
-axes, which make a table's cells :func:`rlhf.align` runs): no task axis may reuse one."""
+               "methods", "betas", "references", "proxies", "golds")
+"""Keys every task's sweep table has (the training axes, the ``[task.train]`` table, the alignment
+axes, which make a table's cells :func:`rlhf.align` runs, and the over-optimisation axes, which make
+them optimisation paths): no task axis may reuse one."""
 CONFIG_KEYS = ("name", "check", "imports")
 """A sweep config's own top-level keys: no task may be named after one (task names are table names)."""
 LABEL_OPTIONS = ("vocab", "target", "size", "slip")

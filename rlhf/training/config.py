@@ -98,7 +98,7 @@ class TrainConfig:
     tie_fit: str = "fixed"
     """``"fixed"``: the tie parameter stays ``tie_param``; ``"learned"``: it starts there and is fitted
     with the reward, per seed, by the same optimiser (on ``φ = log(θ − 1)`` or ``log ν``); the fitted
-    value is the metric ``tie_param``."""
+    value is the metric ``fitted_tie_param``."""
     learner: LearnerConfig = LearnerConfig()
     """How the reward model is fitted each round."""
     discount: float = 1.0

@@ -318,7 +318,7 @@ def seed_results(setting: Setting, state: LoopState, history: dict[str, list[tor
         metrics = setting.learner_model.metrics(setting.task, setting.truths, model, config)
         metrics["pref_accuracy"] = accuracy[k]
         if tie_params is not None:
-            metrics["tie_param"] = tie_params[k]
+            metrics["fitted_tie_param"] = tie_params[k]
         with torch.inference_mode(False):        # a clone outside inference mode is a normal tensor
             reward = model.reward().clone()
         out.append(RunResult(config, seed, {key: values[k] for key, values in rows.items()}, metrics, reward))

@@ -56,8 +56,9 @@ class RunResult:
     metrics: dict[str, float]
     """Task metrics (see the task's ``convergence_metrics``; for a learner whose model is not a
     reward, its preference model's :meth:`~rlhf.preferences.models.PreferenceModel.metrics`) plus
-    ``pref_accuracy``; with a tie model (``ties``), ``tie_param``: the learner's θ or ν (fitted, with
-    ``tie_fit="learned"``; the members' mean in an ensemble)."""
+    ``pref_accuracy``; with a tie model (``ties``), ``fitted_tie_param``: the learner's θ or ν (fitted,
+    with ``tie_fit="learned"``; the members' mean in an ensemble; not ``tie_param``, the configuration
+    field it starts from, which a sweep's table keeps beside the metrics)."""
     reward: torch.Tensor
     """The final learned reward (or, for the regret learner, Â), [S] or [S, A]."""
 

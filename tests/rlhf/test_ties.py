@@ -202,7 +202,7 @@ def test_a_learned_tie_parameter_finds_the_teachers(model, spec, param):
     task = rlhf.TabularTask(rlhf.StringTask("ABCD", "DAB").mdp, truth, horizon=3)
     result = rlhf.train(task, teacher=spec, budget=8000, pairs_per_round=0, ties=model, tie_fit="learned",
                         query="uniform", lr=0.05, epochs=400, heldout_pairs=50)
-    assert result.metrics["tie_param"] == pytest.approx(param, rel=0.15)
+    assert result.metrics["fitted_tie_param"] == pytest.approx(param, rel=0.15)
 
 
 def test_ties_at_rank_two_keep_the_rest_of_the_loop():
@@ -215,4 +215,4 @@ def test_ties_at_rank_two_keep_the_rest_of_the_loop():
                         on_round=seen_ties.append, heldout_pairs=20)
     assert torch.equal(seen_plain[0].first.states, seen_ties[0].first.states)
     assert torch.equal(seen_plain[0].labels.prefer_first, seen_ties[0].labels.prefer_first)
-    assert result.metrics["tie_param"] == 1.0
+    assert result.metrics["fitted_tie_param"] == 1.0
