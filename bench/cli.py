@@ -59,7 +59,10 @@ def _parser(labelled: tuple[str, ...]) -> argparse.ArgumentParser:
                      help="import MODULE first: a task registered there (with a render hook) can be labelled; "
                           "repeatable")
     lab.add_argument("--out", type=Path, required=True, help="the labels store's directory (one per labeller)")
-    lab.add_argument("--pairs", type=int, default=30, help="pairs to answer (default 30)")
+    lab.add_argument("--pairs", type=int, default=30, help="pairs to answer (default 30); with --rank, rankings")
+    lab.add_argument("--rank", type=int, default=None, metavar="K",
+                     help="rank K segments at a time instead of answering pairs (2 to 4 grids, 2 to 6 strings): "
+                          "press the items best first, = ties the next to the last, u undoes, q quits")
     lab.add_argument("--seed", type=int, default=0)
     lab.add_argument("--vocab", default="ABC", help="strings: the tokens")
     lab.add_argument("--target", default="ABC", help="strings: the string the simulated truth rewards")
@@ -192,6 +195,8 @@ def _label(args) -> int:
         raise BenchError(f"--seed must be >= 0, got {args.seed}")
     if args.fit and not (args.out / STORE_NAME).is_file():
         raise BenchError(f"--fit: {args.out} has no labels store ({STORE_NAME})")
+    if args.rank is not None:
+        return _label_rankings(args)
     if not args.fit:
         _require_human()                        # before the store exists
     spec = SessionSpec(task=args.task, pairs=args.pairs, seed=args.seed, vocab=args.vocab, target=args.target,
@@ -212,6 +217,38 @@ def _label(args) -> int:
         from .labelling.app import LabelApp
         LabelApp(session, train_every=args.train).run()
         print(f"{session.answered}/{len(session.pairs)} pairs answered; labels in {args.out}")
+        return 0
+    finally:
+        session.close()
+
+
+def _label_rankings(args) -> int:
+    """``label --rank K``: the ranking program (:mod:`bench.labelling.rank_app`), or ``--fit`` of its store."""
+    from .labelling.ranking import RankingSession, RankSpec
+    spec = RankSpec(task=args.task, pairs=args.pairs, seed=args.seed, vocab=args.vocab, target=args.target,
+                    size=args.size, slip=args.slip, rank=args.rank)
+    try:
+        spec.make_task()                        # the task's own one-line checks, before the store exists
+        spec.check_rank()
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
+    if not args.fit:
+        _require_human()                        # before the store exists
+    try:
+        session = RankingSession(spec, args.out)
+    except ValueError as exc:
+        raise BenchError(str(exc)) from None
+    try:
+        if args.fit:
+            try:
+                lines = session.fit_lines()
+            except ValueError as exc:
+                raise BenchError(f"{args.out}: {exc}") from None
+            print("\n".join(lines))
+            return 0
+        from .labelling.rank_app import RankApp
+        RankApp(session, train_every=args.train).run()
+        print(f"{session.answered}/{len(session.queries)} queries ranked; labels in {args.out}")
         return 0
     finally:
         session.close()

@@ -37,7 +37,13 @@ from .policies import builtins as _alignment_methods  # noqa: F401  (registers t
 from .policies.align import AlignResult, align, align_batch
 from .policies.best_of_n import BestOfN, SampledBestOfN, best_of_n, best_of_n_curve, best_of_n_sampled
 from .policies.data import PreferenceData
-from .policies.methods import ALIGNMENT_METHODS, AlignmentMethod, PairLoss, register_alignment_method
+from .policies.methods import (
+    ALIGNMENT_METHODS,
+    AlignmentMethod,
+    PairLoss,
+    RankingLoss,
+    register_alignment_method,
+)
 from .policies.overoptimization import (
     PathPoint,
     alignment_path,
@@ -47,12 +53,13 @@ from .policies.overoptimization import (
     npg_policies,
 )
 from .policies.proxies import implicit_reward, proxy_reward, proxy_rewards
+from .policies.ranking_data import RankingData
 from .policies.reference import sft_policy
-from .preferences.fit import TeacherFit, fit_teacher
+from .preferences.fit import RankingTeacherFit, TeacherFit, fit_ranking_teacher, fit_teacher
 from .preferences.kinds import TeacherKind, register_teacher
 from .preferences.labeller import Labeller, Labels, Query
 from .preferences.models import PREFERENCE_MODELS, PreferenceModel, register_preference_model
-from .preferences.recorded import LabelStore, RecordedTeacher
+from .preferences.recorded import LabelStore, RecordedRanking, RecordedTeacher
 from .preferences.teachers import Teacher
 from .preferences.ties import TIE_MODELS
 from .tasks import builtins as _builtins  # noqa: F401  (registers the built-in tasks)
@@ -78,6 +85,7 @@ __all__ = [  # noqa: RUF022
     "soft_value_iteration", "soft_policy", "uniform_policy", "policy_return", "plan",
     "expected_returns", "optimal_advantages", "Keys", "rollout", "step_rewards", "train", "train_batch",
     "train_checkpoints", "session_pairs", "LabelStore", "RecordedTeacher", "fit_teacher", "TeacherFit",
+    "RecordedRanking", "fit_ranking_teacher", "RankingTeacherFit",
     "train_preset", "preset_task", "PRESETS",
     "register_task", "task_spec", "registered_tasks", "TaskSpec", "Axis", "Render",
     "RewardLearner", "bradley_terry_loss", "StateLogSoftmaxReward", "TableReward", "Ensemble",
@@ -88,8 +96,8 @@ __all__ = [  # noqa: RUF022
     "total_variation", "epic_distance", "pearson_distance", "normalized_regret", "scaled_return",
     "NEAR_OPTIMAL_SCALED_RETURN",
     "preference_accuracy",
-    "kl_regularized_policy", "policy_kl", "PreferenceData", "align", "align_batch", "AlignResult",
-    "ALIGNMENT_METHODS", "AlignmentMethod", "PairLoss", "register_alignment_method", "sft_policy",
+    "kl_regularized_policy", "policy_kl", "PreferenceData", "RankingData", "align", "align_batch", "AlignResult",
+    "ALIGNMENT_METHODS", "AlignmentMethod", "PairLoss", "RankingLoss", "register_alignment_method", "sft_policy",
     "best_of_n", "best_of_n_curve", "best_of_n_sampled", "BestOfN", "SampledBestOfN",
     "proxy_reward", "proxy_rewards", "implicit_reward",
     "kl_path", "best_of_n_path", "npg_path", "npg_policies", "alignment_path", "PathPoint",

@@ -4,7 +4,8 @@
 one dataset for all); :func:`align` is a batch of one, so ``align(task, data_k, seed=k)`` equals
 element k of ``align_batch(task, [data_0, …], seeds=[0, …])`` bit for bit. On population data
 (:meth:`rlhf.PreferenceData.population`) a method is solved to its exact optimum instead
-(:mod:`rlhf.policies.newton`), unless ``exact=False``.
+(:mod:`rlhf.policies.newton`), unless ``exact=False``. Rankings (:class:`rlhf.RankingData`) go to a
+method that takes them (``pl-dpo``); every method takes pairs.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ from ..core.keys import Keys
 from .data import PreferenceData, per_seed
 from .evaluation import policy_metrics
 from .methods import ALIGNMENT_METHODS
+from .ranking_data import RankingData
 from .reference import reference_policy
 
 
@@ -62,6 +64,7 @@ class AlignProblem:
 
     task: Any
     data: tuple[PreferenceData, ...]
+    """One dataset per seed (a method of rankings also gets :class:`rlhf.RankingData`)."""
     seeds: tuple[int, ...]
     keys: Keys
     """``[K]`` one key per seed (a method that draws, e.g. a random initialisation, folds its own purpose)."""
@@ -106,8 +109,8 @@ class AlignResult:
     solved exactly)."""
 
 
-def align(task: Any, data: PreferenceData, method: str = "dpo", beta: float = 0.1, reference: Any = None,
-          seed: int = 0, **options: Any) -> AlignResult:
+def align(task: Any, data: PreferenceData | RankingData, method: str = "dpo", beta: float = 0.1,
+          reference: Any = None, seed: int = 0, **options: Any) -> AlignResult:
     """A policy from ``data`` by ``method`` (a name in :data:`rlhf.ALIGNMENT_METHODS`) at KL strength
     ``beta`` against ``reference`` (None: uniform; an ``[S, A]`` table; ``"sft"``, ``"sft:N[:BEHAVIOUR]"``).
     ``options``: the method's hyperparameters (``label_smoothing=`` for ``cdpo``, ...) and
@@ -118,14 +121,18 @@ def align(task: Any, data: PreferenceData, method: str = "dpo", beta: float = 0.
     return align_batch(task, [data], method, beta, reference, seeds=[seed], **options)[0]
 
 
-def align_batch(task: Any, data: PreferenceData | Sequence[PreferenceData], method: str = "dpo",
-                beta: float = 0.1, reference: Any = None, seeds: Sequence[int] = (0,),
+def align_batch(task: Any, data: PreferenceData | RankingData | Sequence[PreferenceData | RankingData],
+                method: str = "dpo", beta: float = 0.1, reference: Any = None, seeds: Sequence[int] = (0,),
                 **options: Any) -> list[AlignResult]:
     """:func:`align` for many seeds at once, seed k on ``data[k]`` (or every seed on one dataset): one
     tensor program, and element k is ``align(task, data[k], ..., seed=seeds[k])`` bit for bit. The
     reference (an ``sft`` one draws its demonstrations with seed 0) is shared."""
     found = ALIGNMENT_METHODS.lookup(method)
-    seeds, datasets = per_seed(data, seeds)
+    seeds, datasets = per_seed(data, seeds, rankings=True)
+    if not found.accepts_rankings and not all(isinstance(d, PreferenceData) for d in datasets):
+        raise ValueError(f"method {method!r} fits pairs (rlhf.PreferenceData), got rankings (rlhf.RankingData): "
+                         f"fit them with a method of rankings "
+                         f"({', '.join(ALIGNMENT_METHODS.names(lambda m: m.accepts_rankings))})")
     if isinstance(beta, bool) or not isinstance(beta, (int, float)) or not 0 < beta < math.inf:
         raise ValueError(f"beta must be a number in (0, inf), got {beta!r}")
     option_names = {f.name for f in fields(AlignOptions)}

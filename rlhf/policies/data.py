@@ -2,7 +2,9 @@
 
 :class:`PreferenceData` holds N distinct trajectories ``[N, T]`` (each starting at step 0, as a
 rollout's do) and P pairs of them, each with the probability that its first trajectory is
-preferred and its weight in a loss. Four ways to make one:
+preferred and its weight in a loss, and the probability that its answer is "equal" (a tie: ``tie``,
+zeros unless the data says so; ``prefer_first`` counts a tie as ½, so methods that ignore ties read
+it alone). Four ways to make one:
 
 * :meth:`PreferenceData.from_pairs`: offline pairs written by hand (action sequences, strings of a
   string task's tokens; preferred first; optional label probabilities);
@@ -14,6 +16,8 @@ preferred and its weight in a loss. Four ways to make one:
   trajectories with its exact probability under a sampling policy and its exact teacher probability
   (no label is drawn): the population a method's loss is an expectation over, so its optimum can be
   computed rather than estimated.
+
+Rankings of K trajectories are :class:`rlhf.RankingData` (:mod:`.ranking_data`).
 """
 
 from __future__ import annotations
@@ -35,6 +39,7 @@ from ..preferences.labeller import Labeller, Query
 from ..preferences.models import PARTIAL_RETURN, preference_model
 from ..preferences.recorded import LabelStore
 from ..preferences.teachers import Teacher
+from ..preferences.ties import log_tie_param, tie_probabilities
 from .exact import exact_preferences
 
 SAMPLE, TEACHER = 1, 2
@@ -60,9 +65,17 @@ class PreferenceData:
     methods then solve for their exact optimum."""
     source: str = ""
     """How the data was made, e.g. ``sampled(boltzmann:1, 100 pairs, seed 0)``."""
+    tie: torch.Tensor | None = None
+    """``[P]`` float64 in [0, 1]: the probability (or label) that the pair's answer is "equal"; None (the
+    default) is zeros. ``prefer_first`` counts a tie as ½, so the three outcomes are first
+    ``prefer_first − tie/2``, second ``1 − prefer_first − tie/2`` and tie ``tie`` (both >= 0, to 10⁻⁹).
+    Read only by methods that model ties (``rk-dpo``, ``davidson-dpo``); the rest read ``prefer_first``,
+    i.e. a tie as the soft label ½."""
 
     def __post_init__(self) -> None:
         n, P = self.trajectories.states.shape[0], self.first.shape[0]
+        object.__setattr__(self, "tie", torch.zeros(P, dtype=torch.float64) if self.tie is None
+                           else torch.as_tensor(self.tie).double())
         for name in ("first", "second", "prefer_first", "weight"):
             if getattr(self, name).shape != (P,):
                 raise ValueError(f"{name} must have shape [{P}], got {tuple(getattr(self, name).shape)}")
@@ -73,6 +86,14 @@ class PreferenceData:
             raise ValueError("prefer_first must lie in [0, 1]")
         if P and bool((self.weight < 0).any()):
             raise ValueError("weights must be >= 0")
+        tie = self.tie
+        assert tie is not None
+        if tie.shape != (P,):
+            raise ValueError(f"tie must have shape [{P}], got {tuple(tie.shape)}")
+        if P and bool(tie.any()):
+            half, y = tie / 2, self.prefer_first.double()
+            if not bool(((tie >= 0) & (tie <= 1)).all()) or bool(((y - half < -1e-9) | (1 - y - half < -1e-9)).any()):
+                raise ValueError("tie must lie in [0, 1] with tie/2 <= prefer_first <= 1 − tie/2 (a tie counts ½)")
 
     def __len__(self) -> int:
         return self.first.shape[0]
@@ -100,9 +121,10 @@ class PreferenceData:
     # ------------------------------------------------------------- makers
     @classmethod
     def of(cls, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor,
-           answered: torch.Tensor | None = None, source: str = "") -> PreferenceData:
+           answered: torch.Tensor | None = None, source: str = "", tie: torch.Tensor | None = None) -> PreferenceData:
         """Data from pairs ``([P, T], [P, T])`` and their labels ``[P]``: distinct trajectories are kept
-        once, unanswered pairs get weight 0 and the others equal weights."""
+        once, unanswered pairs get weight 0 and the others equal weights; ``tie[P]``: the pairs' tie
+        probabilities or flags (default none)."""
         P, T = first.states.shape
         rows = torch.cat([torch.cat([first.states, first.actions], -1),
                           torch.cat([second.states, second.actions], -1)])
@@ -110,7 +132,8 @@ class PreferenceData:
         answered = torch.ones(P, dtype=torch.bool) if answered is None else answered.cpu().bool()
         weight = answered.double() / max(int(answered.sum()), 1)
         return cls(Trajectories(unique[:, :T].contiguous(), unique[:, T:].contiguous()), inverse[:P], inverse[P:],
-                   torch.as_tensor(prefer_first).double().cpu(), weight, source=source)
+                   torch.as_tensor(prefer_first).double().cpu(), weight, source=source,
+                   tie=None if tie is None else torch.as_tensor(tie).double().cpu())
 
     @classmethod
     def from_pairs(cls, task: Any, pairs: Sequence[tuple[Any, Any]],
@@ -139,7 +162,9 @@ class PreferenceData:
         uniform) over ``length`` steps (default the task's horizon), answered by ``teacher``. The draws
         are under ``keys`` (a single key; default ``Keys.from_seeds([seed])[0]``): the rollout under
         ``keys.fold(1)``, the teacher under ``keys.fold(2)``. Unanswered pairs (a skipping teacher) stay,
-        with weight 0."""
+        with weight 0. A simulated teacher's (:class:`rlhf.Teacher`'s) labels are draws of 1, 0 or ½
+        ("equal": a tie model's tie, an ``equal`` part, the oracle's ``"half"`` ties), so its ½ labels are
+        marked ``tie``; any other labeller's labels may be soft, and none is marked."""
         if isinstance(pairs, bool) or not isinstance(pairs, int) or pairs < 1:
             raise ValueError(f"pairs must be an integer >= 1, got {pairs!r}")
         mdp = task.mdp
@@ -157,12 +182,13 @@ class PreferenceData:
                                        model.score_range(truths), keys.fold(TEACHER)))
         y = labels.prefer_first.expand(pairs)
         answered = labels.answered.expand(pairs)
-        return cls.of(first, second, y, answered, source=f"sampled({teacher}, {pairs} pairs)")
+        tie = (y == 0.5).double() if isinstance(labeller, Teacher) else None
+        return cls.of(first, second, y, answered, source=f"sampled({teacher}, {pairs} pairs)", tie=tie)
 
     @classmethod
     def from_store(cls, directory: str | Path) -> PreferenceData:
         """A person's answers in the labels store in ``directory`` (``1``: first preferred, ``2``: second,
-        ``=``: 0.5; skipped answers stay with weight 0)."""
+        ``=``: 0.5, marked ``tie``; skipped answers stay with weight 0)."""
         with LabelStore(directory) as store:
             answers = store.answers()
         if not answers:
@@ -171,7 +197,7 @@ class PreferenceData:
         labels = [a.prefer_first for a in answers]
         y = torch.tensor([0.0 if v is None else v for v in labels], dtype=torch.float64)
         answered = torch.tensor([v is not None for v in labels])
-        return cls.of(first, second, y, answered, source=f"from_store({directory})")
+        return cls.of(first, second, y, answered, source=f"from_store({directory})", tie=(y == 0.5) & answered)
 
     @classmethod
     def population(cls, task: Any, teacher: str | Teacher = "boltzmann:1", *, policy: torch.Tensor | None = None,
@@ -183,7 +209,12 @@ class PreferenceData:
         given they differ), and ``prefer_first`` the simulated teacher's *exact* probability of preferring
         i (:func:`~rlhf.policies.exact.exact_preferences`; a skipped pair gets weight 0). ``scores``:
         the teacher's step scores ``[S]``, ``[S, A]`` or time-indexed ``[T, S, A]`` (default its preference
-        model's). ValueError when the task is too large to enumerate."""
+        model's). ValueError when the task is too large to enumerate.
+
+        A teacher with a tie model (``rao-kupper:θ``, ``davidson:ν``) answers each pair first, second or
+        equal with the model's exact probabilities of ``β·margin`` (after ``equal``, which makes the pair
+        a tie, and ``mistake``, which swaps first and second and leaves a tie a tie, as its draws do):
+        ``tie`` is P(equal) and ``prefer_first`` is P(first) + P(equal)/2, the mean of its labels."""
         labeller = Teacher.parse(teacher) if isinstance(teacher, str) else teacher
         if not isinstance(labeller, Teacher):
             raise ValueError(f"a population needs a simulated teacher's exact probabilities (an rlhf.Teacher or "
@@ -201,23 +232,55 @@ class PreferenceData:
             labeller.preference_model.score_range(truths)
         i, j = torch.triu_indices(N, N, 1)
         p_first, answered = exact_preferences(labeller, step_scores, i, j, (low, high))
+        tie = None
+        if labeller.tie_model != "none":
+            p_first, tie = exact_tie_outcomes(labeller, step_scores, i, j, (low, high))
         weight = probs[i] * probs[j] * answered
         total = float(weight.sum())
         return cls(trajectories, i, j, p_first, weight / total if total > 0 else weight, is_population=True,
-                   source=f"population({labeller}, {N} trajectories)")
+                   source=f"population({labeller}, {N} trajectories)", tie=tie)
 
 
-def per_seed(data: PreferenceData | Sequence[PreferenceData], seeds: Sequence[int],
-             ) -> tuple[tuple[int, ...], tuple[PreferenceData, ...]]:
-    """``(seeds, datasets)``: one dataset per seed (``data`` repeated when it is one), validated."""
+def exact_tie_outcomes(teacher: Teacher, step_scores: torch.Tensor, first: torch.Tensor, second: torch.Tensor,
+                       score_range: tuple[float, float]) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(prefer_first[P], tie[P])`` float64, exact, of a teacher with a tie model on pairs ``(first[p],
+    second[p])`` of trajectories with step scores ``step_scores[N, T]``: its three outcomes' probabilities
+    (:func:`rlhf.preferences.ties.tie_probabilities` of ``β·m``, m the myopic-weighted margin), a pair
+    within the ``equal`` threshold tied, then mistakes swapping first and second; ``prefer_first`` counts
+    a tie as ½ (see :meth:`PreferenceData.population`)."""
+    T = step_scores.shape[-1]
+    scores = step_scores.double()
+    plain = scores.sum(-1)
+    weighted = plain if teacher.myopic == 1.0 else \
+        (scores * teacher.myopic ** torch.arange(T - 1, -1, -1, dtype=torch.float64)).sum(-1)
+    win, lose, tie = tie_probabilities(teacher.tie_model, teacher.beta * (weighted[first] - weighted[second]),
+                                       log_tie_param(teacher.tie_model, teacher.tie_param))
+    if teacher.equal:
+        low, high = score_range
+        scale = T * (high - low) if high > low else 1.0
+        normalised = (plain - T * low) / scale
+        equal = (normalised[first] - normalised[second]).abs() < teacher.equal
+        win, lose, tie = torch.where(equal, 0.0, win), torch.where(equal, 0.0, lose), torch.where(equal, 1.0, tie)
+    if teacher.mistake:
+        win, lose = win + teacher.mistake * (lose - win), lose + teacher.mistake * (win - lose)
+    return win + tie / 2, tie
+
+
+def per_seed(data: Any, seeds: Sequence[int], rankings: bool = False) -> tuple[tuple[int, ...], tuple[Any, ...]]:
+    """``(seeds, datasets)``: one dataset per seed (``data`` repeated when it is one), validated:
+    :class:`PreferenceData`, or with ``rankings`` also :class:`rlhf.RankingData`."""
+    from .ranking_data import RankingData  # it imports this module
+
+    kinds: tuple[type, ...] = (PreferenceData, RankingData) if rankings else (PreferenceData,)
     seeds = tuple(int(s) for s in seeds)
     if not seeds:
         raise ValueError("seeds must not be empty")
-    datasets = (data,) * len(seeds) if isinstance(data, PreferenceData) else tuple(data)
+    datasets = (data,) * len(seeds) if isinstance(data, kinds) else tuple(data)
     if len(datasets) != len(seeds):
         raise ValueError(f"one dataset per seed: {len(datasets)} datasets for {len(seeds)} seeds")
-    if not all(isinstance(d, PreferenceData) for d in datasets):
-        raise ValueError("data must be rlhf.PreferenceData (or one per seed)")
+    if not all(isinstance(d, kinds) for d in datasets):
+        raise ValueError("data must be rlhf.PreferenceData" + (" or rlhf.RankingData" if rankings else "")
+                         + " (or one per seed)")
     return seeds, datasets
 
 

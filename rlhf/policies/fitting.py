@@ -19,9 +19,16 @@ with the batch's size, measured), and every kernel gives a seed the same bits in
 k alone equals seed k in a batch. On population data the loss is minimised exactly
 (:mod:`rlhf.policies.newton`, float64). The method's ``loss`` (and the solver's report) come back
 per seed.
+
+A loss of rankings (:func:`fit_ranking`) is fitted the same two ways: its rows' K trajectories by
+position ``X[q, k, :]`` give ``h[q, k]`` (one row-vector product over the Q·K of them) and
+``G = Σ_{q,k} X[q, k]ᵀ·(w_q·∂ℓ/∂h[q, k])`` (one more); a loss that reads ties
+(:attr:`~rlhf.policies.methods.PairLoss.reads_ties`) gets each pair's ``(prefer_first, tie)``.
 """
 
 from __future__ import annotations
+
+from typing import cast
 
 import torch
 
@@ -30,8 +37,9 @@ from ..core.rollout import Trajectories
 from ..learning.learner import _SIMD_BLOCK, _adam
 from .align import AlignFit, AlignProblem
 from .data import PreferenceData
-from .methods import PairLoss
-from .newton import Problem, SolverReport, finite_log, limit_policy, solve
+from .methods import PairLoss, RankingLoss
+from .newton import Problem, RankedProblem, SolverReport, finite_log, limit_policy, solve
+from .ranking_data import RankingData
 
 
 def step_features(traj: Trajectories, num_states: int, num_actions: int, time_indexed: bool) -> torch.Tensor:
@@ -60,7 +68,7 @@ def _layout(problem: AlignProblem) -> tuple[int, int, int, bool]:
     return mdp.num_states, mdp.num_actions, H if opts.time_indexed else 1, opts.time_indexed
 
 
-def _check_support(problem: AlignProblem, data: PreferenceData, A: int) -> None:
+def _check_support(problem: AlignProblem, data: PreferenceData | RankingData, A: int) -> None:
     """The reference must give every action the data contains positive probability (its log-ratio is infinite)."""
     used = (data.trajectories.states * A + data.trajectories.actions).reshape(-1)
     if bool((problem.reference.reshape(-1)[used] <= 0).any()):
@@ -81,6 +89,14 @@ def fit_direct(problem: AlignProblem, loss: PairLoss, uses_reference: bool = Tru
     return _adam_all(problem, loss, log_ref, theta0, S, A, time_indexed, steps)
 
 
+def _labels(data: PreferenceData, loss: PairLoss) -> torch.Tensor:
+    """The labels ``loss`` reads: ``prefer_first[P]``, or ``[P, 2]`` with the ties for a loss that reads them."""
+    if not loss.reads_ties:
+        return data.prefer_first
+    assert data.tie is not None
+    return torch.stack([data.prefer_first.double(), data.tie], -1)
+
+
 def _policies(theta: torch.Tensor, S: int, A: int, steps: int, time_indexed: bool) -> torch.Tensor:
     """``[K, (H,) S, A]`` softmax of logits ``θ[K, F]``."""
     pi = torch.softmax(theta.view(theta.shape[0], -1, A), -1)
@@ -95,7 +111,7 @@ def _solve_each(problem: AlignProblem, loss: PairLoss, log_ref: torch.Tensor, th
     for d in problem.data:
         if id(d) not in solved:
             X = feature_counts(step_features(d.trajectories, S, A, time_indexed), log_ref.numel(), torch.float64)
-            theta, report = solve(Problem(X, X @ log_ref, d.first, d.second, d.prefer_first, d.weight, A),
+            theta, report = solve(Problem(X, X @ log_ref, d.first, d.second, _labels(d, loss), d.weight, A),
                                   loss, theta0, problem.options.tolerance, problem.options.max_iterations)
             pi = limit_policy(theta, report.direction, A)
             solved[id(d)] = pi.view(steps, S, A) if time_indexed else pi.view(S, A), solver_metrics(report)
@@ -126,7 +142,7 @@ def _adam_all(problem: AlignProblem, loss: PairLoss, log_ref: torch.Tensor, thet
     f2 = torch.stack([step_features(t, S, A, time_indexed) for t in seconds])
     X1, X2 = feature_counts(f1, F), feature_counts(f2, F)                                # [K, P, F]
     X1t, X2t = X1.transpose(1, 2).contiguous(), X2.transpose(1, 2).contiguous()          # [K, F, P]
-    y = torch.stack([d.prefer_first for d in data]).float()
+    y = torch.stack([_labels(d, loss) for d in data]).float()
     w = torch.stack([d.weight for d in data]).float()
     ref = log_ref.float().expand(K, F)
     padded = torch.zeros(K, -(-F // _SIMD_BLOCK) * _SIMD_BLOCK)
@@ -152,4 +168,69 @@ def _adam_all(problem: AlignProblem, loss: PairLoss, log_ref: torch.Tensor, thet
     _, ratio = log_ratios()
     h1, h2 = batched.vecmat(ratio, X1t), batched.vecmat(ratio, X2t)
     final = batched.vecmat(loss.loss(h1, h2, y) * w, torch.ones(K, h1.shape[-1], 1)).squeeze(-1)
+    return AlignFit(_policies(theta.clone(), S, A, steps, time_indexed), [{"loss": float(v)} for v in final])
+
+
+# ------------------------------------------------------------------ rankings
+def fit_ranking(problem: AlignProblem, loss: RankingLoss) -> AlignFit:
+    """One policy per seed minimising ``Σ_q w_q ℓ(h[rankings_q], pattern_q)`` over rankings
+    (:class:`rlhf.RankingData`; see the module docstring)."""
+    from ..learning.rankings import tie_patterns
+
+    S, A, steps, time_indexed = _layout(problem)
+    data = cast(tuple[RankingData, ...], problem.data)
+    for each in data:
+        _check_support(problem, each, A)
+    theta0 = finite_log(problem.reference).reshape(-1).repeat(steps)
+    log_ref, F = theta0, theta0.numel()
+    if problem.exact:
+        solved: dict[int, tuple[torch.Tensor, dict[str, float]]] = {}
+        policies, extra = [], []
+        for d in data:
+            if id(d) not in solved:
+                X = feature_counts(step_features(d.trajectories, S, A, time_indexed), F, torch.float64)
+                theta, report = solve(RankedProblem(X, X @ log_ref, d.rankings, tie_patterns(d.tied), d.weight, A),
+                                      loss, theta0, problem.options.tolerance, problem.options.max_iterations)
+                pi = limit_policy(theta, report.direction, A)
+                solved[id(d)] = pi.view(steps, S, A) if time_indexed else pi.view(S, A), solver_metrics(report)
+            policies.append(solved[id(d)][0])
+            extra.append(dict(solved[id(d)][1]))
+        return AlignFit(torch.stack(policies), extra)
+
+    shapes = {(len(d), d.rank, d.length) for d in data}
+    if len(shapes) != 1:
+        raise ValueError(f"a batch of seeds needs datasets of equal size, rank and length, got (rankings, rank, "
+                         f"length) {sorted(shapes)}")
+    seeds, (Q, K, _) = len(data), next(iter(shapes))
+    features = torch.stack([step_features(Trajectories(d.trajectories.states[d.rankings],
+                                                       d.trajectories.actions[d.rankings]), S, A, time_indexed)
+                            for d in data])                                                  # [seeds, Q, K, T]
+    X = feature_counts(features, F).view(seeds, Q * K, F)
+    Xt = X.transpose(1, 2).contiguous()                                                       # [seeds, F, Q·K]
+    pattern = torch.stack([tie_patterns(d.tied) for d in data])                              # [seeds, Q]
+    w = torch.stack([d.weight for d in data]).float()
+    ref = log_ref.float().expand(seeds, F)
+    padded = torch.zeros(seeds, -(-F // _SIMD_BLOCK) * _SIMD_BLOCK)
+    theta, grad = padded[:, :F], torch.zeros_like(padded)
+    theta.copy_(theta0.float().expand(seeds, F))
+    adam = _adam(padded, grad, torch.zeros_like(padded), torch.zeros_like(padded), problem.options.lr)
+    numbers = torch.arange(1, problem.options.steps + 1, dtype=torch.float32)
+
+    def log_ratios() -> tuple[torch.Tensor, torch.Tensor]:
+        logits = theta.reshape(seeds, -1, A)
+        top = logits.amax(-1, keepdim=True)
+        logp = logits - top - torch.log(batched.step_sums(torch.exp(logits - top))).unsqueeze(-1)
+        return logp.view(seeds, F), logp.view(seeds, F) - ref
+
+    for step in range(problem.options.steps):
+        logp, ratio = log_ratios()
+        h = batched.vecmat(ratio, Xt).view(seeds, Q, K)
+        G = batched.vecmat((loss.gradient(h, pattern) * w.unsqueeze(-1)).view(seeds, Q * K), X)   # [seeds, F]
+        by_state = G.view(seeds, -1, A)
+        grad[:, :F] = (by_state - batched.step_sums(by_state).unsqueeze(-1)
+                       * torch.exp(logp.view(seeds, -1, A))).view(seeds, F)
+        adam([numbers[step]])
+    _, ratio = log_ratios()
+    h = batched.vecmat(ratio, Xt).view(seeds, Q, K)
+    final = batched.vecmat(loss.loss(h, pattern) * w, torch.ones(seeds, Q, 1)).squeeze(-1)
     return AlignFit(_policies(theta.clone(), S, A, steps, time_indexed), [{"loss": float(v)} for v in final])

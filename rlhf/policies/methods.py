@@ -14,6 +14,13 @@ Notation: for a trajectory τ = (s_t, a_t)_t, its summed log-ratio is
 ``h(τ) = Σ_t [log π(a_t|s_t) − log π_ref(a_t|s_t)]`` (TRL's ``policy_logps − reference_logps``);
 for a pair, ``z = h₁ − h₂`` (TRL's ``logits``) and ``y = P(first preferred)``. TRL's losses take
 hard labels (chosen first); a soft label y mixes the two orders: ``y·ℓ(h₁, h₂) + (1 − y)·ℓ(h₂, h₁)``.
+
+A loss that reads ties (:attr:`PairLoss.reads_ties`: Rao–Kupper and Davidson DPO, :mod:`.tie_dpo`)
+takes the label ``[..., 2]``: y (a tie counted ½) and ``t = P(tie)`` (:attr:`rlhf.PreferenceData.tie`),
+so the outcomes are first ``y − t/2``, second ``1 − y − t/2``, tie t. A method of rankings of K
+trajectories (:class:`rlhf.RankingData`; Plackett–Luce DPO, :mod:`.pl_dpo`) is a
+:class:`RankingLoss` of the K summed log-ratios by position (best first), fitted the same two ways
+(:func:`ranking_method`).
 """
 
 from __future__ import annotations
@@ -46,6 +53,24 @@ class PairLoss:
     smoothed: Callable[[float], PairLoss] | None = None
     """For a loss without curvature: a twice-differentiable loss within ``κ·log 2`` of it everywhere
     (``κ`` the smoothing), which the population solver follows as κ → 0."""
+    reads_ties: bool = False
+    """Whether its label argument is ``[..., 2]``, (y, P(tie)) stacked on a last dimension (see the module
+    docstring), rather than y ``[...]``."""
+
+
+@dataclass(frozen=True)
+class RankingLoss:
+    """A direct method's loss of rankings, ``ℓ(h[..., K], pattern[...])`` over the summed log-ratios of a
+    ranking's K trajectories by position (best first) and its tie pattern (int64 ``Σ_j tied_j·2^j``,
+    :func:`rlhf.learning.rankings.tie_patterns`; 0 untied), and its derivatives (always twice
+    differentiable)."""
+
+    loss: Callable[[Tensor, Tensor], Tensor]
+    """``ℓ[...]``."""
+    gradient: Callable[[Tensor, Tensor], Tensor]
+    """``∂ℓ/∂h[..., K]``."""
+    curvature: Callable[[Tensor, Tensor], Tensor]
+    """``∂²ℓ/∂h∂h[..., K, K]``."""
 
 
 def margin_loss(value: Callable[[Tensor, Tensor], Tensor], slope: Callable[[Tensor, Tensor], Tensor],
@@ -80,6 +105,9 @@ class AlignmentMethod:
     against the reference)."""
     description: str = ""
     """One line for listings: the paper and what is fitted."""
+    accepts_rankings: bool = False
+    """Whether its ``fit`` takes rankings (:class:`rlhf.RankingData`) as well as pairs; :func:`rlhf.align`
+    refuses rankings for a method that does not."""
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "params", MappingProxyType(dict(self.params)))
@@ -106,3 +134,26 @@ def direct_method(name: str, make_loss: Callable[..., PairLoss], params: Mapping
         return fit_direct(problem, loss, uses_reference)
 
     return AlignmentMethod(name, fit, params or {}, uses_reference, description)
+
+
+def ranking_method(name: str, make_loss: Callable[..., RankingLoss], params: Mapping[str, Any] | None = None,
+                   description: str = "") -> AlignmentMethod:
+    """A direct method of rankings: ``make_loss(beta=..., length=T, **params)`` gives its
+    :class:`RankingLoss`; pairs (:class:`rlhf.PreferenceData`) are read as rankings of two
+    (:meth:`rlhf.RankingData.from_pairs`: a soft label y weighs the two orders by y and 1 − y), and it
+    is fitted on tabular policy logits (:func:`rlhf.policies.fitting.fit_ranking`)."""
+    from dataclasses import replace
+
+    from .fitting import fit_ranking  # the fitting module imports this one
+    from .ranking_data import RankingData
+
+    def fit(problem: AlignProblem) -> AlignFit:
+        converted: dict[int, RankingData] = {}
+        for d in problem.data:         # one conversion per distinct dataset (the population solver keys on it)
+            if id(d) not in converted:
+                converted[id(d)] = d if isinstance(d, RankingData) else RankingData.from_pairs(d)
+        ranked = replace(problem, data=tuple(converted[id(d)] for d in problem.data))  # type: ignore[misc]
+        loss = make_loss(beta=problem.beta, length=ranked.data[0].length, **problem.params)
+        return fit_ranking(ranked, loss)
+
+    return AlignmentMethod(name, fit, params or {}, True, description, accepts_rankings=True)

@@ -30,15 +30,21 @@ A loss without curvature (SLiC's hinge) is replaced by its smoothing at κ = 10�
 ``smallest_smoothing`` (10⁻⁶), each solve starting from the last (the levels before the last to a
 gradient of 10⁻⁸): the smoothed loss lies within ``κ·log 2`` of the hinge, so the result's objective
 is within ``smallest_smoothing·log 2`` (+ the tolerance) of the hinge's minimum.
+
+A loss of rankings (:class:`RankedProblem`, a :class:`~rlhf.policies.methods.RankingLoss`) is the same
+problem with K trajectories a term: ``L = Σ_q w_q · ℓ(h[m_q], pattern_q)`` over rows ``m_q[K]`` of
+trajectories by position, ``g_n = Σ_q w_q Σ_k ∂ℓ/∂h_k [n = m_qk]`` and ``M`` the sum of each row's
+``w·∂²ℓ/∂h∂h`` at ``(m_qk, m_ql)``.
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
 
-from .methods import PairLoss
+from .methods import PairLoss, RankingLoss
 
 
 @dataclass(frozen=True)
@@ -79,6 +85,24 @@ class Problem:
     """Entries per softmax group (A), or None for a linear parametrisation."""
 
 
+@dataclass(frozen=True)
+class RankedProblem:
+    """The data of :func:`solve` for a loss of rankings (see the module docstring)."""
+
+    X: torch.Tensor
+    """``[N, F]`` float64 feature counts."""
+    c: torch.Tensor
+    """``[N]`` float64 constants subtracted from ``h``."""
+    members: torch.Tensor
+    """``[Q, K]`` int64 each ranking's trajectories by position (best first)."""
+    labels: torch.Tensor
+    """``[Q]`` int64 each ranking's tie pattern."""
+    w: torch.Tensor
+    """``[Q]`` float64 weights."""
+    group: int | None
+    """Entries per softmax group (A), or None for a linear parametrisation."""
+
+
 _DECREMENT = 1e-18
 """Converged also when Newton's decrement ``−∇L·δ`` is below this (relative to 1 + |L|): the loss cannot
 fall by more, whatever rounding leaves in the gradient (a nearly kinked smoothed hinge)."""
@@ -86,15 +110,15 @@ _DENSE_M_MAX = 4096
 """Up to this many trajectories ``M`` is a dense [N, N] matrix; above, ``M·D`` is built pair by pair."""
 
 
-def solve(problem: Problem, loss: PairLoss, theta0: torch.Tensor, tolerance: float = 1e-10,
-          max_iterations: int = 200, max_move: float = 1e3, smallest_smoothing: float = 1e-6,
+def solve(problem: Problem | RankedProblem, loss: PairLoss | RankingLoss, theta0: torch.Tensor,
+          tolerance: float = 1e-10, max_iterations: int = 200, max_move: float = 1e3, smallest_smoothing: float = 1e-6,
           ) -> tuple[torch.Tensor, SolverReport]:
     """``(θ[F], report)``: the minimiser of the problem's loss from ``theta0`` (see the module docstring)."""
     theta = theta0.double().clone()
     if loss.curvature is not None:
         theta, report, step = _newton(problem, loss, theta, tolerance, max_iterations, max_move)
         return theta, _recession(problem, loss, theta, report, step, max_move)
-    if loss.smoothed is None:
+    if not isinstance(loss, PairLoss) or loss.smoothed is None:
         raise ValueError("a loss without curvature needs a smoothed form for the population solver")
     iterations, kappa = 0, 1.0
     while True:
@@ -110,8 +134,8 @@ def solve(problem: Problem, loss: PairLoss, theta0: torch.Tensor, tolerance: flo
     return theta, SolverReport(iterations, report.gradient, value, report.converged, report.bounded)
 
 
-def _recession(problem: Problem, loss: PairLoss, theta: torch.Tensor, report: SolverReport,
-               step: torch.Tensor | None, max_move: float) -> SolverReport:
+def _recession(problem: Problem | RankedProblem, loss: PairLoss | RankingLoss, theta: torch.Tensor,
+               report: SolverReport, step: torch.Tensor | None, max_move: float) -> SolverReport:
     """The report, marked unbounded (with the direction) when moving ``max_move`` further along the last
     Newton step still lowers the loss by more than a millionth: then the gradient only fell below the
     tolerance on the way to an infimum at infinity (DPO's loss on deterministic pairs falls as e^(−βz))."""
@@ -137,7 +161,7 @@ def limit_policy(theta: torch.Tensor, direction: torch.Tensor | None, group: int
     return torch.softmax(logits.masked_fill(~best, -torch.inf), -1)
 
 
-def _log_params(problem: Problem, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+def _log_params(problem: Problem | RankedProblem, theta: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
     """``(φ(θ)[F], π[R, A] or None)``."""
     if problem.group is None:
         return theta, None
@@ -146,16 +170,50 @@ def _log_params(problem: Problem, theta: torch.Tensor) -> tuple[torch.Tensor, to
     return logp.reshape(-1), logp.exp()
 
 
-def _objective(problem: Problem, loss: PairLoss, theta: torch.Tensor) -> torch.Tensor:
+def _objective(problem: Problem | RankedProblem, loss: PairLoss | RankingLoss, theta: torch.Tensor) -> torch.Tensor:
     h = problem.X @ _log_params(problem, theta)[0] - problem.c
+    if isinstance(problem, RankedProblem):
+        assert isinstance(loss, RankingLoss)
+        return (problem.w * loss.loss(h[problem.members], problem.labels)).sum()
+    assert isinstance(loss, PairLoss)
     return (problem.w * loss.loss(h[problem.first], h[problem.second], problem.y)).sum()
 
 
-def _newton(problem: Problem, loss: PairLoss, theta: torch.Tensor, tolerance: float, max_iterations: int,
-            max_move: float) -> tuple[torch.Tensor, SolverReport, torch.Tensor | None]:
+def _derivatives(problem: Problem | RankedProblem, loss: PairLoss | RankingLoss, h: torch.Tensor,
+                 ) -> tuple[torch.Tensor, Callable[[torch.Tensor], torch.Tensor]]:
+    """``(g[N], D ↦ M·D)`` at the trajectories' log-ratios ``h[N]`` (see the module docstring)."""
+    N = h.shape[0]
+    if isinstance(problem, RankedProblem):
+        assert isinstance(loss, RankingLoss)
+        members, w = problem.members, problem.w
+        by_position = h[members]                                                  # [Q, K]
+        flat = members.reshape(-1)
+        g = torch.zeros(N, dtype=torch.float64).index_add_(
+            0, flat, (w.unsqueeze(-1) * loss.gradient(by_position, problem.labels)).reshape(-1))
+
+        def ranked_times(D: torch.Tensor) -> torch.Tensor:
+            m = w.view(-1, 1, 1) * loss.curvature(by_position, problem.labels)   # [Q, K, K]
+            return _ranked_m_times(D, members, m)
+
+        return g, ranked_times
+    assert isinstance(loss, PairLoss) and loss.curvature is not None
+    curvature, first, second, y, w = loss.curvature, problem.first, problem.second, problem.y, problem.w
+    h1, h2 = h[first], h[second]
+    d1, d2 = loss.gradient(h1, h2, y)
+    g = torch.zeros(N, dtype=torch.float64).index_add_(0, first, w * d1).index_add_(0, second, w * d2)
+
+    def times(D: torch.Tensor) -> torch.Tensor:
+        c11, c12, c22 = curvature(h1, h2, y)
+        return _m_times(D, first, second, w * c11, w * c12, w * c22)
+
+    return g, times
+
+
+def _newton(problem: Problem | RankedProblem, loss: PairLoss | RankingLoss, theta: torch.Tensor, tolerance: float,
+            max_iterations: int, max_move: float) -> tuple[torch.Tensor, SolverReport, torch.Tensor | None]:
     """``(θ, report, the last step taken or None)``."""
     assert loss.curvature is not None
-    X, first, second, y, w = problem.X, problem.first, problem.second, problem.y, problem.w
+    X = problem.X
     N, F = X.shape
     start = theta.clone()
     mu = 1e-8
@@ -166,16 +224,13 @@ def _newton(problem: Problem, loss: PairLoss, theta: torch.Tensor, tolerance: fl
     while True:
         logp, pi = _log_params(problem, theta)
         h = X @ logp - problem.c
-        h1, h2 = h[first], h[second]
-        d1, d2 = loss.gradient(h1, h2, y)
-        g = torch.zeros(N, dtype=torch.float64).index_add_(0, first, w * d1).index_add_(0, second, w * d2)
+        g, curvature_times = _derivatives(problem, loss, h)
         D = X if pi is None or visits is None else X - (visits.unsqueeze(-1) * pi).reshape(N, F)
         grad = D.T @ g
         worst = float(grad.abs().max()) if F else 0.0
         if worst <= tolerance or iterations >= max_iterations:
             break
-        c11, c12, c22 = loss.curvature(h1, h2, y)
-        hessian = D.T @ _m_times(D, first, second, w * c11, w * c12, w * c22)
+        hessian = D.T @ curvature_times(D)
         if pi is not None and visits is not None:
             u = (visits * g.unsqueeze(-1)).sum(0)                              # [R]
             blocks = torch.diag_embed(pi) - pi.unsqueeze(-1) * pi.unsqueeze(-2)   # [R, A, A]
@@ -226,6 +281,23 @@ def _m_times(D: torch.Tensor, first: torch.Tensor, second: torch.Tensor, m11: to
     d_first, d_second = D[first], D[second]
     out.index_add_(0, first, m11.unsqueeze(-1) * d_first + m12.unsqueeze(-1) * d_second)
     out.index_add_(0, second, m12.unsqueeze(-1) * d_first + m22.unsqueeze(-1) * d_second)
+    return out
+
+
+def _ranked_m_times(D: torch.Tensor, members: torch.Tensor, m: torch.Tensor) -> torch.Tensor:
+    """``M·D`` ``[N, F]`` for rankings ``members[Q, K]`` with weighted second derivatives ``m[Q, K, K]``."""
+    N, K = D.shape[0], members.shape[-1]
+    if N <= _DENSE_M_MAX:
+        cells = (members.unsqueeze(-1) * N + members.unsqueeze(-2)).reshape(-1)
+        M = torch.zeros(N * N, dtype=torch.float64).index_add_(0, cells, m.reshape(-1))
+        return M.view(N, N) @ D
+    out = torch.zeros_like(D)
+    rows = [D[members[:, k]] for k in range(K)]
+    for k in range(K):
+        terms = m[:, k, 0].unsqueeze(-1) * rows[0]
+        for j in range(1, K):
+            terms = terms + m[:, k, j].unsqueeze(-1) * rows[j]
+        out.index_add_(0, members[:, k], terms)
     return out
 
 

@@ -6,6 +6,14 @@ states and actions), the answer (``1``, ``2``, ``=`` or ``s`` for skip), when it
 the code fingerprint of the program that recorded it. Every answer is committed the moment it
 is given, so a killed session loses at most the pair on screen.
 
+A store of *rankings* (``python -m bench label --rank K``) holds, one row per ranking in a table
+of its own (``rankings``), the K segments shown (states and actions of each), the ranking as
+``order`` (the segments' indices, best first, JSON) and ``tied`` (K − 1 flags, JSON: positions j
+and j + 1 equal; :mod:`rlhf.preferences.rankings`), when and by which code; one row, one commit.
+A store holds pairs or rankings, never both; a pairs store is read and hashed exactly as before
+(the rankings table is made by the first ranking stored). :meth:`LabelStore.rankings` reads them
+back; :class:`RecordedTeacher` replays them to ranking queries (``rank=K``) by position and content.
+
 :class:`RecordedTeacher` answers a training run's queries from a store, by the pairs' content:
 the pairs a session showed are the ones :func:`rlhf.session_pairs` draws for its configuration
 and seed, which are the ones ``rlhf.train`` asks with that configuration and seed.
@@ -26,6 +34,7 @@ from ..core.rollout import Trajectories
 from .kinds import TeacherKind, register_teacher
 from .labeller import Labels, Query, mean_over_answered
 from .models import binary_entropy
+from .rankings import prefer_first_of
 
 STORE_NAME = "labels.sqlite"
 ANSWERS = {"1": 1.0, "2": 0.0, "=": 0.5, "s": None}
@@ -36,6 +45,16 @@ CREATE TABLE IF NOT EXISTS answers (
     position      INTEGER PRIMARY KEY,
     pair          TEXT NOT NULL,
     answer        TEXT NOT NULL,
+    answered_at   TEXT NOT NULL,
+    fingerprint   TEXT NOT NULL
+);
+"""
+_RANKINGS_SCHEMA = """
+CREATE TABLE IF NOT EXISTS rankings (
+    position      INTEGER PRIMARY KEY,
+    segments      TEXT NOT NULL,
+    ranking_order TEXT NOT NULL,
+    ranking_tied  TEXT NOT NULL,
     answered_at   TEXT NOT NULL,
     fingerprint   TEXT NOT NULL
 );
@@ -58,6 +77,31 @@ class Answer:
         return ANSWERS[self.answer]
 
 
+@dataclass(frozen=True)
+class RecordedRanking:
+    """One stored ranking: the K segments shown (``[K, T]`` states and actions), ``order[K]`` (int64,
+    the segments' indices, best first) and ``tied[K − 1]`` (bool, positions j and j + 1 equal)."""
+
+    position: int
+    segments: Trajectories
+    order: torch.Tensor
+    tied: torch.Tensor
+    answered_at: str
+    fingerprint: str
+
+    @property
+    def rank(self) -> int:
+        """K, the segments ranked."""
+        return int(self.order.shape[0])
+
+    def text(self) -> str:
+        """The ranking as a person typed it, items numbered from 1 as on screen: ``3>1=2>4``."""
+        out = str(int(self.order[0]) + 1)
+        for item, tie in zip(self.order[1:].tolist(), self.tied.tolist(), strict=True):
+            out += ("=" if tie else ">") + str(item + 1)
+        return out
+
+
 def label_tensors(values: list[float | None]) -> tuple[torch.Tensor, torch.Tensor]:
     """``(prefer_first, answered)`` of stored labels; a skip (None) is unanswered, with label 0."""
     return (torch.tensor([0.0 if v is None else v for v in values]),
@@ -68,6 +112,25 @@ def pair_key(first: Trajectories, second: Trajectories) -> str:
     """A pair's identity by content (JSON of both segments' states and actions)."""
     return json.dumps([first.states.tolist(), first.actions.tolist(), second.states.tolist(),
                        second.actions.tolist()], separators=(",", ":"))
+
+
+def ranking_key(segments: Trajectories) -> str:
+    """A query's identity by content: JSON of its K segments' (``[K, T]``) states and actions, in turn
+    (at K = 2 :func:`pair_key` of the two)."""
+    return json.dumps([x for k in range(segments.states.shape[0])
+                       for x in (segments.states[k].tolist(), segments.actions[k].tolist())], separators=(",", ":"))
+
+
+def check_ranking(order: object, tied: object, K: int) -> tuple[list[int], list[bool]]:
+    """``(order, tied)`` as lists, or ValueError: ``order`` must be a permutation of the K segments'
+    indices and ``tied`` K − 1 flags."""
+    order_list = [int(i) for i in (order.tolist() if isinstance(order, torch.Tensor) else order)]  # type: ignore[attr-defined]
+    tied_list = [bool(t) for t in (tied.tolist() if isinstance(tied, torch.Tensor) else tied)]  # type: ignore[attr-defined]
+    if sorted(order_list) != list(range(K)):
+        raise ValueError(f"order must be a permutation of 0..{K - 1} (the {K} segments, best first), got {order_list}")
+    if len(tied_list) != K - 1:
+        raise ValueError(f"tied must hold {K - 1} flags (one per adjacent pair of positions), got {len(tied_list)}")
+    return order_list, tied_list
 
 
 class LabelStore:
@@ -110,12 +173,25 @@ class LabelStore:
         self._db.close()
 
     def __len__(self) -> int:
-        return int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        """Answers stored: pairs, or rankings in a store of rankings."""
+        pairs = int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0])
+        return pairs + self._ranking_count()
+
+    def _has_rankings_table(self) -> bool:
+        return self._db.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'rankings'"
+                                ).fetchone() is not None
+
+    def _ranking_count(self) -> int:
+        if not self._has_rankings_table():
+            return 0
+        return int(self._db.execute("SELECT COUNT(*) FROM rankings").fetchone()[0])
 
     def append(self, first: Trajectories, second: Trajectories, answer: str, fingerprint: str = "") -> int:
         """Store (and commit) the answer to the next pair; returns its position."""
         if answer not in ANSWERS:
             raise ValueError(f"answer must be one of {', '.join(ANSWERS)}, got {answer!r}")
+        if self._ranking_count():
+            raise ValueError(f"{self.path.parent} holds rankings: a store holds pairs or rankings, not both")
         position = len(self)
         stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
         self._db.execute("INSERT INTO answers VALUES (?, ?, ?, ?, ?)",
@@ -130,9 +206,63 @@ class LabelStore:
         self._db.execute("DELETE FROM answers WHERE position = ?", (answers[-1].position,))
         return answers[-1]
 
+    def append_ranking(self, segments: Trajectories, order: object, tied: object, fingerprint: str = "") -> int:
+        """Store (and commit, one SQLite transaction) the ranking of the next query: its K segments
+        ``[K, T]``, ``order`` (the segments' indices, best first) and ``tied`` (K − 1 flags); returns
+        its position."""
+        K = int(segments.states.shape[0])
+        order_list, tied_list = check_ranking(order, tied, K)
+        if int(self._db.execute("SELECT COUNT(*) FROM answers").fetchone()[0]):
+            raise ValueError(f"{self.path.parent} holds pairs: a store holds pairs or rankings, not both")
+        self._db.executescript(_RANKINGS_SCHEMA)
+        position = self._ranking_count()
+        stamp = time.strftime("%Y-%m-%dT%H:%M:%S%z")
+        self._db.execute("INSERT INTO rankings VALUES (?, ?, ?, ?, ?, ?)",
+                         (position, ranking_key(segments), json.dumps(order_list),
+                          json.dumps([int(t) for t in tied_list]), stamp, fingerprint))
+        return position
+
+    def undo_ranking(self) -> RecordedRanking | None:
+        """Remove (and commit) the last ranking; returns it, or None when there is none."""
+        rankings = self.rankings()
+        if not rankings:
+            return None
+        self._db.execute("DELETE FROM rankings WHERE position = ?", (rankings[-1].position,))
+        return rankings[-1]
+
+    def rankings(self) -> list[RecordedRanking]:
+        """The stored rankings, in order (none in a store of pairs)."""
+        if not self._has_rankings_table():
+            return []
+        out = []
+        for position, segments, order, tied, stamp, fingerprint in self._db.execute(
+                "SELECT position, segments, ranking_order, ranking_tied, answered_at, fingerprint FROM rankings "
+                "ORDER BY position"):
+            values = json.loads(segments)
+            states = torch.tensor(values[0::2], dtype=torch.int64)
+            actions = torch.tensor(values[1::2], dtype=torch.int64)
+            out.append(RecordedRanking(position, Trajectories(states, actions),
+                               torch.tensor(json.loads(order), dtype=torch.int64),
+                               torch.tensor([bool(t) for t in json.loads(tied)], dtype=torch.bool), stamp, fingerprint))
+        return out
+
+    def ranking_tensors(self) -> tuple[Trajectories, torch.Tensor, torch.Tensor]:
+        """Every stored ranking at once: ``(segments[n, K, T], order[n, K], tied[n, K − 1])`` (ValueError
+        when the store holds none)."""
+        rankings = self.rankings()
+        if not rankings:
+            raise ValueError(f"{self.path.parent}: the store holds no rankings")
+        return (Trajectories(torch.stack([r.segments.states for r in rankings]),
+                             torch.stack([r.segments.actions for r in rankings])),
+                torch.stack([r.order for r in rankings]), torch.stack([r.tied for r in rankings]))
+
     def digest(self) -> str:
-        """A hash of every answer (position, pair, key): changes with any answer given or undone."""
+        """A hash of every answer (position, pair, key), or of every ranking: changes with any answer
+        given or undone (a store of pairs hashes as it always has)."""
         rows = self._db.execute("SELECT position, pair, answer FROM answers ORDER BY position").fetchall()
+        if self._ranking_count():
+            rows = [rows, self._db.execute("SELECT position, segments, ranking_order, ranking_tied FROM rankings "
+                                           "ORDER BY position").fetchall()]
         return hashlib.sha256(json.dumps(rows).encode()).hexdigest()[:16]
 
     def answers(self) -> list[Answer]:
@@ -166,8 +296,15 @@ class RecordedTeacher:
             if digest is not None and store.digest() != digest:
                 raise ValueError(f"{directory}: its labels changed since this configuration was made "
                                  f"(digest {store.digest()}, expected {digest})")
+            rankings = store.rankings()
+            stored_rank = store.config.get("rank") if isinstance(store.config, dict) else None
         self._keys = [pair_key(a.first, a.second) for a in answers]
         self._labels = [a.prefer_first for a in answers]
+        self._ranking_keys = [ranking_key(r.segments) for r in rankings]
+        self._rankings = [(r.order, r.tied) for r in rankings]
+        self.ranks = bool(rankings) or (isinstance(stored_rank, int) and stored_rank > 2)
+        """Whether it answers ranking queries (``rank=K``): the store holds rankings, or is a session
+        of rankings of K > 2 segments with none yet."""
         self.may_skip = missing == "skip" or any(v is None for v in self._labels)
         """Whether some pairs can come back unanswered (the training loop's learner then masks them)."""
 
@@ -177,6 +314,8 @@ class RecordedTeacher:
     def answer(self, query: Query) -> Labels:
         """The stored answers to the run's pairs ``query.asked_before`` … (the query's segments
         ``[..., B, T]``; its step scores are not read)."""
+        if query.segments is not None or self._rankings or self.ranks:
+            return self._answer_rankings(query)
         first, second, asked_before = query.first, query.second, query.asked_before
         shape = first.states.shape[:-1]
         T = first.states.shape[-1]
@@ -200,6 +339,47 @@ class RecordedTeacher:
         device = first.states.device
         entropy = mean_over_answered(binary_entropy(prefer), answered)
         return Labels(prefer.to(device), answered.to(device), entropy.to(device))
+
+    def _answer_rankings(self, query: Query) -> Labels:
+        """The stored rankings of the run's queries ``query.asked_before`` … (``query.segments[..., B, K, T]``),
+        as ``Labels.ranking`` and ``tied`` and what they say of segments 0 and 1 (``prefer_first``); a pair
+        query (K = 2, a store of rankings of two) gets that label alone. A query past the last ranking is
+        unanswered with ``missing="skip"`` (segments in index order, untied)."""
+        pairs = query.segments is None
+        segments = query.segments if query.segments is not None else Trajectories(
+            torch.stack([query.first.states, query.second.states], -2),
+            torch.stack([query.first.actions, query.second.actions], -2))
+        K, T = segments.states.shape[-2:]
+        shape = segments.states.shape[:-2]
+        B = shape[-1]
+        flat = Trajectories(segments.states.reshape(-1, K, T), segments.actions.reshape(-1, K, T))
+        orders, tieds, answered = [], [], []
+        for j in range(flat.states.shape[0]):
+            position = query.asked_before + j % B
+            if position >= len(self._ranking_keys):
+                if self.missing == "error":
+                    raise ValueError(f"{self.directory}: no ranking of query {position} (the store has "
+                                     f"{len(self._ranking_keys)}); pass missing='skip' to train on the rankings so far")
+                orders.append(torch.arange(K))
+                tieds.append(torch.zeros(K - 1, dtype=torch.bool))
+                answered.append(False)
+                continue
+            if ranking_key(flat[j]) != self._ranking_keys[position]:
+                raise ValueError(f"{self.directory}: ranking {position} is of another query: the labels were "
+                                 "recorded for another configuration, seed or rank")
+            order, tied = self._rankings[position]
+            orders.append(order)
+            tieds.append(tied)
+            answered.append(True)
+        device = segments.states.device
+        order = torch.stack(orders).view(*shape, K).to(device)
+        tied = torch.stack(tieds).view(*shape, K - 1).to(device)
+        done = torch.tensor(answered).view(shape).to(device)
+        prefer = prefer_first_of(order, tied).float()
+        entropy = mean_over_answered(binary_entropy(prefer), done)
+        if pairs:
+            return Labels(prefer, done, entropy)
+        return Labels(prefer, done, entropy, ranking=order, tied=tied)
 
 
 def _parts(argument: str) -> tuple[str, str | None]:

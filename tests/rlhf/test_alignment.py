@@ -11,7 +11,7 @@ import rlhf
 from rlhf.policies import cdpo, cpl, dpo, ipo, slic
 from rlhf.policies.methods import margin_loss
 
-METHODS = ["rlhf", "dpo", "ipo", "cdpo", "slic", "cpl"]
+METHODS = ["rlhf", "dpo", "ipo", "cdpo", "slic", "cpl", "pl-dpo", "rk-dpo", "davidson-dpo"]
 
 
 def test_every_method_is_registered_and_unknown_names_are_refused():
