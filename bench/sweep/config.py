@@ -16,6 +16,11 @@ table's axes are crossed::
     ensembles = [1, 5]       # optional: reward ensemble sizes (default: the train table's)
     learner_models = ["partial", "regret"]    # optional: learner models (rlhf.LEARNER_MODELS)
     fits = ["round", "all"]  # optional: fit each round's pairs, or every pair so far
+    ranks = [2, 4]           # optional: segments a query ranks (2: pairs; rlhf.TrainConfig.rank)
+    rank_learners = ["plackett-luce", "pair-split"]   # optional: how a ranking is fitted (rank 2: Bradley–Terry)
+    tie_models = ["none", "davidson"]          # optional: the learner's tie model (TrainConfig.ties)
+    tie_fits = ["fixed", "learned"]            # optional: its tie parameter fixed or fitted
+    rank_costs = ["comparisons"]               # optional: what a ranking costs against the budget
     [gridworld.train]        # fixed hyperparameters (TrainConfig / LearnerConfig fields)
     pairs_per_round = 100
 
@@ -118,7 +123,10 @@ KINDS = {"methods": "alignment cells", "proxies": "over-optimisation paths"}
 """The table keys that make a table's cells something other than training runs, and what they make."""
 NEEDS = {"betas": ("methods",), "golds": ("proxies",), "references": ("methods", "proxies")}
 """Table keys that mean something only beside one of these."""
-NOT_ALIGNMENT = ("queries", "ensembles", "learner_models", "fits", "train")
+RANKING_AXES = {"ranks": ("rank", int), "rank_learners": ("rank_learner", str), "tie_models": ("ties", str),
+                "tie_fits": ("tie_fit", str), "rank_costs": ("rank_cost", str)}
+"""Sweep axes of the ranking fields (#26): table key -> (:class:`rlhf.TrainConfig` field, kind)."""
+NOT_ALIGNMENT = ("queries", "ensembles", "learner_models", "fits", "train", *RANKING_AXES)
 """Table keys of the training loop that an alignment table refuses (its methods' own options are
 :class:`rlhf.policies.align.AlignOptions`' defaults)."""
 _TRAIN_KEYS = {k: t for k, t in rlhf.TrainConfig.flat_fields().items() if k not in ("budget", "teacher")}
@@ -363,7 +371,7 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
     defaults = spec.defaults
     train = _train_fields(path, task, table.get("train", {}))
     for key, field in (("queries", "query"), ("ensembles", "ensemble"), ("learner_models", "learner_model"),
-                       ("fits", "fit")):
+                       ("fits", "fit"), *((k, f) for k, (f, _) in RANKING_AXES.items())):
         if key in table and field in train:
             raise ConfigError(path, f"{task}.train.{field}", train[field], f"conflicts with the {key} axis")
     queries = axis("queries", str, f"one of {', '.join(rlhf.QUERIES)}", lambda v: v in rlhf.QUERIES,
@@ -378,10 +386,14 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
                if e > 1 or q not in rlhf.ENSEMBLE_QUERIES]
     if not methods:
         raise ConfigError(path, f"{task}.ensembles", ensembles, f"must include one >= 2 for {', '.join(queries)}")
+    rankings = _ranking_axes(path, task, table, axis, train, defaults)
+    methods = [(*m, *r) for m in methods for r in rankings]
     try:       # validate the training setup with the library's own checks
         base = defaults.replace(**train)
         trains = {(b, t, *method): base.replace(budget=b, teacher=t, query=method[0], ensemble=method[1],
-                                                learner_model=method[2], fit=method[3])
+                                                learner_model=method[2], fit=method[3],
+                                                **dict(zip((f for f, _ in RANKING_AXES.values()), method[4:],
+                                                           strict=True)))
                   for b in budgets for t in teachers for method in methods}
     except ValueError as exc:
         raise ConfigError(path, f"{task}.train", None, str(exc)) from None
@@ -390,6 +402,36 @@ def _expand(path: Path, spec: TaskSpec, table: object) -> list[CellConfig]:
     return [CellConfig(task=task, train=trains[b, t, *method], seed=s, **instance, **align)
             for instance, b, t, method, align, s in
             itertools.product(instances, budgets, teachers, methods, alignments, seeds)]
+
+
+def _ranking_axes(path: Path, task: str, table: dict, axis: Callable, train: dict,
+                  defaults: rlhf.TrainConfig) -> list[tuple]:
+    """Every combination of the ranking axes (:data:`RANKING_AXES`, each defaulting to the train table's
+    value or the task's), in their order; ``rank_learners`` is not crossed with ``rank = 2`` (both
+    learners are Bradley–Terry there: the cell keeps the default learner), nor ``tie_fits`` with
+    ``tie_models = "none"`` (nothing to fit: the default)."""
+    values = {}
+    for key, (field, kind) in RANKING_AXES.items():
+        default = [train.get(field, getattr(defaults, field))]
+        if kind is int:
+            values[key] = axis(key, int, "an integer >= 2", lambda v: v >= 2, default=default)
+        else:
+            known = _choices(field)
+            values[key] = axis(key, str, f"one of {', '.join(known)}", lambda v, k=known: v in k, default=default)
+    out: list[tuple] = []
+    for rank, learner, ties, tie_fit, cost in itertools.product(*values.values()):
+        combo = (rank, learner if rank > 2 else defaults.rank_learner, ties,
+                 tie_fit if ties != "none" else defaults.tie_fit, cost)
+        if combo not in out:
+            out.append(combo)
+    return out
+
+
+def _choices(field: str) -> tuple[str, ...]:
+    """The values :class:`rlhf.TrainConfig` accepts for a ranking field."""
+    from rlhf.preferences.ties import TIE_MODELS
+    from rlhf.training.config import RANK_COSTS, RANK_LEARNERS, TIE_FITS
+    return {"rank_learner": RANK_LEARNERS, "ties": TIE_MODELS, "tie_fit": TIE_FITS, "rank_cost": RANK_COSTS}[field]
 
 
 def _alignments(path: Path, spec: TaskSpec, table: dict, axis: Callable,
