@@ -54,73 +54,18 @@ import torch
 
 from ..core import batched
 from ..core.rollout import Trajectories
+from ..preferences.rankings import likelihood_tables, tie_groups
 from ..preferences.ties import DEFAULT_TIE_PARAMS
 from .learner import _ALL_FEATURES_MAX, LearnerConfig, RewardLearner
 from .rewards import RewardModel
 
 
 @functools.cache
-def _groups(K: int, pattern: int) -> tuple[tuple[int, ...], ...]:
-    """The tie groups (positions) of tie pattern ``pattern`` (bit j: positions j and j + 1 tied)."""
-    groups, current = [], [0]
-    for j in range(K - 1):
-        if pattern >> j & 1:
-            current.append(j + 1)
-        else:
-            groups.append(tuple(current))
-            current = [j + 1]
-    groups.append(tuple(current))
-    return tuple(groups)
-
-
-@functools.cache
 def lse_tables(K: int, rule: str, may_tie: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(a[P, K], masks[P, Q, K] bool, alpha[P, Q])`` of the loss ``−a·x + Σ_q α_q·logsumexp(x[mask_q])``
-    (positions, see the module docstring) for each tie pattern P (2^(K−1) patterns when ``may_tie``,
-    else the untied one alone), ``rule`` ``"plackett-luce"`` or ``"pair-split"``. Singleton terms are
-    folded into ``a`` (``logsumexp`` of one x is x); patterns with fewer terms are padded with
-    ``α = 0`` over every position. Coefficients are exact float64 fractions rounded once to float32."""
-    patterns = range(1 << (K - 1)) if may_tie else range(1)
-    rows = []
-    for pattern in patterns:
-        groups = _groups(K, pattern)
-        a = [0.0] * K
-        terms: list[tuple[tuple[int, ...], float]] = []
-        if rule == "plackett-luce":
-            a = [1.0] * K
-            for j, group in enumerate(groups):
-                below = tuple(p for later in groups[j + 1:] for p in later)
-                for size in range(1, len(group) + 1):
-                    for part in itertools.combinations(group, size):
-                        weight = 1.0 / math.comb(len(group), size)
-                        members = part + below
-                        if len(members) == 1:
-                            a[members[0]] -= weight
-                        else:
-                            terms.append((members, weight))
-        elif rule == "pair-split":
-            pairs = list(itertools.combinations(range(K), 2))
-            group_of = {p: g for g, group in enumerate(groups) for p in group}
-            for s, t in pairs:
-                if group_of[s] == group_of[t]:
-                    a[s] += 0.5 / len(pairs)
-                    a[t] += 0.5 / len(pairs)
-                else:
-                    a[s] += 1.0 / len(pairs)
-                terms.append(((s, t), 1.0 / len(pairs)))
-        else:
-            raise ValueError(f"rank_learner must be 'plackett-luce' or 'pair-split', got {rule!r}")
-        rows.append((a, terms))
-    Q = max(len(terms) for _, terms in rows)
-    a_table = torch.tensor([a for a, _ in rows], dtype=torch.float64).float()
-    masks = torch.ones(len(rows), Q, K, dtype=torch.bool)
-    alpha = torch.zeros(len(rows), Q, dtype=torch.float64)
-    for i, (_, terms) in enumerate(rows):
-        for q, (members, weight) in enumerate(terms):
-            masks[i, q] = False
-            masks[i, q, list(members)] = True
-            alpha[i, q] = weight
-    return a_table, masks, alpha.float()
+    """:func:`rlhf.preferences.rankings.likelihood_tables` with its coefficients (exact float64 fractions)
+    rounded once to float32, the learner's precision."""
+    a, masks, alpha = likelihood_tables(K, rule, may_tie)
+    return a.float(), masks, alpha.float()
 
 
 @functools.cache
@@ -130,7 +75,7 @@ def pair_tables(K: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     pairs = list(itertools.combinations(range(K), 2))
     same = torch.zeros(1 << (K - 1), len(pairs), dtype=torch.bool)
     for pattern in range(1 << (K - 1)):
-        group_of = {p: g for g, group in enumerate(_groups(K, pattern)) for p in group}
+        group_of = {p: g for g, group in enumerate(tie_groups(K, pattern)) for p in group}
         same[pattern] = torch.tensor([group_of[s] == group_of[t] for s, t in pairs])
     return (torch.tensor([s for s, _ in pairs]), torch.tensor([t for _, t in pairs]), same)
 

@@ -21,54 +21,20 @@ its return (deterministic transitions). No hyperparameter besides β; TRL has no
 from __future__ import annotations
 
 import functools
-import itertools
-import math
 
 import torch
 
 from ..core import batched
+from ..preferences.rankings import likelihood_tables
 from .methods import RankingLoss, ranking_method, register_alignment_method
 
 
-@functools.cache
 def pl_tables(K: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """``(a[P, K], masks[P, Q, K] bool, alpha[P, Q])`` float64 for the 2^(K−1) tie patterns P of a ranking
-    of K (bit j of a pattern: positions j and j + 1 tied): the loss averaged over the orders a pattern's
-    ties allow is ``−a·x + Σ_q α_q·logsumexp(x[mask_q])``. A tied group G above the positions O below it
-    contributes ``Σ_{∅ ≠ B ⊆ G} logsumexp(x_{B ∪ O}) / C(|G|, |B|)`` (B: what is left of the group at one
-    of its stages) and ``−Σ_{p ∈ G} x_p``; a term of one position is folded into ``a``; patterns with
-    fewer terms are padded with ``α = 0``. :func:`rlhf.learning.rankings.lse_tables` (the reward
-    learner's, rounded to float32) in float64."""
-    rows = []
-    for pattern in range(1 << (K - 1)):
-        groups, current = [], [0]
-        for j in range(K - 1):
-            if pattern >> j & 1:
-                current.append(j + 1)
-            else:
-                groups.append(current)
-                current = [j + 1]
-        groups.append(current)
-        a, terms = [1.0] * K, []
-        for g, group in enumerate(groups):
-            below = [p for later in groups[g + 1:] for p in later]
-            for size in range(1, len(group) + 1):
-                for part in itertools.combinations(group, size):
-                    members, weight = [*part, *below], 1.0 / math.comb(len(group), size)
-                    if len(members) == 1:
-                        a[members[0]] -= weight
-                    else:
-                        terms.append((members, weight))
-        rows.append((a, terms))
-    Q = max(len(terms) for _, terms in rows)
-    masks = torch.ones(len(rows), Q, K, dtype=torch.bool)
-    alpha = torch.zeros(len(rows), Q, dtype=torch.float64)
-    for i, (_, terms) in enumerate(rows):
-        for q, (members, weight) in enumerate(terms):
-            masks[i, q] = False
-            masks[i, q, members] = True
-            alpha[i, q] = weight
-    return torch.tensor([a for a, _ in rows], dtype=torch.float64), masks, alpha
+    of K: the Plackett–Luce loss averaged over the orders a pattern's ties allow,
+    ``−a·x + Σ_q α_q·logsumexp(x[mask_q])`` (:func:`rlhf.preferences.rankings.likelihood_tables`, the
+    reward learner's table before its rounding to float32)."""
+    return likelihood_tables(K, "plackett-luce", True)
 
 
 @functools.cache

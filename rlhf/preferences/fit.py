@@ -33,6 +33,7 @@ import torch
 from ..core.rollout import Trajectories, step_rewards
 from ..core.truths import truths_of
 from .models import PREFERENCE_MODELS, preference_model
+from .rankings import likelihood_tables
 from .teachers import Teacher
 
 if TYPE_CHECKING:    # type only: the protocol lives in a higher layer (rlhf.training)
@@ -302,51 +303,11 @@ def _ranking_natural(raw: torch.Tensor, ties: str) -> torch.Tensor:
     return torch.cat([beta, param], -1)
 
 
-def _tie_groups(K: int, pattern: int) -> list[list[int]]:
-    """The tie groups (positions) of tie pattern ``pattern`` (bit j: positions j and j + 1 tied)."""
-    groups, current = [], [0]
-    for j in range(K - 1):
-        if pattern >> j & 1:
-            current.append(j + 1)
-        else:
-            groups.append(current)
-            current = [j + 1]
-    groups.append(current)
-    return groups
-
-
-def _plackett_luce_tables(K: int) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    """``(a[2^(K−1), K], masks[2^(K−1), Q, K], coef[2^(K−1), Q])`` float64 of each tie pattern's mean
-    Plackett–Luce log-likelihood ``a·x − Σ_q coef_q·logsumexp(x[mask_q])`` over the orders its ties allow
-    (a tied group above the set O below it: ``Σ_{∅ ≠ B ⊆ G} logsumexp(x_{O ∪ B}) / C(|G|, |B|)``; padding
-    terms have coef 0 over every position)."""
-    rows = []
-    for pattern in range(1 << (K - 1)):
-        groups = _tie_groups(K, pattern)
-        terms = []
-        for j, group in enumerate(groups):
-            below = [p for later in groups[j + 1:] for p in later]
-            for size in range(1, len(group) + 1):
-                for part in itertools.combinations(group, size):
-                    terms.append((list(part) + below, 1.0 / math.comb(len(group), size)))
-        rows.append(terms)
-    Q = max(len(terms) for terms in rows)
-    a = torch.ones(len(rows), K, dtype=torch.float64)
-    masks = torch.ones(len(rows), Q, K, dtype=torch.bool)
-    coef = torch.zeros(len(rows), Q, dtype=torch.float64)
-    for i, terms in enumerate(rows):
-        for q, (members, weight) in enumerate(terms):
-            masks[i, q] = False
-            masks[i, q, members] = True
-            coef[i, q] = weight
-    return a, masks, coef
-
-
 def _plackett_luce_terms(ranked: torch.Tensor, tied: torch.Tensor):
     """``f(raw[P, 1]) -> [P, n]``: each ranking's (tie-averaged) Plackett–Luce log-likelihood at β = e^b
     of its returns by position ``ranked[n, K]``."""
     K = ranked.shape[-1]
-    a, masks, coef = _plackett_luce_tables(K)
+    a, masks, coef = likelihood_tables(K, "plackett-luce", True)   # log-lik a·x − Σ coef·lse
     pattern = (tied.to(torch.int64) * (1 << torch.arange(K - 1))).sum(-1)
     a, masks, coef = a[pattern], masks[pattern], coef[pattern]                             # [n, K], [n, Q, K], [n, Q]
     used = coef.abs().sum(0) > 0

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import functools
 import itertools
+import math
 
 import torch
 
@@ -130,3 +131,74 @@ def plackett_luce_entropy(logits: torch.Tensor) -> torch.Tensor:
             total = total + p[..., i] * entropy[subset & ~(1 << k)]
         entropy[subset] = total
     return torch.where(finite, entropy[(1 << K) - 1], 0.0)
+
+
+@functools.cache
+def tie_groups(K: int, pattern: int) -> tuple[tuple[int, ...], ...]:
+    """The tie groups (positions) of tie pattern ``pattern`` (bit j: positions j and j + 1 tied)."""
+    groups, current = [], [0]
+    for j in range(K - 1):
+        if pattern >> j & 1:
+            current.append(j + 1)
+        else:
+            groups.append(tuple(current))
+            current = [j + 1]
+    groups.append(tuple(current))
+    return tuple(groups)
+
+
+@functools.cache
+def likelihood_tables(K: int, rule: str, may_tie: bool) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """``(a[P, K], masks[P, Q, K] bool, alpha[P, Q])`` float64 of a ranking's negative log-likelihood
+    ``−a·x + Σ_q α_q·logsumexp(x[mask_q])`` (x: the K segments' logits at their positions, best first)
+    for each tie pattern P (2^(K−1) patterns when ``may_tie``, else the untied one alone), by ``rule``:
+
+    * ``"plackett-luce"``: Plackett–Luce averaged over the orders a pattern's ties allow; a tied group G
+      above the positions O below it contributes ``Σ_{∅ ≠ B ⊆ G} logsumexp(x_{B ∪ O}) / C(|G|, |B|)``
+      (B: what is left of the group at one of its stages) and ``−Σ_{p ∈ G} x_p``;
+    * ``"pair-split"``: the mean Bradley–Terry loss of the C(K, 2) position pairs (a tied pair: ½ each way).
+
+    Singleton terms are folded into ``a`` (``logsumexp`` of one x is x); patterns with fewer terms are
+    padded with ``α = 0`` over every position. Exact fractions in float64; the reward learner, the
+    ranking DPO and the teacher fit all read this one table."""
+    patterns = range(1 << (K - 1)) if may_tie else range(1)
+    rows = []
+    for pattern in patterns:
+        groups = tie_groups(K, pattern)
+        a = [0.0] * K
+        terms: list[tuple[tuple[int, ...], float]] = []
+        if rule == "plackett-luce":
+            a = [1.0] * K
+            for j, group in enumerate(groups):
+                below = tuple(p for later in groups[j + 1:] for p in later)
+                for size in range(1, len(group) + 1):
+                    for part in itertools.combinations(group, size):
+                        weight = 1.0 / math.comb(len(group), size)
+                        members = part + below
+                        if len(members) == 1:
+                            a[members[0]] -= weight
+                        else:
+                            terms.append((members, weight))
+        elif rule == "pair-split":
+            pairs = list(itertools.combinations(range(K), 2))
+            group_of = {p: g for g, group in enumerate(groups) for p in group}
+            for s, t in pairs:
+                if group_of[s] == group_of[t]:
+                    a[s] += 0.5 / len(pairs)
+                    a[t] += 0.5 / len(pairs)
+                else:
+                    a[s] += 1.0 / len(pairs)
+                terms.append(((s, t), 1.0 / len(pairs)))
+        else:
+            raise ValueError(f"rank_learner must be 'plackett-luce' or 'pair-split', got {rule!r}")
+        rows.append((a, terms))
+    Q = max(len(terms) for _, terms in rows)
+    with torch.inference_mode(False):     # cached: normal tensors, usable by autograd whoever asks first
+        masks = torch.ones(len(rows), Q, K, dtype=torch.bool)
+        alpha = torch.zeros(len(rows), Q, dtype=torch.float64)
+        for i, (_, terms) in enumerate(rows):
+            for q, (members, weight) in enumerate(terms):
+                masks[i, q] = False
+                masks[i, q, list(members)] = True
+                alpha[i, q] = weight
+        return torch.tensor([a for a, _ in rows], dtype=torch.float64), masks, alpha
