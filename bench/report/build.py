@@ -22,8 +22,18 @@ import pandas as pd
 
 from .. import outputs
 from ..sweep.config import SHOWN_COLUMNS, group_columns, grouping_columns
-from . import (alignment, convergence, ecosystem, overoptimisation, overoptimisation_data, preference_models,
-               preset_figures, queries, rankings, teachers)
+from . import (
+    alignment,
+    convergence,
+    ecosystem,
+    overoptimisation,
+    overoptimisation_data,
+    preference_models,
+    preset_figures,
+    queries,
+    rankings,
+    teachers,
+)
 from .runs import Run, load_run, load_store, same_provenance
 from .section import ReportInputs, Section, SectionOutput
 from .stats import summarize, varying_fields

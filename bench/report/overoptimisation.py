@@ -65,7 +65,7 @@ def main_setting(table: pd.DataFrame) -> dict:
     most values of N (ties: the first in sorted order)."""
     bt = table[(table["proxy"] == "bt") & (table["path"] == "best_of_n")]
     counts = bt.groupby(list(MAIN), sort=True)["budget"].nunique()
-    return dict(zip(MAIN, counts.idxmax(), strict=True)) if len(counts) else {}
+    return dict(zip(MAIN, tuple(counts.idxmax()), strict=True)) if len(counts) else {}   # type: ignore[arg-type]
 
 
 def section(inputs: ReportInputs) -> SectionOutput:
@@ -78,7 +78,7 @@ def section(inputs: ReportInputs) -> SectionOutput:
     seeds = per_seed(cells[cells["status"] == "done"], settings)
     peak_table = peaks(seeds, settings)
     main = main_setting(table)
-    files = [stage / "overoptimisation_paths.csv", stage / "overoptimisation_fits.csv", stage / "overoptimisation_peaks.csv"]
+    files = [stage / f"overoptimisation_{name}.csv" for name in ("paths", "fits", "peaks")]
     curves = table.groupby([*settings, "path", "step"], sort=True, dropna=False)[
         ["param", "kl", "d", "proxy_gain", "gold_gain"]].mean().reset_index()
     for frame, path in zip((curves, fit_table, peak_table), files, strict=True):
@@ -92,7 +92,7 @@ def section(inputs: ReportInputs) -> SectionOutput:
                    "Each form's fitted gold gain (y) against the measured mean gold gain (x) at every point of every "
                    "configuration's best-of-n path (top) and KL path (bottom), left d(α − βd), right d(α − β log d); "
                    "the line is y = x. The title gives the median R² over configurations."),
-            Figure(figures.peaks_figure(_where(peak_table, {"task": main.get("task"), "reference": main.get("reference")})
+            Figure(figures.peaks_figure(_where(peak_table, {k: main.get(k) for k in ("task", "reference")})
                                         .loc[lambda f: f["path"].isin(["kl", "align"])],
                                         stage / "overoptimisation_peaks.png"),
                    "Reward over-optimisation: where the gold peaks, against the number of pairs",

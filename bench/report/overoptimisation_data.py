@@ -11,6 +11,8 @@ each configuration's per-seed gold-gain curves (:mod:`bench.report.gao`).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import pandas as pd
 
@@ -43,12 +45,12 @@ def setting_columns(cells: pd.DataFrame) -> list[str]:
     return [c for c in grouping_columns(cells) if c in cells]
 
 
-def points(cells: pd.DataFrame, stored: dict[str, dict]) -> pd.DataFrame:
+def points(cells: pd.DataFrame, stored: Mapping[str, dict]) -> pd.DataFrame:
     """One row per path point of every done cell (see the module docstring)."""
     settings = setting_columns(cells)
     frames = []
     for _, row in cells[cells["status"] == "done"].iterrows():
-        history = stored[CellConfig.from_fields(row.to_dict()).key]["history"]
+        history = stored[CellConfig.from_fields({str(k): v for k, v in row.items()}).key]["history"]
         base = {c: row[c] for c in [*settings, "seed"]}
         reference_proxy = history["best_of_n.proxy"][0] if "best_of_n.proxy" in history else np.nan
         for path in PATHS:
@@ -78,7 +80,7 @@ def fits(table: pd.DataFrame, settings: list[str]) -> pd.DataFrame:
         fields = dict(zip([*settings, "path"], key, strict=True))
         for form in gao.FORMS:
             fit = gao.fit_curves(form, curves(group), bootstrap_rng(fields | {"form": form}))
-            rows.append(fields | {"form": form, "form_used": form == FORM_OF[fields["path"]],
+            rows.append(fields | {"form": form, "form_used": form == FORM_OF[str(fields["path"])],
                                   "alpha": fit.alpha, "alpha_ci_low": fit.alpha_ci[0], "alpha_ci_high": fit.alpha_ci[1],
                                   "beta": fit.beta, "beta_ci_low": fit.beta_ci[0], "beta_ci_high": fit.beta_ci[1],
                                   "d_star": fit.d_star, "d_star_ci_low": fit.d_star_ci[0],

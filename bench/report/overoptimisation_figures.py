@@ -8,13 +8,13 @@ from pathlib import Path
 import matplotlib
 
 matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import matplotlib.pyplot as plt
+import numpy as np
+import pandas as pd
 
-from . import gao  # noqa: E402
-from .figures import MARKERS, _save  # noqa: E402
-from .overoptimisation_data import FORM_OF, PATH_NAMES  # noqa: E402
+from . import gao
+from .figures import MARKERS, _save
+from .overoptimisation_data import FORM_OF, PATH_NAMES
 
 
 def _mean_curve(rows: pd.DataFrame, value: str) -> pd.DataFrame:
@@ -40,7 +40,8 @@ def gao_figure(table: pd.DataFrame, fit_table: pd.DataFrame, path: Path) -> Path
             gold, proxy = _mean_curve(rows, "gold_gain"), _mean_curve(rows, "proxy_gain")
             ax.plot(gold["d"], gold["gold_gain"], "-o", color="C0", ms=3, label="gold (true reward), left axis")
             twin = ax.twinx()        # a proxy learned from few pairs is on a scale of its own (overconfident)
-            twin.plot(proxy["d"], proxy["proxy_gain"], "--s", color="C1", ms=3, label="proxy (learned reward), right axis")
+            twin.plot(proxy["d"], proxy["proxy_gain"], "--s", color="C1", ms=3,
+                      label="proxy (learned reward), right axis")
             twin.tick_params(axis="y", colors="C1", labelsize=7)
             twin.set_ylim(bottom=min(0.0, float(proxy["proxy_gain"].min())))
             fit = fit_table[(fit_table["path"] == name) & (fit_table["budget"] == budget)
@@ -98,7 +99,7 @@ def peaks_figure(peaks: pd.DataFrame, path: Path) -> Path:
     fig, axes = plt.subplots(1, 2, figsize=(10.5, 3.9))
     for k, (key, rows) in enumerate(peaks.groupby(["proxy", "teacher", "path"], sort=True)):
         rows = rows.sort_values("budget")
-        label = f"{key[0]} · {key[1]} · {PATH_NAMES[key[2]]}"
+        label = f"{key[0]} · {key[1]} · {PATH_NAMES[str(key[2])]}"
         for ax, value in zip(axes, ("peak_d", "peak_gain"), strict=True):
             mean = rows[f"{value}_mean"].to_numpy(float)
             bars = np.clip([mean - rows[f"{value}_ci_low"], rows[f"{value}_ci_high"] - mean], 0, None)

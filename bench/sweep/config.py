@@ -52,9 +52,10 @@ scored exactly::
     references = ["sft:100"] # optional (default uniform)
     seeds = 10
 
-(:mod:`bench.sweep.overoptimising` runs them and says what each path is). ``queries``, ``ensembles``, ``learner_models``, ``fits`` and
-``[task.train]`` do not apply to such a table, ``betas`` means nothing without ``methods``, ``golds`` nothing without ``proxies``, ``references``
-nothing without either. An
+(:mod:`bench.sweep.overoptimising` runs them and says what each path is). ``queries``,
+``ensembles``, ``learner_models``, ``fits``, the ranking axes and ``[task.train]`` do not apply to
+such a table, ``betas`` means nothing without ``methods``, ``golds`` nothing without ``proxies``,
+``references`` nothing without either. An
 alignment cell has three more fields, :data:`ALIGNMENT_COLUMNS`, after the others (in its key and
 in ``cells.csv``); a cell without a method has neither them nor their columns, so the keys and
 tables of training sweeps do not change. An over-optimisation cell has
@@ -437,7 +438,7 @@ def _choices(field: str) -> tuple[str, ...]:
 def _alignments(path: Path, spec: TaskSpec, table: dict, axis: Callable,
                 instances: list[dict[str, Any]]) -> list[dict[str, Any]]:
     """The alignment fields of every (method, β, reference) a table crosses."""
-    task, names = spec.name, rlhf.ALIGNMENT_METHODS.names()
+    names = rlhf.ALIGNMENT_METHODS.names()
     methods = axis("methods", str, f"one of {', '.join(names)}", lambda v: v in names)
     betas = axis("betas", float, "a number > 0 (the KL strength β)", lambda v: 0 < v < math.inf, default=[0.1])
     references = _references(path, spec, axis, instances)

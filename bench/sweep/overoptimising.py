@@ -91,26 +91,28 @@ def path_group(first: CellConfig, seeds: Sequence[int],
         reference = reference_policy(task, first.reference)
         gold_ref = policy_return(task.mdp, reference, task.true_reward, task.horizon)
         kind, ensemble, aggregate = parse_proxy(first.proxy)
-        out = {}
+        out: dict[tuple[int, int], tuple[dict, dict]] = {}
+        by_seed: list[dict[str, list[PathPoint]]]
         for budget in budgets:
             data = [rlhf.PreferenceData.sampled(task, first.teacher, budget, seed=seed, policy=reference)
                     for seed in seeds]
             if kind == "method":
-                paths = alignment_path(task, data, aggregate, METHOD_BETAS, reference, seeds)
-                by_seed = [{"align": path} for path in paths]
+                by_seed = [{"align": path} for path in alignment_path(task, data, aggregate, METHOD_BETAS, reference,
+                                                                       seeds)]
             else:
                 proxies = proxy_rewards(task, data, seeds, ensemble, aggregate, reference)
                 by_seed = [{"kl": kl_path(task, proxy, KL_BETAS, reference),
                             "best_of_n": best_of_n_path(task, proxy, NS, reference),
                             "npg": npg_path(task, proxy, NPG_STEPS, NPG_LR, reference)} for proxy in proxies]
-            for seed, paths in zip(seeds, by_seed, strict=True):
-                out[budget, seed] = _stored(paths, gold_ref)
+            for seed, seed_paths in zip(seeds, by_seed, strict=True):
+                out[budget, seed] = _stored(seed_paths, gold_ref)
     return out
 
 
 def _stored(paths: dict[str, list[PathPoint]], gold_ref: float) -> tuple[dict, dict]:
     """A seed's ``(metrics, history)`` from its paths (see the module docstring)."""
-    metrics, history = {"gold_ref": float(gold_ref)}, {}
+    metrics: dict[str, float] = {"gold_ref": float(gold_ref)}
+    history: dict[str, list[float]] = {}
     for name, points in paths.items():
         values = {"param": [p.param for p in points], "kl": [p.kl for p in points],
                   "proxy": [p.proxy_return for p in points], "gold": [p.gold_return for p in points]}
