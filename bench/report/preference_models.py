@@ -13,6 +13,10 @@ difficulty does not hide a gap): between learners with the same fit (regret − 
 regret − advantage, advantage − partial) and between fits of the same learner (all − round). A
 setting's learner comparisons are read as one finding, and so are its fit comparisons: each
 family's intervals are Bonferroni-corrected over its comparisons, as the query-rule section's are.
+
+Where the cells record it (``loss_above_truth``), a table shows how often a fit on well-specified
+labels ends above the true reward's loss on its pairs (:func:`above_truth`: the regret learner's loss
+is not convex), with Wilson CIs over seeds; older runs' sections are as before.
 """
 
 from __future__ import annotations
@@ -27,7 +31,7 @@ import rlhf
 from . import aggregate, bootstrap, figures
 from .bootstrap import CONFIDENCE
 from .section import Figure, ReportInputs, SectionOutput
-from .stats import bootstrap_rng, learner_note, values_text
+from .stats import bootstrap_rng, learner_note, proportion_interval, values_text
 
 _SETTING = ["noise", "teacher_model", "budget"]
 _METHOD = ["learner_model", "fit"]
@@ -173,11 +177,63 @@ def section(inputs: ReportInputs) -> SectionOutput:
              "paired differences: [preference_models_differences.csv](preference_models_differences.csv); figure: "
              "*Preference models* in [Figures](#figures).", ""]
     lines += [_markdown(table), "", *learner_note(worlds_cells)]
+    lines += _above_truth_markdown(above_truth(worlds_cells))
     lines += _differences_markdown(paired)
     lines += [*_findings(table, paired), *_across_noises(rates)]
     return SectionOutput(lines=lines, files=[csv, csv_paired, figure],
                          figures=[Figure(figure, "Preference models: share of worlds near-optimal per learner and fit",
                                          _caption(table, paired, worlds, seeds))])
+
+
+def above_truth(cells: pd.DataFrame) -> pd.DataFrame:
+    """Per learner, fit, teacher (preference model and noise) and budget, with well-specified labels (the
+    teacher's preference model is the learner's): of the finished seeds that have a ``loss_above_truth``
+    (runs that record it: :func:`rlhf.training.phases.truth_loss_metrics`), ``above`` of ``seeds`` ended
+    with a higher loss on the pairs their fit last saw than the true reward's, ``share`` with a Wilson
+    CI over seeds (:func:`~bench.report.stats.proportion_interval`). Empty without the metric."""
+    columns = [*_METHOD, "teacher_model", "noise", "budget", "seeds", "above", "share", "ci_low", "ci_high"]
+    if "loss_above_truth" not in cells:
+        return pd.DataFrame(columns=columns)
+    rows = cells[(cells["status"] == "done") & cells["loss_above_truth"].notna()].copy()
+    if rows.empty:
+        return pd.DataFrame(columns=columns)
+    rows["fit"] = rows["fit"].fillna(_DEFAULT_FIT) if "fit" in rows else _DEFAULT_FIT
+    teachers = {spec: rlhf.Teacher.parse(spec) for spec in rows["teacher"].unique()}
+    default = rlhf.Teacher().preference_model
+    rows["noise"] = rows["teacher"].map(lambda s: str(dataclasses.replace(teachers[s], preference_model=default)))
+    rows["teacher_model"] = rows["teacher"].map(lambda s: teachers[s].preference_model.name)
+    assumed = rows["learner_model"].map(
+        lambda m: rlhf.LEARNER_MODELS[m].preference_model if m in rlhf.LEARNER_MODELS else None)
+    out = []
+    for (learner, fit, teacher, noise, _), at in rows[rows["teacher_model"] == assumed].groupby(
+            [*_METHOD, "teacher_model", "noise", "budget"], sort=True):
+        values = at["loss_above_truth"].to_numpy(dtype=float)
+        low, high = proportion_interval(values)
+        out.append({"learner_model": learner, "fit": fit, "teacher_model": teacher, "noise": noise,
+                    "budget": int(at["budget"].iloc[0]), "seeds": len(values), "above": int(values.sum()),
+                    "share": float(values.mean()), "ci_low": low, "ci_high": high})
+    return pd.DataFrame(out, columns=columns)
+
+
+def _above_truth_markdown(above: pd.DataFrame) -> list[str]:
+    """The non-convexity check's sentence and table (nothing without the metric)."""
+    if above.empty:
+        return []
+    rows = []
+    keys = ["learner_model", "fit", "teacher_model", "noise"]
+    for (learner, fit, teacher, noise), line in sorted(above.groupby(keys, sort=True),
+                                                      key=lambda g: (*_order((str(g[0][0]), str(g[0][1]))), g[0][2:])):
+        row = {"learner": learner, "fit": fit, "teacher": f"{teacher}, {noise}"}
+        for _, r in line.sort_values("budget").iterrows():
+            row[str(r["budget"])] = f"{r['above']}/{r['seeds']}: {_cell(r['share'], r['ci_low'], r['ci_high'])}"
+        rows.append(row)
+    return ["Does a fit end above the truth? The regret learner plans inside its loss, which is then not convex "
+            "(`rlhf/learning/regret.py`). With well-specified labels (the teacher's preference model is the "
+            "learner's), the share of seeds whose learned reward ends with a higher Bradley–Terry loss on the pairs "
+            "its last update fitted (*round*: that round's; *all*: every pair so far) than the true reward scored "
+            "the same way (the truth's optimal advantages A* for regret, its summed reward for partial, whose loss "
+            f"is convex), with {CONFIDENCE:.0%} Wilson CIs over seeds (all worlds pooled):", "",
+            pd.DataFrame(rows).fillna("").to_markdown(index=False), ""]
 
 
 def _caption(table: pd.DataFrame, paired: pd.DataFrame, worlds: int, seeds: int) -> str:

@@ -65,6 +65,14 @@ class LearnerModel(ABC):
         """A fresh model per key (``theta[*keys.shape, F]``): the task's reward model."""
         return task.new_reward_model(keys)
 
+    truth_loss: ClassVar[bool] = True
+    """Whether a run's metrics compare its fit with the truth on the pairs it last fitted (``loss_gap``,
+    ``loss_above_truth``: :func:`rlhf.training.phases.truth_loss_metrics`): for a learner whose
+    table is a reward (the task's reward model), scored like the true reward through its preference
+    model. Off for the advantage learner: its table is a free Â, its Bradley–Terry loss is convex (linear
+    margins, as the partial learner's: the comparison the metric needs), and its metrics describe an
+    advantage (:func:`rlhf.metrics.advantage_metrics`)."""
+
     ranks: ClassVar[bool] = True
     """Whether it fits rankings and ties (``rank > 2`` or ``ties``: its fitter is then a
     :class:`~rlhf.learning.rankings.RankingLearner`); a configuration refuses them otherwise."""
@@ -114,6 +122,7 @@ class AdvantageLearner(LearnerModel):
 
     name: ClassVar[str] = "advantage"
     preference_model: ClassVar[str] = "regret"
+    truth_loss: ClassVar[bool] = False
 
     def new_model(self, task: Task, keys: Keys) -> RewardModel:
         """A free ``[S, A]`` table (standard normal draws), whatever the task's reward model."""

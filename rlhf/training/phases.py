@@ -82,6 +82,10 @@ class LoopState:
     learner: RewardLearner
     policy: torch.Tensor
     """``pi[B, S, A]``: the policy acting on ``reward_model`` (what on-policy pairs are rolled out from)."""
+    fitted: tuple[tuple[Trajectories, Trajectories, Labels], ...] = ()
+    """The pairs ``([B, n, T], [B, n, T], labels)`` of each round the learner's last update fitted (``fit="round"``:
+    the round's; ``"all"``: every round's so far), where the metrics compare that fit with the truth's
+    (:func:`compares_fit`); else empty. References to the rounds' tensors, never changed."""
 
 
 def prepare(task: Task, config: TrainConfig, seeds: list[int], keys: Keys) -> Setting:
@@ -197,8 +201,11 @@ def run_round(setting: Setting, state: LoopState, index: int,
     loss = update_reward(setting, state, index, first, second, labels)
     policy = plan_policy(setting, state.reward_model)
     entries = evaluate_round(setting, policy, loss, labels)
-    return (dataclasses.replace(state, policy=policy), RoundRecord(index, first, second, labels, state.reward_model),
-            entries)
+    fitted = state.fitted
+    if compares_fit(setting):
+        fitted = (*(fitted if setting.config.fit == "all" else ()), (first, second, labels))
+    return (dataclasses.replace(state, policy=policy, fitted=fitted),
+            RoundRecord(index, first, second, labels, state.reward_model), entries)
 
 
 # ------------------------------------------------------------------ rankings and ties
@@ -302,6 +309,55 @@ def heldout_accuracy(setting: Setting, reward_model: LearnedReward) -> torch.Ten
     return preference_accuracies(learned, truth.expand_as(learned))
 
 
+def compares_fit(setting: Setting) -> bool:
+    """Whether a run's metrics compare the learner's fit with the truth's on the pairs it last fitted
+    (:func:`truth_loss_metrics`): where its learner model fits a reward
+    (:attr:`~rlhf.learning.learner_models.LearnerModel.truth_loss`: partial, regret; not advantage) on
+    pairs (not rankings or ties: another likelihood), one model per seed (an ensemble's members each fit
+    their own bootstrap resample, and no one table fitted the pairs). Every task has a true reward, so
+    the truth's loss exists wherever this holds."""
+    cfg = setting.config
+    return setting.learner_model.truth_loss and not cfg.ranked and cfg.ensemble == 1
+
+
+def truth_loss_metrics(setting: Setting, state: LoopState) -> list[dict[str, float]]:
+    """Per seed, the learner's fit against the truth on the pairs its last update fitted (``state.fitted``;
+    the answered ones where the labeller can skip, as the learner drops the rest): ``loss_gap`` =
+    L(learned) − L(truth) and ``loss_above_truth`` = 1.0 where that is > 0, else 0.0 (both NaN with no
+    pair answered). L is the mean Bradley–Terry loss ``softplus(z) − y·z`` in float64 of the margins
+    ``z = Σ_t s(σ₁_t) − Σ_t s(σ₂_t)`` (float64 sums of the float32 scores) under step scores ``s``: the
+    learner's of its final model (:meth:`~rlhf.learning.learner_models.LearnerModel.scores`: the learned
+    reward for partial, its A_κ for regret) or the truth's under the learner's preference model (the
+    true reward; its A*, at κ = ∞). Each seed on its own rows (nothing summed across seeds: the same
+    alone or in a batch); no random draw, nothing changed."""
+    cfg, learner = setting.config, setting.learner_model
+    table, features = learner.scores(state.reward_model, setting.task, cfg, setting.keys.key.dim())     # [B, F]
+    truth = preference_model(learner.preference_model).step_scores(setting.truths, cfg.discount)
+    rounds = state.fitted
+    first = Trajectories(*(torch.cat([getattr(r[0], x) for r in rounds], -2) for x in ("states", "actions")))
+    second = Trajectories(*(torch.cat([getattr(r[1], x) for r in rounds], -2) for x in ("states", "actions")))
+    y = torch.cat([r[2].prefer_first for r in rounds], -1).double()                                  # [B, N]
+    answered = torch.cat([r[2].answered for r in rounds], -1) if setting.may_skip else None
+    f1, f2 = features(first), features(second)                                                       # [B, N, T]
+
+    def loss(z: torch.Tensor, y: torch.Tensor) -> float:
+        """Mean of ``softplus(z) − y·z`` (softplus as ``max(z, 0) + log1p(exp(−|z|))``: no threshold)."""
+        return float((z.clamp(min=0) + torch.log1p(torch.exp(-z.abs())) - y * z).mean())
+
+    out = []
+    for k in range(len(setting.seeds)):
+        learned = table[k][f1[k]].double().sum(-1) - table[k][f2[k]].double().sum(-1)               # [N]
+        true, labels = true_margins(truth, first[k], second[k]), y[k]
+        if answered is not None:
+            if not bool(answered[k].any()):
+                out.append({"loss_gap": float("nan"), "loss_above_truth": float("nan")})
+                continue
+            learned, true, labels = learned[answered[k]], true[answered[k]], labels[answered[k]]
+        gap = loss(learned, labels) - loss(true, labels)
+        out.append({"loss_gap": gap, "loss_above_truth": float(gap > 0)})
+    return out
+
+
 def seed_results(setting: Setting, state: LoopState, history: dict[str, list[torch.Tensor]], rounds: int,
                  config: TrainConfig) -> list[RunResult]:
     """Each seed's result after ``rounds`` rounds (its history so far, metrics now), under ``config``
@@ -312,6 +368,7 @@ def seed_results(setting: Setting, state: LoopState, history: dict[str, list[tor
     if isinstance(state.learner, RankingLearner) and state.learner.ties != "none":
         fitted = state.learner.tie_parameter()
         tie_params = (member_mean(fitted, -1) if config.ensemble > 1 else fitted).tolist()
+    against_truth = truth_loss_metrics(setting, state) if compares_fit(setting) and state.fitted else None
     out = []
     for k, seed in enumerate(setting.seeds):
         model = state.reward_model[k]
@@ -319,6 +376,8 @@ def seed_results(setting: Setting, state: LoopState, history: dict[str, list[tor
         metrics["pref_accuracy"] = accuracy[k]
         if tie_params is not None:
             metrics["fitted_tie_param"] = tie_params[k]
+        if against_truth is not None:
+            metrics |= against_truth[k]
         with torch.inference_mode(False):        # a clone outside inference mode is a normal tensor
             reward = model.reward().clone()
         out.append(RunResult(config, seed, {key: values[k] for key, values in rows.items()}, metrics, reward))

@@ -58,7 +58,12 @@ class RunResult:
     reward, its preference model's :meth:`~rlhf.preferences.models.PreferenceModel.metrics`) plus
     ``pref_accuracy``; with a tie model (``ties``), ``fitted_tie_param``: the learner's θ or ν (fitted,
     with ``tie_fit="learned"``; the members' mean in an ensemble; not ``tie_param``, the configuration
-    field it starts from, which a sweep's table keeps beside the metrics)."""
+    field it starts from, which a sweep's table keeps beside the metrics); for a learner that fits a
+    reward on pairs (partial, regret; one model per seed, no rankings or ties), ``loss_gap``: its final
+    model's mean Bradley–Terry loss on the pairs its last update fitted (``fit="round"``: the last round's;
+    ``"all"``: every pair so far; answered ones) minus the true reward's, scored through the learner's
+    preference model (its summed reward; its optimal advantages A*), float64, and ``loss_above_truth``:
+    1.0 where that gap is > 0, else 0.0 (:func:`rlhf.training.phases.truth_loss_metrics`)."""
     reward: torch.Tensor
     """The final learned reward (or, for the regret learner, Â), [S] or [S, A]."""
 

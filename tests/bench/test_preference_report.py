@@ -7,6 +7,7 @@ from helpers import run_and_report
 
 from bench.report import preference_models
 from bench.report.build import report_inputs
+from bench.report.stats import proportion_interval
 from bench.sweep.config import group_columns
 
 WORLDS = range(8)
@@ -131,3 +132,44 @@ def test_a_report_of_random_worlds_alone_re_derives_from_cells_csv(tmp_path):
         mine = cells[(cells["learner_model"] == row["learner_model"]) & (cells["fit"] == row["fit"])]
         assert row["share"] == pytest.approx(mine.groupby("world")["near_optimal"].mean().mean(), abs=1e-6)
     assert "random-gridworld" not in (to / "convergence.md").read_text()
+
+
+
+def test_the_share_of_fits_above_the_truth_is_read_on_well_specified_labels_with_wilson_cis(tmp_path):
+    cells = cells_frame({("regret+boltzmann:1", "regret"): [1.0] * 8, ("regret+boltzmann:1", "partial"): [1.0] * 8,
+                         ("boltzmann:1", "partial"): [1.0] * 8, ("boltzmann:1", "regret", "all"): [1.0] * 8},
+                        seeds=3)
+    # seed s of world w ends above its truth where (w + s) % 4 == 0 (regret learner), or w = s = 0 (partial)
+    regret = cells["learner_model"] == "regret"
+    hit = np.where(regret, (cells["world"] + cells["seed"]) % 4 == 0, (cells["world"] == 0) & (cells["seed"] == 0))
+    cells["loss_above_truth"], cells["loss_gap"] = hit.astype(float), np.where(hit, 0.1, -0.1)
+    failed = regret & (cells["world"] == 1) & (cells["seed"] == 0)          # a failed seed is left out
+    cells.loc[failed, ["status", "loss_above_truth", "loss_gap"]] = ["failed", np.nan, np.nan]
+    plain = preference_models.section(_inputs(cells.drop(columns=["loss_above_truth", "loss_gap"]), tmp_path)).lines
+    assert not any("end above the truth" in line for line in plain)             # no metric (older runs): no sentence
+    assert preference_models.above_truth(cells.drop(columns=["loss_above_truth", "loss_gap"])).empty
+    above = preference_models.above_truth(cells)
+    # well specified only: regret on regret labels, partial on partial labels (regret on partial, all, left out)
+    assert sorted(zip(above["learner_model"], above["fit"], above["teacher_model"], above["noise"], strict=True)) == [
+        ("partial", "round", "partial", "boltzmann:1"), ("regret", "round", "regret", "boltzmann:1")]
+    expected = {}
+    for learner, teacher, rule in (("regret", "regret+boltzmann:1", lambda w, s: (w + s) % 4 == 0),
+                                   ("partial", "boltzmann:1", lambda w, s: w == s == 0)):
+        mine = cells[(cells["learner_model"] == learner) & (cells["teacher"] == teacher) & (cells["status"] == "done")]
+        outcomes = np.array([float(rule(w, s)) for w, s in zip(mine["world"], mine["seed"], strict=True)])
+        expected[learner] = (len(outcomes), int(outcomes.sum()), *proportion_interval(outcomes))
+        row = above[above["learner_model"] == learner].iloc[0]
+        assert (row["seeds"], row["above"]) == expected[learner][:2]
+        assert row["share"] == pytest.approx(outcomes.mean())
+        assert (row["ci_low"], row["ci_high"]) == pytest.approx(expected[learner][2:])
+    assert expected["regret"][:2] == (23, 6) and expected["partial"][:2] == (24, 1)     # by hand: 24 seeds, one failed
+    lines = preference_models.section(_inputs(cells, tmp_path)).lines
+    start = next(i for i, line in enumerate(lines) if "end above the truth" in line)
+    block = preference_models._above_truth_markdown(above)
+    assert lines[start:start + len(block)] == block
+    assert lines[:start] + lines[start + len(block):] == plain                    # the rest of the section unchanged
+    for learner, teacher in (("regret", "regret, boltzmann:1"), ("partial", "partial, boltzmann:1")):
+        seeds, hits, low, high = expected[learner]
+        row = next(line for line in block[2].splitlines() if line.startswith(f"| {learner} "))
+        assert teacher in row and f"{hits}/{seeds}: {hits / seeds:.2f} [{low:.2f}, {high:.2f}]" in row
+    assert block[2].splitlines()[0].split("|")[-2].strip() == "300"                 # one column per budget
