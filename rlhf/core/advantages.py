@@ -35,6 +35,7 @@ import math
 
 import torch
 
+from . import batched
 from .mdp import TabularMDP
 from .soft_backups import _chunks, _mix_executed_actions, _Work
 
@@ -120,7 +121,7 @@ def advantage_vjp(mdp: TabularMDP, weights: torch.Tensor, cotangent: torch.Tenso
             -1, flat, steps.reshape(horizon - 2, rows, -1)).view(horizon - 2, rows, S, S)
         g_row = g_v.unsqueeze(1)                                   # [rows, 1, S]: row vectors (batched.vecmat)
         for step in d.unbind(0)[::-1]:                             # D_{i+1}: G_{V_{i+1}} -> G_{V_i}
-            g_row = torch.bmm(g_row, step)
+            g_row = batched.bmm(g_row, step)
             if discount != 1.0:
                 g_row = g_row.mul_(discount)
             values.append(g_row.squeeze(1))

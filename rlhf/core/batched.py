@@ -6,7 +6,9 @@ the rest; where the two compute a function differently (``torch.sigmoid`` and
 depends on where it falls, i.e. on how many seeds share the batch. Likewise
 ``bmm`` with a column vector sends a batch of one matrix to another BLAS
 routine than a batch of two or more, which sums in another order; products
-here are a row vector times a matrix (:func:`vecmat`), which does not. A sum's
+here are a row vector times a matrix (:func:`vecmat`), which does not at small
+inner sizes, and a batch of one with a large inner size is computed as a batch
+of two (:func:`bmm`). A sum's
 order depends on its input's layout and batch: sums over a segment's steps are
 added in step order (:func:`step_sums`). These
 replacements are built from operations that are exact or position-independent;
@@ -30,6 +32,26 @@ def softplus(x: torch.Tensor) -> torch.Tensor:
     return torch.nn.functional.logsigmoid(-x).neg_()
 
 
+SAME_PATH_INNER = 128
+"""From this inner size on, :func:`bmm` computes a batch of one as a batch of two."""
+
+
+def bmm(a: torch.Tensor, b: torch.Tensor, same_path_inner: int = SAME_PATH_INNER) -> torch.Tensor:
+    """``torch.bmm(a[B, n, m], b[B, m, p])`` with the bits a batch gives, at every batch size.
+
+    Under the pinned kernels (``MKL_CBWR=AVX2,STRICT``: :mod:`bench.kernels`) MKL runs a batch of one
+    by another routine than a batch of two or more once the inner size m reaches 260 (512 for p = 1;
+    measured, torch 2.13), which sums in another order: seed k trained alone then differs from seed k
+    in a batch wherever a product is that long (a round of 300 pairs, every pair so far with
+    ``fit="all"``, Taxi's 3006 features). So a batch of one with m >= :data:`SAME_PATH_INNER` is
+    computed as a batch of two, the same matrices twice (stride-0 views, no copy), and the first
+    result kept: a batch's bits. Below that the batch of one already takes the batch's routine, and
+    costs nothing extra (``tests/rlhf/test_batch_invariance.py`` checks sizes on both sides)."""
+    if a.size(0) == 1 and a.size(-1) >= same_path_inner:     # (an argument: TorchScript reads no globals)
+        return torch.bmm(a.expand(2, -1, -1), b.expand(2, -1, -1))[:1]
+    return torch.bmm(a, b)
+
+
 def vecmat(vectors: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     """``[B, n]`` row-vector products ``vectors[B, m] @ matrices[B, m, n]`` (B >= 1).
 
@@ -39,7 +61,7 @@ def vecmat(vectors: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:
     one goes to another routine and which MKL runs per matrix. (No ``out=``: ``bmm``
     into a non-contiguous ``out`` falls back to a loop over the batch, ~10x slower.)
     """
-    return torch.bmm(vectors.unsqueeze(1), matrices).squeeze(1)
+    return bmm(vectors.unsqueeze(1), matrices).squeeze(1)
 
 
 def step_sums(values: torch.Tensor) -> torch.Tensor:

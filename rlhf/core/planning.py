@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from . import batched
 from .mdp import TabularMDP
 from .regularized import time_indexed_returns
 from .soft_backups import evaluation_backups, exp_space_backups, exp_space_fits, hard_max_backups, log_space_backups
@@ -157,7 +158,7 @@ def expected_returns(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor
                        lambda: mdp.executed_transitions.double().transpose(0, 1))
     p_pi = (flat.double().unsqueeze(-1) * moves).sum(-2)
     for _ in range(length - 1):
-        d = torch.bmm(d, p_pi)                        # d'(t) = Σ_s d(s) P_π(s, t)
+        d = batched.bmm(d, p_pi)                        # d'(t) = Σ_s d(s) P_π(s, t)
         visits.append(d)
     per_step = torch.cat(visits, -2) * step_reward.reshape(-1, 1, mdp.num_states)
     return per_step.sum(dim=(-2, -1)).view(batch)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 import torch
 
+from . import batched
 from .mdp import TabularMDP
 
 _BUFFERED_FROM = 1 << 16
@@ -253,7 +254,7 @@ def exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperatur
             transposed = backup.view(-1, S, S)
             w = w.view(-1, 1, S)             # row vectors as batched.vecmat shapes them, kept so
             for _ in range(horizon - 1):     # (the loop is dispatch-bound: no squeeze a backup)
-                w = torch.bmm(w, transposed)
+                w = batched.bmm(w, transposed)
             w = w.view(*batch, S)
         else:
             backup = backup.view(S, S)

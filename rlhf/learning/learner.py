@@ -256,10 +256,10 @@ class RewardLearner:
             last_logits = []
             for epoch in range(self.config.epochs):
                 for minus_c_t, rows, offset, active, ones in batches:
-                    minus_z = torch.bmm(theta, minus_c_t)
+                    minus_z = batched.bmm(theta, minus_c_t)
                     if epoch == last:
                         last_logits.append(minus_z.neg().squeeze(1))
-                    torch.add(torch.bmm(minus_z.exp_().add_(ones).reciprocal_(), rows), offset, out=grad)
+                    torch.add(batched.bmm(minus_z.exp_().add_(ones).reciprocal_(), rows), offset, out=grad)
                     step(active)
         z = torch.cat(last_logits, dim=1)
         losses = batched.softplus(z) - y * z
@@ -285,7 +285,7 @@ class RewardLearner:
             c, w_b = counts[:, lo:lo + size], w[..., lo:lo + size]
             total = w_b.sum(-1, keepdim=True)                                  # [B, E, 1]
             scale = (w_b / total.clamp(min=1)).contiguous()                    # [B, E, b]
-            offset = torch.bmm(scale * y[:, None, lo:lo + size], c).neg_()     # −(w·y)·C / Σw
+            offset = batched.bmm(scale * y[:, None, lo:lo + size], c).neg_()     # −(w·y)·C / Σw
             batches.append((c.transpose(1, 2).neg().contiguous(), c.contiguous(), scale, offset,
                             (total > 0).view(B * E, 1), torch.ones_like(scale)))
         masked = self.may_skip or len(batches) > 1
@@ -296,11 +296,11 @@ class RewardLearner:
         last_logits = []
         for epoch in range(self.config.epochs):
             for minus_c_t, c, scale, offset, active, ones in batches:
-                minus_z = torch.bmm(theta, minus_c_t)                         # [B, E, b]
+                minus_z = batched.bmm(theta, minus_c_t)                         # [B, E, b]
                 if epoch == self.config.epochs - 1:
                     last_logits.append(minus_z.neg())
                 sigma = minus_z.exp_().add_(ones).reciprocal_().mul_(scale)     # ones: as in _update
-                torch.add(torch.bmm(sigma, c), offset, out=grad)
+                torch.add(batched.bmm(sigma, c), offset, out=grad)
                 step(active if masked else None)
         z = torch.cat(last_logits, dim=-1)
         losses = (batched.softplus(z) - y.unsqueeze(-2) * z) * w
@@ -413,10 +413,10 @@ def _adam_epochs(theta: torch.Tensor, grad: torch.Tensor, minus_c_t: list[torch.
     step = 0
     for epoch in range(epochs):
         for i in range(len(rows)):
-            minus_z = torch.bmm(theta, minus_c_t[i])
+            minus_z = batched.bmm(theta, minus_c_t[i])
             if epoch == epochs - 1:
                 last_logits.append(minus_z.neg().squeeze(1))
-            torch.add(torch.bmm(minus_z.exp_().add_(ones[i]).reciprocal_(), rows[i]), offsets[i], out=grad)
+            torch.add(batched.bmm(minus_z.exp_().add_(ones[i]).reciprocal_(), rows[i]), offsets[i], out=grad)
             torch._fused_adam_(params, grads, exp_avgs, exp_avg_sqs, [], [numbers[step]], amsgrad=False, lr=lr,
                                beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, maximize=False)
             step += 1

@@ -103,6 +103,33 @@ def test_batched_kernels_do_not_depend_on_the_batch(shape):
     torch.testing.assert_close(batched.softplus(x), torch.nn.functional.softplus(x))
 
 
+@pytest.mark.parametrize("learner_model", ["partial", "advantage", "regret"])
+def test_long_products_give_a_seed_alone_its_batch_s_bits(learner_model):
+    """600 features and rounds of 300 pairs: products long enough that MKL computes a batch of one by
+    another routine (:func:`rlhf.core.batched.bmm`); every learner, a seed alone against a batch of 3."""
+    task = rlhf.RandomGridWorld(2)
+    settings = dict(teacher="boltzmann:1", budget=600, pairs_per_round=300, heldout_pairs=20,
+                    learner_model=learner_model, fit="all")
+    batch = rlhf.train_batch(task, [0, 1, 2], **settings)
+    for inside in (batch[0], batch[2]):
+        assert_same_run(rlhf.train(task, seed=inside.seed, **settings), inside)
+
+
+@pytest.mark.parametrize("inner", [8, 127, 128, 259, 260, 300, 511, 512, 600, 3006])
+@pytest.mark.parametrize("columns", [1, 2, 8, 64])
+def test_a_batch_of_one_gets_a_batch_s_bits_at_every_inner_size(inner, columns):
+    """``batched.bmm`` of one matrix equals its row in batches of 2 and 5, at inner sizes on both sides of
+    :data:`rlhf.core.batched.SAME_PATH_INNER` and of the 260 / 512 where MKL's routine for one changes."""
+    g = torch.Generator().manual_seed(inner * 100 + columns)
+    for dtype in (torch.float32, torch.float64):
+        a = torch.randn(5, 1, inner, generator=g, dtype=dtype)
+        b = torch.randn(5, inner, columns, generator=g, dtype=dtype)
+        full, pair = batched.bmm(a, b), batched.bmm(a[:2], b[:2])
+        assert torch.equal(pair, full[:2])
+        for k in range(5):
+            assert torch.equal(batched.bmm(a[k:k + 1], b[k:k + 1]), full[k:k + 1]), (k, dtype)
+
+
 @pytest.mark.parametrize("steps", [3, 8, 30])
 def test_step_sums_of_time_major_segments_do_not_depend_on_the_batch(steps):
     """Time-major segments ([T, B, n] in memory, a transposed view); torch's own sum over T of such a [1, 20, T]
