@@ -26,12 +26,12 @@ from .figures import MARKERS, _budget_axis, _interval, _save, dodge, plt
 from .section import Figure, ReportInputs, SectionOutput
 from .stats import learner_note, values_text
 
-without_rankings = rt.without_rankings
+split = rt.split
 
 
 def section(inputs: ReportInputs) -> SectionOutput:
     """The section's Markdown, its three CSVs and its figure; nothing without ranking or tie cells."""
-    frame = rt.ranking_cells(inputs.cells)
+    frame = rt.ranking_cells(inputs.ranked)
     if frame.empty:
         return SectionOutput()
     pairs, learners, ties = rt.versus_pairs(frame), rt.learners(frame), rt.ties(frame)

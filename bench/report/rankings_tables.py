@@ -45,10 +45,8 @@ SETTING = [c for c in group_columns() if c != "budget"]
 """What seeds and methods are compared within: the configuration but the budget and the ranking fields."""
 PAIRS = "pairs"
 PL, PS = "plackett-luce", "pair-split"
-FITTED_TIE = ("fitted_tie_param", "tie_param")
-"""Where a tie learner's fitted θ or ν is read, first found first. The loop stores it as the metric
-``tie_param``, which ``cells.csv`` writes over the configuration column of that name (a metric and a field
-share it); ``fitted_tie_param`` is the name proposed for the metric."""
+FITTED_TIE = "fitted_tie_param"
+"""The metric holding a tie learner's fitted θ or ν (the field ``tie_param`` is where it started)."""
 VERDICTS = ("below", "above", "not distinguishable", "identical")
 
 
@@ -68,12 +66,23 @@ def ranking_cells(cells: pd.DataFrame) -> pd.DataFrame:
     frame["rank"] = frame["rank"].astype(int)
     for name in ("rank_learner", "rank_cost", "ties", "tie_fit"):
         frame[name] = frame[name].astype(str)
-    fitted = next(c for c in FITTED_TIE if c in frame)
-    frame["fitted_tie"] = pd.to_numeric(frame[fitted], errors="coerce").where(frame["ties"] != "none")
+    fitted = pd.to_numeric(frame[FITTED_TIE], errors="coerce") if FITTED_TIE in frame else np.nan
+    frame["fitted_tie"] = pd.Series(fitted, index=frame.index).where(frame["ties"] != "none")
     set_ = (frame["rank"] != RANKING_DEFAULTS["rank"]) | (frame["ties"] != RANKING_DEFAULTS["ties"])
     set_ |= ((frame["rank_learner"] != RANKING_DEFAULTS["rank_learner"])
              | (frame["rank_cost"] != RANKING_DEFAULTS["rank_cost"])) & (frame["rank"] > 2)
     return frame if set_.any() else pd.DataFrame()
+
+
+def split(cells: pd.DataFrame) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """``(the cells of every setting that holds a ranking or tie cell, every other cell)``: the first for
+    this section, the second (:func:`without_rankings`) for the others, as if no ranking cell existed."""
+    rest = without_rankings(cells)
+    if len(rest) == len(cells):
+        return cells.iloc[0:0], cells
+    mine = cells[SETTING].merge(rest[SETTING].drop_duplicates().assign(_rest=True), on=SETTING,
+                                how="left")["_rest"].isna().to_numpy()
+    return cells[mine].reset_index(drop=True), rest.reset_index(drop=True)
 
 
 def without_rankings(cells: pd.DataFrame) -> pd.DataFrame:

@@ -49,6 +49,9 @@ class ReportInputs:
     aligned: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The alignment cells (with ``method``, ``beta``, ``reference``), one row per (configuration, seed):
     the alignment section's; ``cells`` and the summaries hold every other cell."""
+    ranked: pd.DataFrame = field(default_factory=pd.DataFrame)
+    """The cells of every setting that holds a ranking or tie cell (those and the pairs they are compared
+    with): the rankings section's; ``cells`` and the summaries hold every other cell."""
     paths: pd.DataFrame = field(default_factory=pd.DataFrame)
     """The over-optimisation cells (with ``proxy``, ``gold``, ``reference``; their paths are in
     ``stored``' histories), one row per (configuration, seed): the over-optimisation section's."""

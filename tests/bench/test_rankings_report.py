@@ -39,7 +39,7 @@ def _rows(epic: np.ndarray, budget: int, near: float = 1.0, tie_param: np.ndarra
     for k, seed in enumerate(SEEDS):
         metrics = {"epic": float(epic[k]), "near_optimal": float(k < near * len(SEEDS)), "scaled_return": 1.0}
         if tie_param is not None:
-            metrics["tie_param"] = float(tie_param[k])          # the loop's metric: written over the field
+            metrics["fitted_tie_param"] = float(tie_param[k])    # the loop's metric (the field tie_param: its start)
         out.append({**_cell(seed, budget, **cell), "status": "done", "error": "", **metrics})
     return out
 
@@ -149,8 +149,8 @@ def test_the_section_writes_its_tables_and_figure_and_shows_the_numbers(tmp_path
     ties, _ = tie_cells(tmp_path)
     stage = tmp_path / "stage"
     stage.mkdir()
-    out = rankings.section(ReportInputs(cells=pd.concat([cells, ties], ignore_index=True), summary=pd.DataFrame(),
-                                        main=pd.DataFrame(), extra=(), stage=stage))
+    out = rankings.section(ReportInputs(cells=pd.DataFrame(), summary=pd.DataFrame(), main=pd.DataFrame(), extra=(),
+                                        stage=stage, ranked=pd.concat([cells, ties], ignore_index=True)))
     assert [p.name for p in out.files] == ["rankings.csv", "rankings_learners.csv", "rankings_ties.csv", "rankings.png"]
     assert all(p.is_file() for p in out.files) and out.figures[0].path.name == "rankings.png"
     page = "\n".join(out.lines)
@@ -162,8 +162,8 @@ def test_the_section_writes_its_tables_and_figure_and_shows_the_numbers(tmp_path
 @pytest.mark.parametrize("only", ["rankings", "ties"])
 def test_a_run_with_only_rankings_or_only_ties_has_its_part_of_the_section(tmp_path, only):
     cells = rank_cells(tmp_path)[0] if only == "rankings" else tie_cells(tmp_path)[0]
-    out = rankings.section(ReportInputs(cells=cells, summary=pd.DataFrame(), main=pd.DataFrame(), extra=(),
-                                        stage=tmp_path))
+    out = rankings.section(ReportInputs(cells=pd.DataFrame(), summary=pd.DataFrame(), main=pd.DataFrame(), extra=(),
+                                        stage=tmp_path, ranked=cells))
     page = "\n".join(out.lines)
     assert ("### Ties" in page) == (only == "ties")
     assert ("### Plackett–Luce against pair split" in page) == (only == "rankings")
@@ -176,18 +176,21 @@ def test_other_sections_get_the_cells_without_this_sweeps_settings(tmp_path):
     cells, _ = rank_cells(tmp_path)
     (tmp_path / "other").mkdir()
     other = _load(_rows(_values(0.1, 0.2, 3), 30, teacher="boltzmann:0.3"), tmp_path / "other")
-    rest = rankings.without_rankings(pd.concat([cells, other], ignore_index=True))
+    both = pd.concat([cells, other], ignore_index=True)
+    mine, rest = rankings.split(both)
     assert len(rest) == len(other) and (rest["teacher"] == "boltzmann:0.3").all() and "rank" not in rest
-    assert rankings.without_rankings(other).equals(other)
+    assert len(mine) == len(cells) and (mine["teacher"] != "boltzmann:0.3").all()
+    assert rankings.split(other)[1].equals(other) and rankings.split(other)[0].empty
 
 
 def test_no_ranking_cells_no_section(tmp_path):
     pairs = _load(_rows(_values(0.1, 0.2, 1), 30), tmp_path)
     assert not any(c in pairs for c in ("rank", "ties"))                 # pair cells: no ranking columns
-    inputs = ReportInputs(cells=pairs, summary=pd.DataFrame(), main=pd.DataFrame(), extra=(), stage=tmp_path)
+    inputs = ReportInputs(cells=pd.DataFrame(), summary=pd.DataFrame(), main=pd.DataFrame(), extra=(), stage=tmp_path,
+                          ranked=pairs)
     assert rankings.section(inputs) == rankings.SectionOutput()
     defaults = pairs.assign(rank=2, rank_learner="plackett-luce", rank_cost="comparisons", ties="none",
                             tie_param=0.0, tie_fit="fixed")                # the columns, every value the default
-    assert rankings.section(ReportInputs(cells=defaults, summary=pd.DataFrame(), main=pd.DataFrame(), extra=(),
-                                         stage=tmp_path)) == rankings.SectionOutput()
+    assert rankings.section(ReportInputs(cells=pd.DataFrame(), summary=pd.DataFrame(), main=pd.DataFrame(), extra=(),
+                                         stage=tmp_path, ranked=defaults)) == rankings.SectionOutput()
     assert not list(tmp_path.glob("rankings*"))
