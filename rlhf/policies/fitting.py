@@ -28,6 +28,7 @@ position ``X[q, k, :]`` give ``h[q, k]`` (one row-vector product over the Q·K o
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import cast
 
 import torch
@@ -144,31 +145,46 @@ def _adam_all(problem: AlignProblem, loss: PairLoss, log_ref: torch.Tensor, thet
     X1t, X2t = X1.transpose(1, 2).contiguous(), X2.transpose(1, 2).contiguous()          # [K, F, P]
     y = torch.stack([_labels(d, loss) for d in data]).float()
     w = torch.stack([d.weight for d in data]).float()
-    ref = log_ref.float().expand(K, F)
-    padded = torch.zeros(K, -(-F // _SIMD_BLOCK) * _SIMD_BLOCK)
+
+    def feature_gradient(ratio: torch.Tensor) -> torch.Tensor:
+        h1, h2 = batched.vecmat(ratio, X1t), batched.vecmat(ratio, X2t)
+        d1, d2 = loss.gradient(h1, h2, y)
+        return batched.vecmat(d1 * w, X1) + batched.vecmat(d2 * w, X2)                # [K, F]
+
+    theta, ratio = _adam_on_logits(problem, theta0, log_ref, K, A, feature_gradient)
+    h1, h2 = batched.vecmat(ratio, X1t), batched.vecmat(ratio, X2t)
+    final = batched.vecmat(loss.loss(h1, h2, y) * w, torch.ones(K, h1.shape[-1], 1)).squeeze(-1)
+    return AlignFit(_policies(theta.clone(), S, A, steps, time_indexed), [{"loss": float(v)} for v in final])
+
+
+def _adam_on_logits(problem: AlignProblem, theta0: torch.Tensor, log_ref: torch.Tensor, seeds: int, A: int,
+                    feature_gradient: Callable[[torch.Tensor], torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+    """Full-batch Adam on tabular softmax logits ``θ[seeds, F]`` from ``theta0``, for the problem's steps at
+    its learning rate: each step ``feature_gradient(ratio)`` is the loss's gradient ``[seeds, F]`` with
+    respect to the log-ratios ``log π − log π_ref`` of every feature, chained through each state's
+    softmax. Returns θ and the final log-ratios. Every direct method's sampled-data fit, pairs or
+    rankings, is this loop with its own gradient."""
+    F = log_ref.numel()
+    ref = log_ref.float().expand(seeds, F)
+    padded = torch.zeros(seeds, -(-F // _SIMD_BLOCK) * _SIMD_BLOCK)
     theta, grad = padded[:, :F], torch.zeros_like(padded)
-    theta.copy_(theta0.float().expand(K, F))
+    theta.copy_(theta0.float().expand(seeds, F))
     adam = _adam(padded, grad, torch.zeros_like(padded), torch.zeros_like(padded), problem.options.lr)
     numbers = torch.arange(1, problem.options.steps + 1, dtype=torch.float32)
 
     def log_ratios() -> tuple[torch.Tensor, torch.Tensor]:
-        logits = theta.reshape(K, -1, A)
+        logits = theta.reshape(seeds, -1, A)
         top = logits.amax(-1, keepdim=True)
         logp = logits - top - torch.log(batched.step_sums(torch.exp(logits - top))).unsqueeze(-1)
-        return logp.view(K, F), logp.view(K, F) - ref
+        return logp.view(seeds, F), logp.view(seeds, F) - ref
 
     for step in range(problem.options.steps):
         logp, ratio = log_ratios()
-        h1, h2 = batched.vecmat(ratio, X1t), batched.vecmat(ratio, X2t)
-        d1, d2 = loss.gradient(h1, h2, y)
-        G = batched.vecmat(d1 * w, X1) + batched.vecmat(d2 * w, X2)                  # [K, F]
-        by_state = G.view(K, -1, A)
-        grad[:, :F] = (by_state - batched.step_sums(by_state).unsqueeze(-1) * torch.exp(logp.view(K, -1, A))).view(K, F)
+        by_state = feature_gradient(ratio).view(seeds, -1, A)
+        grad[:, :F] = (by_state - batched.step_sums(by_state).unsqueeze(-1)
+                       * torch.exp(logp.view(seeds, -1, A))).view(seeds, F)
         adam([numbers[step]])
-    _, ratio = log_ratios()
-    h1, h2 = batched.vecmat(ratio, X1t), batched.vecmat(ratio, X2t)
-    final = batched.vecmat(loss.loss(h1, h2, y) * w, torch.ones(K, h1.shape[-1], 1)).squeeze(-1)
-    return AlignFit(_policies(theta.clone(), S, A, steps, time_indexed), [{"loss": float(v)} for v in final])
+    return theta, log_ratios()[1]
 
 
 # ------------------------------------------------------------------ rankings
@@ -209,28 +225,12 @@ def fit_ranking(problem: AlignProblem, loss: RankingLoss) -> AlignFit:
     Xt = X.transpose(1, 2).contiguous()                                                       # [seeds, F, Q·K]
     pattern = torch.stack([tie_patterns(d.tied) for d in data])                              # [seeds, Q]
     w = torch.stack([d.weight for d in data]).float()
-    ref = log_ref.float().expand(seeds, F)
-    padded = torch.zeros(seeds, -(-F // _SIMD_BLOCK) * _SIMD_BLOCK)
-    theta, grad = padded[:, :F], torch.zeros_like(padded)
-    theta.copy_(theta0.float().expand(seeds, F))
-    adam = _adam(padded, grad, torch.zeros_like(padded), torch.zeros_like(padded), problem.options.lr)
-    numbers = torch.arange(1, problem.options.steps + 1, dtype=torch.float32)
 
-    def log_ratios() -> tuple[torch.Tensor, torch.Tensor]:
-        logits = theta.reshape(seeds, -1, A)
-        top = logits.amax(-1, keepdim=True)
-        logp = logits - top - torch.log(batched.step_sums(torch.exp(logits - top))).unsqueeze(-1)
-        return logp.view(seeds, F), logp.view(seeds, F) - ref
-
-    for step in range(problem.options.steps):
-        logp, ratio = log_ratios()
+    def feature_gradient(ratio: torch.Tensor) -> torch.Tensor:
         h = batched.vecmat(ratio, Xt).view(seeds, Q, K)
-        G = batched.vecmat((loss.gradient(h, pattern) * w.unsqueeze(-1)).view(seeds, Q * K), X)   # [seeds, F]
-        by_state = G.view(seeds, -1, A)
-        grad[:, :F] = (by_state - batched.step_sums(by_state).unsqueeze(-1)
-                       * torch.exp(logp.view(seeds, -1, A))).view(seeds, F)
-        adam([numbers[step]])
-    _, ratio = log_ratios()
+        return batched.vecmat((loss.gradient(h, pattern) * w.unsqueeze(-1)).view(seeds, Q * K), X)   # [seeds, F]
+
+    theta, ratio = _adam_on_logits(problem, theta0, log_ref, seeds, A, feature_gradient)
     h = batched.vecmat(ratio, Xt).view(seeds, Q, K)
     final = batched.vecmat(loss.loss(h, pattern) * w, torch.ones(seeds, Q, 1)).squeeze(-1)
     return AlignFit(_policies(theta.clone(), S, A, steps, time_indexed), [{"loss": float(v)} for v in final])
