@@ -29,7 +29,7 @@ position ``X[q, k, :]`` give ``h[q, k]`` (one row-vector product over the Q·K o
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import cast
+from typing import Any, cast
 
 import torch
 
@@ -86,7 +86,8 @@ def fit_direct(problem: AlignProblem, loss: PairLoss, uses_reference: bool = Tru
     theta0 = finite_log(problem.reference).reshape(-1).repeat(steps)          # [F] log π_ref: start there
     log_ref = theta0 if uses_reference else torch.zeros_like(theta0)         # 0: the loss does not read it
     if problem.exact:
-        return _solve_each(problem, loss, log_ref, theta0, S, A, time_indexed, steps)
+        return _solve_each(problem, loss, theta0, S, A, time_indexed, steps, lambda d, X: Problem(
+            X, X @ log_ref, d.first, d.second, _labels(d, loss), d.weight, A))
     return _adam_all(problem, loss, log_ref, theta0, S, A, time_indexed, steps)
 
 
@@ -104,16 +105,18 @@ def _policies(theta: torch.Tensor, S: int, A: int, steps: int, time_indexed: boo
     return pi.view(theta.shape[0], steps, S, A) if time_indexed else pi.view(theta.shape[0], S, A)
 
 
-def _solve_each(problem: AlignProblem, loss: PairLoss, log_ref: torch.Tensor, theta0: torch.Tensor, S: int, A: int,
-                time_indexed: bool, steps: int) -> AlignFit:
-    """The exact optimum for each seed's data (solved once per distinct dataset)."""
+def _solve_each(problem: AlignProblem, loss: PairLoss | RankingLoss, theta0: torch.Tensor, S: int, A: int,
+                time_indexed: bool, steps: int, problem_of: Callable[[Any, torch.Tensor], Problem | RankedProblem],
+                ) -> AlignFit:
+    """The exact optimum for each seed's data (solved once per distinct dataset): ``problem_of(data, X)``
+    is the Newton problem of one dataset, ``X`` its trajectories' float64 feature counts."""
     solved: dict[int, tuple[torch.Tensor, dict[str, float]]] = {}
     policies, extra = [], []
     for d in problem.data:
         if id(d) not in solved:
-            X = feature_counts(step_features(d.trajectories, S, A, time_indexed), log_ref.numel(), torch.float64)
-            theta, report = solve(Problem(X, X @ log_ref, d.first, d.second, _labels(d, loss), d.weight, A),
-                                  loss, theta0, problem.options.tolerance, problem.options.max_iterations)
+            X = feature_counts(step_features(d.trajectories, S, A, time_indexed), theta0.numel(), torch.float64)
+            theta, report = solve(problem_of(d, X), loss, theta0, problem.options.tolerance,
+                                  problem.options.max_iterations)
             pi = limit_policy(theta, report.direction, A)
             solved[id(d)] = pi.view(steps, S, A) if time_indexed else pi.view(S, A), solver_metrics(report)
         policies.append(solved[id(d)][0])
@@ -200,18 +203,8 @@ def fit_ranking(problem: AlignProblem, loss: RankingLoss) -> AlignFit:
     theta0 = finite_log(problem.reference).reshape(-1).repeat(steps)
     log_ref, F = theta0, theta0.numel()
     if problem.exact:
-        solved: dict[int, tuple[torch.Tensor, dict[str, float]]] = {}
-        policies, extra = [], []
-        for d in data:
-            if id(d) not in solved:
-                X = feature_counts(step_features(d.trajectories, S, A, time_indexed), F, torch.float64)
-                theta, report = solve(RankedProblem(X, X @ log_ref, d.rankings, tie_patterns(d.tied), d.weight, A),
-                                      loss, theta0, problem.options.tolerance, problem.options.max_iterations)
-                pi = limit_policy(theta, report.direction, A)
-                solved[id(d)] = pi.view(steps, S, A) if time_indexed else pi.view(S, A), solver_metrics(report)
-            policies.append(solved[id(d)][0])
-            extra.append(dict(solved[id(d)][1]))
-        return AlignFit(torch.stack(policies), extra)
+        return _solve_each(problem, loss, theta0, S, A, time_indexed, steps, lambda d, X: RankedProblem(
+            X, X @ log_ref, d.rankings, tie_patterns(d.tied), d.weight, A))
 
     shapes = {(len(d), d.rank, d.length) for d in data}
     if len(shapes) != 1:
