@@ -18,7 +18,7 @@ table's axes are crossed::
     fits = ["round", "all"]  # optional: fit each round's pairs, or every pair so far
     ranks = [2, 4]           # optional: segments a query ranks (2: pairs; rlhf.TrainConfig.rank)
     rank_learners = ["plackett-luce", "pair-split"]   # optional: how a ranking is fitted (rank 2: Bradley–Terry)
-    tie_models = ["none", "davidson"]          # optional: the learner's tie model (TrainConfig.ties)
+    ties = ["none", "davidson"]                # optional: the learner's tie models (TrainConfig.ties)
     tie_fits = ["fixed", "learned"]            # optional: its tie parameter fixed or fitted
     rank_costs = ["comparisons"]               # optional: what a ranking costs against the budget
     [gridworld.train]        # fixed hyperparameters (TrainConfig / LearnerConfig fields)
@@ -124,7 +124,7 @@ KINDS = {"methods": "alignment cells", "proxies": "over-optimisation paths"}
 """The table keys that make a table's cells something other than training runs, and what they make."""
 NEEDS = {"betas": ("methods",), "golds": ("proxies",), "references": ("methods", "proxies")}
 """Table keys that mean something only beside one of these."""
-RANKING_AXES = {"ranks": ("rank", int), "rank_learners": ("rank_learner", str), "tie_models": ("ties", str),
+RANKING_AXES = {"ranks": ("rank", int), "rank_learners": ("rank_learner", str), "ties": ("ties", str),
                 "tie_fits": ("tie_fit", str), "rank_costs": ("rank_cost", str)}
 """Sweep axes of the ranking fields (#26): table key -> (:class:`rlhf.TrainConfig` field, kind)."""
 NOT_ALIGNMENT = ("queries", "ensembles", "learner_models", "fits", "train", *RANKING_AXES)
@@ -410,7 +410,7 @@ def _ranking_axes(path: Path, task: str, table: dict, axis: Callable, train: dic
     """Every combination of the ranking axes (:data:`RANKING_AXES`, each defaulting to the train table's
     value or the task's), in their order; ``rank_learners`` is not crossed with ``rank = 2`` (both
     learners are Bradley–Terry there: the cell keeps the default learner), nor ``tie_fits`` with
-    ``tie_models = "none"`` (nothing to fit: the default)."""
+    ``ties = "none"`` (nothing to fit: the default)."""
     values = {}
     for key, (field, kind) in RANKING_AXES.items():
         default = [train.get(field, getattr(defaults, field))]

@@ -40,7 +40,7 @@ INSTANCE_FIELDS: dict[str, Any] = {"size": 0, "slip": 0.0, "start": "", "vocab_s
 """Every field that describes a task instance, in ``cells.csv`` order, with the value a task that
 does not use it gets. A task's axes and ``derive`` hook set some of them; its factory reads them."""
 SHARED_KEYS = ("budgets", "teachers", "seeds", "queries", "ensembles", "learner_models", "fits", "train",
-               "ranks", "rank_learners", "tie_models", "tie_fits", "rank_costs",
+               "ranks", "rank_learners", "ties", "tie_fits", "rank_costs",
                "methods", "betas", "references", "proxies", "golds")
 """Keys every task's sweep table has (the training axes, the ``[task.train]`` table, the alignment
 axes, which make a table's cells :func:`rlhf.align` runs, and the over-optimisation axes, which make

@@ -81,12 +81,12 @@ def test_fits_are_an_axis_and_round_is_every_cell_s_default(tmp_path):
 
 
 def test_ranking_fields_are_axes_and_equal_the_train_table(tmp_path):
-    """ranks × rank_learners × tie_models × tie_fits are crossed (rank 2 keeps the default learner, tie model
+    """ranks × rank_learners × ties × tie_fits are crossed (rank 2 keeps the default learner, tie model
     none the default fit), and each cell is the one a [task.train] table with those fields makes."""
     path = tmp_path / "ranks.toml"
     table = "[strings]\nsizes = [3]\nslips = [0.0]\nbudgets = [30]\nteachers = ['boltzmann:1+davidson:1']\nseeds = 2\n"
     path.write_text(table + "ranks = [2, 3]\nrank_learners = ['plackett-luce', 'pair-split']\n"
-                    "tie_models = ['none', 'davidson']\ntie_fits = ['learned']\n")
+                    "ties = ['none', 'davidson']\ntie_fits = ['learned']\n")
     with pytest.raises(ConfigError, match="needs rank_learner='pair-split'|pair-split"):
         config.load(path)                                   # rank 3 with a tie model needs pair split
     path.write_text(table + "ranks = [2, 3]\nrank_learners = ['plackett-luce', 'pair-split']\n")
@@ -94,16 +94,16 @@ def test_ranking_fields_are_axes_and_equal_the_train_table(tmp_path):
     assert {(c.train.rank, c.train.rank_learner) for c in cells} == {
         (2, "plackett-luce"), (3, "plackett-luce"), (3, "pair-split")}
     assert len({c.key for c in cells}) == len(cells) == 3 * 2
-    path.write_text(table + "tie_models = ['none', 'davidson']\ntie_fits = ['fixed', 'learned']\n")
+    path.write_text(table + "ties = ['none', 'davidson']\ntie_fits = ['fixed', 'learned']\n")
     cells = config.load(path).cells
     assert {(c.train.ties, c.train.tie_fit) for c in cells} == {
         ("none", "fixed"), ("davidson", "fixed"), ("davidson", "learned")}
     path.write_text(table + "[strings.train]\nties = 'davidson'\ntie_fit = 'learned'\n")
     by_train = config.load(path).cells
-    path.write_text(table + "tie_models = ['davidson']\ntie_fits = ['learned']\n")
+    path.write_text(table + "ties = ['davidson']\ntie_fits = ['learned']\n")
     assert [c.key for c in config.load(path).cells] == [c.key for c in by_train]
     for bad, message in (("ranks = [1]\n", "strings.ranks = 1: must be an integer >= 2"),
-                         ("tie_models = ['rao']\n", "strings.tie_models = 'rao': must be one of none, rao-kupper"),
+                         ("ties = ['rao']\n", "strings.ties = 'rao': must be one of none, rao-kupper"),
                          ("ranks = [3]\n[strings.train]\nrank = 3\n", "strings.train.rank")):
         path.write_text(table + bad)
         with pytest.raises(ConfigError, match=re.escape(message)):
