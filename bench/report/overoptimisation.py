@@ -21,7 +21,11 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
+from rlhf.policies.overoptimization import actions_steer
+
 from ..sweep import overoptimising
+from ..sweep.config import CellConfig
+from ..sweep.overoptimising import with_gold
 from . import overoptimisation_figures as figures
 from . import overoptimisation_findings as findings
 from .bootstrap import CONFIDENCE
@@ -109,9 +113,18 @@ def section(inputs: ReportInputs) -> SectionOutput:
              _peak_markdown(peak_table, main), "", "### Findings against the papers", ""]
     found = (findings.gao_hump(seeds, table, main) + findings.gao_peak_with_data(peak_table, main)
              + findings.gao_forms(fit_table) + findings.kl_bound(table) + findings.coste(seeds)
-             + findings.rafailov(seeds) + findings.noise(seeds, main) + findings.npg(seeds))
+             + findings.rafailov(seeds, main) + findings.noise(seeds, main) + findings.npg(seeds, steering(cells)))
     lines += [f"- {text}" for text in found] + [""]
     return SectionOutput(lines=lines, files=files, figures=figs)
+
+
+def steering(cells: pd.DataFrame) -> dict[str, bool]:
+    """Per task: whether any of its instances' actions steer the state (:func:`actions_steer`)."""
+    out: dict[str, bool] = {}
+    for _, row in cells.drop_duplicates("task").iterrows():
+        task = with_gold(CellConfig.from_fields({str(k): v for k, v in row.items()}).make_task(), str(row["gold"]))
+        out[str(row["task"])] = actions_steer(task.mdp)
+    return out
 
 
 def _where(frame: pd.DataFrame, fields: dict) -> pd.DataFrame:

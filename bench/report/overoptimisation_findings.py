@@ -161,11 +161,12 @@ def coste(seeds: pd.DataFrame) -> list[str]:
     return out
 
 
-def rafailov(seeds: pd.DataFrame) -> list[str]:
-    """Direct-alignment methods along β: does the gold peak and fall as β falls?"""
+def rafailov(seeds: pd.DataFrame, main: dict) -> list[str]:
+    """Direct-alignment methods along β, on the task of Gao et al.'s figure (``main``): does the gold peak
+    and fall as β falls?"""
     out = []
     for method in sorted(set(seeds.loc[seeds["path"] == "align", "proxy"])):
-        rows = seeds[(seeds["path"] == "align") & (seeds["proxy"] == method) & (seeds["task"] == "strings")]
+        rows = seeds[(seeds["path"] == "align") & (seeds["proxy"] == method) & (seeds["task"] == main.get("task"))]
         if rows.empty:
             continue
         parts, falls = [], []
@@ -207,8 +208,9 @@ def noise(seeds: pd.DataFrame, main: dict) -> list[str]:
     return out
 
 
-def npg(seeds: pd.DataFrame) -> list[str]:
-    """Natural policy gradient against the KL path where actions steer the state."""
+def npg(seeds: pd.DataFrame, steer: dict[str, bool]) -> list[str]:
+    """Natural policy gradient against the KL path, per task; ``steer[task]``: whether its actions change
+    the next state's distribution (:func:`rlhf.policies.overoptimization.actions_steer`)."""
     out = []
     for task in sorted(set(seeds.loc[seeds["path"] == "npg", "task"])):
         rows = seeds[(seeds["task"] == task) & (seeds["proxy"] == "bt")]
@@ -220,7 +222,7 @@ def npg(seeds: pd.DataFrame) -> list[str]:
         m = mean_ci(pairs["peak_gain_a"] - pairs["peak_gain_b"], {"finding": "npg", "task": task})
         out.append(f"**Early stopping and the KL penalty ({task}).** Peak gold gain of natural policy gradient "
                    f"minus the KL path's, paired by seed: {_text(*m)} over {len(pairs)} seeds. "
-                   + ("On the string task NPG's iterates *are* the KL path's policies at β = 1/(η·k) (tested in "
-                      "`tests/rlhf/test_overoptimization.py`), so only the grids differ."
-                      if task == "strings" else "Here actions steer the state, and NPG's iterates leave the KL path."))
+                   + ("Here actions steer the state, and NPG's iterates leave the KL path." if steer.get(task, True)
+                      else "On the string task NPG's iterates *are* the KL path's policies at β = 1/(η·k) (tested "
+                      "in `tests/rlhf/test_overoptimization.py`), so only the grids differ."))
     return out

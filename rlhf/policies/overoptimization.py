@@ -137,6 +137,14 @@ def npg_path(task: Any, proxy: torch.Tensor, steps: Sequence[int], lr: float = 0
             for k, policy in zip(steps, npg_policies(task, table, steps, lr, ref), strict=True)]
 
 
+def actions_steer(mdp: TabularMDP) -> bool:
+    """Whether some action changes the next state's distribution (its successors or their probabilities
+    differ from another action's). Where none does (a bandit, the string task) natural policy gradient's
+    iterates are the KL path's policies at ``β = 1/(η·k)`` (see the module docstring)."""
+    same = bool((mdp.next_states == mdp.next_states[:1]).all()) and bool((mdp.probs == mdp.probs[:1]).all())
+    return not same
+
+
 def q_values(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor) -> torch.Tensor:
     """``Q^π[H, S, A]`` float64 of a time-indexed policy ``pi[H, S, A]`` under ``reward`` (``[S]`` or
     ``[S, A]``, following the executed action), by backward induction over its H steps::

@@ -221,3 +221,12 @@ def test_gold_rises_then_falls_while_the_proxy_keeps_rising():
     top = max(range(len(gold)), key=gold.__getitem__)
     assert 0 < top < len(gold) - 1 and gold[top] > gold[-1]
     assert [p.proxy_return for p in bon] == sorted(p.proxy_return for p in bon)
+
+
+def test_actions_steer_on_a_gridworld_and_not_on_a_string_task():
+    """NPG's closed form needs actions that change no successor distribution (the string task, with or
+    without slip); a gridworld's actions move the agent."""
+    from rlhf.policies.overoptimization import actions_steer
+    assert not actions_steer(rlhf.StringTask("ABC", "CAB").mdp)
+    assert not actions_steer(rlhf.StringTask("ABC", "CAB", slip=0.2).mdp)
+    assert actions_steer(rlhf.GridWorld(size=3, slip=0.0, horizon=4).mdp)
