@@ -120,8 +120,9 @@ def advantage_vjp(mdp: TabularMDP, weights: torch.Tensor, cotangent: torch.Tenso
         d = cotangent.new_zeros(horizon - 2, rows, S * S).index_add_(
             -1, flat, steps.reshape(horizon - 2, rows, -1)).view(horizon - 2, rows, S, S)
         g_row = g_v.unsqueeze(1)                                   # [rows, 1, S]: row vectors (batched.vecmat)
+        product = batched.bmm_for(rows, S)
         for step in d.unbind(0)[::-1]:                             # D_{i+1}: G_{V_{i+1}} -> G_{V_i}
-            g_row = batched.bmm(g_row, step)
+            g_row = product(g_row, step)
             if discount != 1.0:
                 g_row = g_row.mul_(discount)
             values.append(g_row.squeeze(1))

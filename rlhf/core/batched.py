@@ -17,6 +17,8 @@ replacements are built from operations that are exact or position-independent;
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 import torch
 
 from . import compiled
@@ -50,6 +52,12 @@ def bmm(a: torch.Tensor, b: torch.Tensor, same_path_inner: int = SAME_PATH_INNER
     if a.size(0) == 1 and a.size(-1) >= same_path_inner:     # (an argument: TorchScript reads no globals)
         return torch.bmm(a.expand(2, -1, -1), b.expand(2, -1, -1))[:1]
     return torch.bmm(a, b)
+
+
+def bmm_for(batch: int, inner: int) -> Callable[[torch.Tensor, torch.Tensor], torch.Tensor]:
+    """The product :func:`bmm` computes for a ``batch`` of products of ``inner`` size: ``torch.bmm`` itself
+    where no batch of one needs padding (a loop of many small products then skips the check per call)."""
+    return bmm if batch == 1 and inner >= SAME_PATH_INNER else torch.bmm
 
 
 def vecmat(vectors: torch.Tensor, matrices: torch.Tensor) -> torch.Tensor:

@@ -157,8 +157,9 @@ def expected_returns(mdp: TabularMDP, policy: torch.Tensor, reward: torch.Tensor
     moves = mdp.cached("planning.executed_transitions_by_state",                   # [S, A, S] float64
                        lambda: mdp.executed_transitions.double().transpose(0, 1))
     p_pi = (flat.double().unsqueeze(-1) * moves).sum(-2)
+    product = batched.bmm_for(d.shape[0], mdp.num_states)
     for _ in range(length - 1):
-        d = batched.bmm(d, p_pi)                        # d'(t) = Σ_s d(s) P_π(s, t)
+        d = product(d, p_pi)                            # d'(t) = Σ_s d(s) P_π(s, t)
         visits.append(d)
     per_step = torch.cat(visits, -2) * step_reward.reshape(-1, 1, mdp.num_states)
     return per_step.sum(dim=(-2, -1)).view(batch)

@@ -253,8 +253,9 @@ def exp_space_backups(mdp: TabularMDP, r: torch.Tensor, horizon: int, temperatur
         if batch:
             transposed = backup.view(-1, S, S)
             w = w.view(-1, 1, S)             # row vectors as batched.vecmat shapes them, kept so
+            product = batched.bmm_for(w.shape[0], S)
             for _ in range(horizon - 1):     # (the loop is dispatch-bound: no squeeze a backup)
-                w = batched.bmm(w, transposed)
+                w = product(w, transposed)
             w = w.view(*batch, S)
         else:
             backup = backup.view(S, S)
