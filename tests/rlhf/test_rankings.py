@@ -8,6 +8,7 @@ comparison with probability < 1e-6.
 import itertools
 import math
 
+import numpy as np
 import pytest
 import torch
 from helpers import keys_from
@@ -267,6 +268,49 @@ def test_at_convergence_the_learned_reward_ranks_like_the_truth(teacher, rule):
     if teacher == "boltzmann:1":
         centred = learned - learned.mean(-1, keepdim=True)
         torch.testing.assert_close(centred, truth - truth.mean(-1, keepdim=True), atol=0.2, rtol=0)
+
+
+def test_the_learner_at_convergence_is_an_independent_plackett_luce_maximum_likelihood_fit():
+    """The rankings one run asked, fitted again outside the suite: the Plackett–Luce log-likelihood written
+    from its definition in numpy (``Σ_s x_{o_s} − log Σ_{j≥s} exp x_{o_j}``, x a segment's summed [state,
+    action] reward) and maximised by Newton's method on its analytic gradient and Hessian (a pseudo-inverse:
+    each state's offset is not identified). The learner's table, centred per state, is that maximum to
+    within 1e-4 (measured: 3e-6, on tables spanning 1.4 to 3.5), its log-likelihood within 1e-8 per ranking."""
+    g = torch.Generator().manual_seed(5)
+    truth = torch.randn(3, 4, generator=g)
+    task = rlhf.TabularTask(rlhf.StringTask("ABCD", "DAB").mdp, truth, horizon=3)
+    seen = []
+    result = rlhf.train(task, teacher="boltzmann:1", budget=600, pairs_per_round=0, rank=4, query="uniform",
+                        optimizer="adam", lr=0.05, epochs=4000, heldout_pairs=20, on_round=seen.append)
+    record = seen[0]                                                                         # rlhf.train: one seed
+    states, actions = record.segments.states.numpy(), record.segments.actions.numpy()      # [Q, K, T]
+    order = record.labels.ranking.numpy()                                                   # [Q, K] best first
+    assert not record.labels.tied.any()
+    counts = np.zeros((*order.shape, 12))
+    for q, k, t in np.ndindex(*states.shape):
+        counts[q, k, states[q, k, t] * 4 + actions[q, k, t]] += 1
+    ranked = np.take_along_axis(counts, order[..., None], axis=1)                          # [Q, K, F] best first
+
+    def negative_log_likelihood(theta: np.ndarray) -> float:
+        x = ranked @ theta                                                                  # [Q, K]
+        tails = np.logaddexp.accumulate(x[:, ::-1], axis=1)[:, ::-1]                         # log Σ_{j≥s} exp x_j
+        return float(-(x[:, :-1] - tails[:, :-1]).sum(1).mean())
+
+    theta = np.zeros(12)
+    for _ in range(50):
+        x = ranked @ theta
+        gradient, hessian = np.zeros(12), np.zeros((12, 12))
+        for s in range(order.shape[1] - 1):                     # stage s: the best of the segments s..K-1
+            p = np.exp(x[:, s:] - x[:, s:].max(1, keepdims=True))
+            p /= p.sum(1, keepdims=True)
+            mean = np.einsum("qk,qkf->qf", p, ranked[:, s:])
+            gradient += (ranked[:, s] - mean).sum(0)
+            hessian -= np.einsum("qk,qkf,qkg->fg", p, ranked[:, s:], ranked[:, s:]) - mean.T @ mean
+        theta -= np.linalg.pinv(hessian) @ gradient
+    assert np.abs(gradient).max() < 1e-8 * len(order)
+    mle, learned = theta.reshape(3, 4), result.reward.double().view(3, 4).numpy()
+    np.testing.assert_allclose(learned - learned.mean(1, keepdims=True), mle - mle.mean(1, keepdims=True), atol=1e-4)
+    assert negative_log_likelihood(learned.reshape(-1)) - negative_log_likelihood(theta) < 1e-8
 
 
 # ------------------------------------------------------------------ the loop
