@@ -94,8 +94,9 @@ def section(inputs: ReportInputs) -> SectionOutput:
             Figure(figures.fit_figure(table, fit_table, settings, stage / "overoptimisation_fit.png"),
                    "Reward over-optimisation: how well Gao et al.'s forms fit",
                    "Each form's fitted gold gain (y) against the measured mean gold gain (x) at every point of every "
-                   "configuration's best-of-n path (top) and KL path (bottom), left d(α − βd), right d(α − β log d); "
-                   "the line is y = x. The title gives the median R² over configurations."),
+                   "configuration's best-of-n path (top) and KL path (bottom), left d(α − βd), right d(α − β log d), "
+                   "both divided by the configuration's largest measured gain (the gridworld's returns are 30 times "
+                   "the string task's); the line is y = x. The title gives the median R² over configurations."),
             Figure(figures.peaks_figure(_where(peak_table, {k: main.get(k) for k in ("task", "reference")})
                                         .loc[lambda f: f["path"].isin(["kl", "align"])],
                                         stage / "overoptimisation_peaks.png"),

@@ -67,28 +67,31 @@ def gao_figure(table: pd.DataFrame, fit_table: pd.DataFrame, path: Path) -> Path
 
 def fit_figure(table: pd.DataFrame, fit_table: pd.DataFrame, settings: list[str], path: Path) -> Path:
     """Goodness of fit: each form's prediction against the measured mean gold gain, for best-of-n and the
-    KL path (a panel per path × form, every configuration's points, the line y = x, median R² in the title)."""
+    KL path (a panel per path × form, every configuration's points, the line y = x, median R² in the title).
+    Both are divided by the configuration's largest measured gain, so that tasks whose returns differ in
+    scale by 30x (a gridworld's against a string's) share the axes."""
     paths = [p for p in ("best_of_n", "kl") if p in set(table["path"])]
     fig, axes = plt.subplots(len(paths), len(gao.FORMS), figsize=(7.6, 3.4 * len(paths)), squeeze=False)
     for r, name in enumerate(paths):
         for c, form in enumerate(gao.FORMS):
             ax = axes[r, c]
             chosen = fit_table[(fit_table["path"] == name) & (fit_table["form"] == form)]
-            low = high = 0.0
             for k, (_, fit) in enumerate(chosen.iterrows()):
                 rows = table[(table["path"] == name)]
                 for column in settings:
                     rows = rows[(rows[column] == fit[column]) | (rows[column].isna() & pd.isna(fit[column]))]
                 mean = _mean_curve(rows, "gold_gain")
                 predicted = gao.predict(form, mean["d"].to_numpy(), fit["alpha"], fit["beta"])
-                ax.plot(mean["gold_gain"], predicted, MARKERS[k % len(MARKERS)], ms=3, alpha=0.6, color=f"C{k % 10}")
-                low = min(low, float(mean["gold_gain"].min()), float(predicted.min()))
-                high = max(high, float(mean["gold_gain"].max()), float(predicted.max()))
-            ax.plot([low, high], [low, high], color="black", lw=0.8)
+                scale = max(float(mean["gold_gain"].abs().max()), 1e-12)
+                ax.plot(mean["gold_gain"] / scale, predicted / scale, MARKERS[k % len(MARKERS)], ms=3, alpha=0.6,
+                        color=f"C{k % 10}")
+            ax.plot([-0.2, 1.1], [-0.2, 1.1], color="black", lw=0.8)
+            ax.set_xlim(-0.25, 1.15)
+            ax.set_ylim(-0.25, 1.15)
             form_text = "d(α − βd)" if form == "bon" else "d(α − β log d)"
             ax.set_title(f"{PATH_NAMES[name]}: {form_text}\nmedian R² = {chosen['r2'].median():.3f}", fontsize=9)
-            ax.set_xlabel("measured gold gain (mean over seeds)")
-            ax.set_ylabel("fitted")
+            ax.set_xlabel("mean measured gold gain ÷ its largest")
+            ax.set_ylabel("fitted ÷ the same")
             ax.grid(alpha=0.3)
     return _save(fig, path)
 
