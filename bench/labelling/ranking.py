@@ -40,7 +40,7 @@ from rlhf.training import phases
 from rlhf.training.loop import single_threaded
 
 from .. import provenance
-from .session import SessionSpec
+from .session import Queue, SessionSpec
 
 
 @dataclass(frozen=True)
@@ -180,7 +180,7 @@ class Entry:
         return cls(len(order), order[:-1], tied[:-1], pending=bool(tied[-1]) if tied else False)
 
 
-class RankingSession:
+class RankingSession(Queue):
     """A person's ranking session: the queries, the store, and what the rankings so far teach the model."""
 
     def __init__(self, spec: RankSpec, directory: str | Path) -> None:
@@ -188,7 +188,7 @@ class RankingSession:
         self.spec, self.directory = spec, Path(directory)
         self.task = spec.make_task()
         self.config = spec.train_config(self.task)
-        self.queries = session_rankings(self.task, self.config, spec.seed)
+        self.queries = self.items = session_rankings(self.task, self.config, spec.seed)
         self.draw = spec.drawing()[0]
         self.store = rlhf.LabelStore(directory, spec.fields())
         self.fingerprint = provenance.code_fingerprint()
@@ -199,32 +199,9 @@ class RankingSession:
                 raise ValueError(f"{directory}: ranking {ranking.position} is of another query than this session "
                                  "draws (recorded by other code?): use another directory")
 
-    def close(self) -> None:
-        self.store.close()
-
     @property
     def K(self) -> int:
         return self.spec.rank
-
-    @property
-    def answered(self) -> int:
-        """Queries ranked, by the person or (all-identical queries) for them: the store's rankings."""
-        return len(self.store)
-
-    @property
-    def identical_answered(self) -> int:
-        return sum(self.identical[: self.answered])
-
-    def _shown(self) -> int:
-        position = self.answered
-        while position < len(self.queries) and self.identical[position]:
-            position += 1
-        return position
-
-    @property
-    def done(self) -> bool:
-        """Whether every query a person is shown is ranked."""
-        return self._shown() >= len(self.queries)
 
     def current(self) -> rlhf.Trajectories:
         """The query on screen (``[K, T]``): the first unranked one whose segments are not all the same."""

@@ -84,14 +84,50 @@ class SessionSpec:
         return {k: v for k, v in dataclasses.asdict(self).items() if k in keep}
 
 
-class Session:
+class Queue:
+    """What a labelling session asks, in order, and how far the store has got: ``items`` (pairs or
+    queries), ``identical`` (per item: its segments are all the same, so the person is never shown it
+    and the session answers it for them) and ``store`` (one stored answer per item, in order)."""
+
+    items: list
+    identical: list[bool]
+    store: rlhf.LabelStore
+
+    def close(self) -> None:
+        self.store.close()
+
+    @property
+    def answered(self) -> int:
+        """Items answered, by the person or (identical items) for them: the store's answers."""
+        return len(self.store)
+
+    @property
+    def identical_answered(self) -> int:
+        """Of those, the identical items the session answered without showing them."""
+        return sum(self.identical[: self.answered])
+
+    def _shown(self) -> int:
+        """The position of the item on screen: the first unanswered one that is not identical
+        (``len(items)`` when none is left)."""
+        position = self.answered
+        while position < len(self.items) and self.identical[position]:
+            position += 1
+        return position
+
+    @property
+    def done(self) -> bool:
+        """Whether every item a person is shown is answered."""
+        return self._shown() >= len(self.items)
+
+
+class Session(Queue):
     """A person's session: the pairs, the store, and what the answers so far teach the model."""
 
     def __init__(self, spec: SessionSpec, directory: str | Path) -> None:
         self.spec, self.directory = spec, Path(directory)
         self.task = spec.make_task()
         self.config = spec.train_config(self.task)
-        self.pairs = rlhf.session_pairs(self.task, self.config, spec.seed)
+        self.pairs = self.items = rlhf.session_pairs(self.task, self.config, spec.seed)
         self.store = rlhf.LabelStore(directory, spec.fields())
         self.fingerprint = provenance.code_fingerprint()
         self.identical = [identical(first, second) for first, second in self.pairs]
@@ -101,32 +137,6 @@ class Session:
             if pair_key(answer.first, answer.second) != pair_key(first, second):
                 raise ValueError(f"{directory}: answer {answer.position} is to another pair than this session "
                                  "draws (recorded by other code?): use another directory")
-
-    def close(self) -> None:
-        self.store.close()
-
-    @property
-    def answered(self) -> int:
-        """Pairs answered, by the person or (identical pairs) for them: the store's answers."""
-        return len(self.store)
-
-    @property
-    def identical_answered(self) -> int:
-        """Of those, the identical pairs the session answered ``=`` without showing them."""
-        return sum(self.identical[: self.answered])
-
-    def _shown(self) -> int:
-        """The position of the pair on screen: the first unanswered pair that is not identical
-        (``len(pairs)`` when none is left)."""
-        position = self.answered
-        while position < len(self.pairs) and self.identical[position]:
-            position += 1
-        return position
-
-    @property
-    def done(self) -> bool:
-        """Whether every pair a person is shown is answered."""
-        return self._shown() >= len(self.pairs)
 
     def current(self) -> tuple[rlhf.Trajectories, rlhf.Trajectories]:
         """The pair on screen: the first unanswered one whose two segments differ."""
