@@ -10,6 +10,12 @@ of kernel are compiled here, and both give the same bits on every CPU:
   add is correctly rounded, and numba compiles without fast-math, so LLVM may neither reorder
   the adds nor fuse them into FMAs. Vectorising across segments keeps each segment's order.
 
+One kernel set is float arithmetic of its own order rather than a torch path's bits: the regret
+learner's step (:func:`regret_kernels`), whose torch path is a chain of BLAS products and
+vectorised sums; its order is written out in :mod:`rlhf.core._numba_regret`, with the same two
+kinds of operation (exact ones, and IEEE adds and multiplies one at a time), so its bits too are
+the same on every CPU.
+
 Nothing here uses a transcendental function or a reduction whose order the compiler or a BLAS
 chooses (those stay torch's pinned kernels). Callers keep their torch path for tensors off the CPU
 and for machines without numba (:func:`available`); ``tests/rlhf/test_compiled.py`` checks the two
@@ -33,6 +39,17 @@ def kernels() -> Any:
     except ImportError:           # pragma: no cover - numba is a dependency; kept for odd platforms
         return None
     return _numba_kernels
+
+
+@functools.cache
+def regret_kernels() -> Any:
+    """The regret learner's step (:mod:`rlhf.core._numba_regret`: float, in a fixed order), or None
+    where numba cannot be imported."""
+    try:
+        from . import _numba_regret
+    except ImportError:           # pragma: no cover - numba is a dependency; kept for odd platforms
+        return None
+    return _numba_regret
 
 
 def loaded() -> bool:

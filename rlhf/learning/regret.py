@@ -16,6 +16,11 @@ closed-form Bradley–Terry gradient with respect to A (``Cᵀ(σ(z) − y)/n``,
 differences), and the induction's vector–Jacobian product back to the reward
 (:func:`~rlhf.core.advantages.advantage_vjp`; at κ = ∞ a subgradient, the gradient wherever the
 maxima are unique). No autograd: the same deterministic operations for one seed and for a batch.
+Where every action has one sure successor, without action noise, at κ = ∞ and γ = 1 (Knox's
+random worlds, the deterministic gridworlds) a step is two compiled calls instead
+(:mod:`rlhf.core._numba_regret`: the same recurrence summed in an order of its own, the same bits
+on every CPU) around torch's sigmoid and optimiser step: 3–4× the partial learner's round on the
+seed gridworld instead of 30–50× (``bench/hotpaths/test_learner_models.py``).
 
 The reward is the task's reward model (the gridworld's ``log_softmax(θ)`` over states, a string's
 or tabular task's ``[S, A]`` table), as Knox et al. fit the same reward class under both preference
@@ -31,7 +36,7 @@ first update begins with the partial-return fit of its pairs (``epochs`` steps o
 segment's summed A* is its partial return plus a difference of optimal values, so that fit is close),
 then runs ``epochs`` regret steps; every later update continues from the previous one's parameters and
 Adam moments. A finite κ smooths the loss (every action gets gradient); κ → ∞ recovers the hard max
-(``0 ≤ V^κ − V^∞ ≤ H·log(A)/κ``), which is what the regret teacher scores with. Measured on Knox's
+(``0 ≤ V^κ − V^∞ ≤ H·log(A)/κ``), which is what the regret teacher scores with. Measured (with the torch steps) on Knox's
 random worlds 0–29 × 3 seeds, 3,000 uniform 3-step pairs, ``fit="all"``: with Boltzmann regret labels
 from the truth (the model well specified) 18/90 fits end above the true reward's loss on their pairs at
 50 epochs a round, 9/90 at 200 (the convex partial learner on partial labels: 3/90); with noiseless
@@ -53,7 +58,7 @@ from typing import TYPE_CHECKING, ClassVar
 
 import torch
 
-from ..core import batched
+from ..core import batched, compiled
 from ..core.advantages import advantage_vjp, soft_advantages
 from ..core.mdp import TabularMDP
 from ..core.rollout import Trajectories
@@ -115,6 +120,10 @@ class RegretRewardLearner(RewardLearner):
         self._view = copy.copy(model)          # the model on the optimiser's padded rows [rows, F]
         self._view.theta = self._theta
         self._steps_of = step_indices(mdp)
+        self._compiled = (compiled.available(self._theta) and math.isinf(kappa) and discount == 1.0
+                          and not mdp.action_noise and mdp.next_states.shape[-1] == 1 and bool((mdp.probs == 1).all()))
+        """Whether the steps run compiled (:meth:`_compiled_steps`): one sure successor per action, no
+        action noise, the hard max, γ = 1, on the CPU; elsewhere the torch recurrence (:meth:`_regret_steps`)."""
 
     def update(self, first: Trajectories, second: Trajectories, prefer_first: torch.Tensor,
                answered: torch.Tensor | None = None, weights: torch.Tensor | None = None,
@@ -165,6 +174,8 @@ class RegretRewardLearner(RewardLearner):
         """``epochs`` passes of regret steps over ``counts[R, N, A·S]`` (labels ``y[R, N]``, pair weights
         ``w[R, N]`` or None: all count once), in minibatches of ``batch_size`` pairs in order; returns
         each row's weighted mean pre-step loss over the last epoch."""
+        if self._compiled:
+            return self._compiled_steps(counts, y, w)
         R, N, AS = counts.shape
         A, S, F = self.mdp.num_actions, self.mdp.num_states, self._theta.shape[-1]
         size = self.config.batch_size or N
@@ -194,11 +205,57 @@ class RegretRewardLearner(RewardLearner):
                 g_r = advantage_vjp(self.mdp, policies, g_a.view(R, A, S), self.discount)
                 grad.zero_().index_add_(-1, self._features, g_r.reshape(R, AS))
                 step(active)
-        z = torch.cat(last_logits, dim=1)
-        losses = batched.softplus(z) - y * z
-        if w is None:
-            return losses.mean(-1)
-        return (losses * w).sum(-1) / w.sum(-1)                    # NaN: nothing answered
+        return _weighted_loss(torch.cat(last_logits, dim=1), y, w)
+
+    def _compiled_steps(self, counts: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+        """:meth:`_regret_steps` as two compiled calls a step (:mod:`rlhf.core._numba_regret`, its
+        order of operations) around torch's sigmoid and optimiser step: the pairs as sparse rows of
+        their nonzero count differences, built once an update. A segment of T steps has at most 2T."""
+        kernels = compiled.regret_kernels()
+        R, N, _ = counts.shape
+        A, S, H = self.mdp.num_actions, self.mdp.num_states, self.horizon
+        width = max(int((counts != 0).sum(-1).max()), 1) if N else 1
+        index = torch.empty(R, N, width, dtype=torch.int64)
+        count = torch.empty(R, N, width)
+        kernels.sparse_pairs(counts.contiguous().numpy(), index.numpy(), count.numpy())
+        successor = self.mdp.next_states.reshape(-1).numpy()
+        features = self._features.numpy()
+        advantages, policies = torch.empty(R, A, S), torch.empty(H, R, A, S)
+        size = self.config.batch_size or N
+        batches = []
+        for lo in range(0, N, size):
+            hi = min(lo + size, N)
+            if w is None:
+                weight, active = torch.full((R, hi - lo), 1.0 / (hi - lo)), None
+            else:
+                k = w[:, lo:hi].sum(-1, keepdim=True)
+                weight, active = (w[:, lo:hi] / k.clamp(min=1)).contiguous(), k > 0
+            minus_z, sigma = torch.empty(R, hi - lo), torch.empty(R, hi - lo)
+            batches.append((index[:, lo:hi].numpy(), count[:, lo:hi].numpy(), y[:, lo:hi].contiguous().numpy(),
+                            weight.numpy(), active, minus_z, sigma))
+        step = self._step_all(w is not None, self.config.epochs * len(batches))
+        grad = self._grad[:, :self._theta.shape[-1]].numpy()
+        last_logits = []
+        for epoch in range(self.config.epochs):
+            for index_b, count_b, y_b, weight_b, active, minus_z, sigma in batches:
+                kernels.advantages_and_logits(self._reward().numpy(), successor, advantages.numpy(),
+                                              policies.numpy(), index_b, count_b, minus_z.numpy())
+                if epoch == self.config.epochs - 1:
+                    last_logits.append(minus_z.neg())
+                torch.exp(minus_z, out=sigma).add_(1.0).reciprocal_()         # σ(z) = 1 / (1 + exp(−z))
+                kernels.regret_gradient(sigma.numpy(), y_b, weight_b, index_b, count_b, policies.numpy(), successor,
+                                        features, grad)
+                step(active)
+        return _weighted_loss(torch.cat(last_logits, dim=1), y, w)
+
+
+def _weighted_loss(z: torch.Tensor, y: torch.Tensor, w: torch.Tensor | None) -> torch.Tensor:
+    """Each row's Bradley–Terry loss of logits ``z[R, N]``, the mean or with pair weights ``w`` the
+    weighted mean (NaN: nothing answered)."""
+    losses = batched.softplus(z) - y * z
+    if w is None:
+        return losses.mean(-1)
+    return (losses * w).sum(-1) / w.sum(-1)
 
 
 @dataclass(frozen=True)

@@ -2,11 +2,13 @@
 optimal advantages under the learned reward (planning inside the loss), then planned on."""
 
 import math
+import types
 
 import pytest
 import torch
 
 import rlhf
+from rlhf.core import compiled
 from rlhf.learning import regret as regret_module
 from rlhf.learning.learner import LearnerConfig, RewardLearner
 from rlhf.learning.regret import RegretRewardLearner
@@ -34,15 +36,28 @@ def exact_loss(mdp, reward, horizon, first, second, y, discount=1.0):
     return float((torch.nn.functional.softplus(z) - y.double() * z).mean())
 
 
+@pytest.mark.parametrize("path", ["compiled", "torch"])
 def test_at_kappa_infinity_the_loss_is_bradley_terry_on_rlhf_optimal_advantages_of_the_learned_reward(
-        monkeypatch, keys):
+        monkeypatch, keys, path):
     task = rlhf.RandomGridWorld(3)
     first, second, y = pairs(task, 40, 3, keys)
     model = task.new_reward_model(rlhf.Keys.from_seeds([5]))           # one seed, batched: theta [1, F]
     seen = []
-    real = regret_module.soft_advantages
-    monkeypatch.setattr(regret_module, "soft_advantages", lambda *a: seen.append(real(*a)[0]) or real(*a))
+    if path == "torch":
+        real = regret_module.soft_advantages
+        monkeypatch.setattr(regret_module, "soft_advantages", lambda *a: seen.append(real(*a)[0]) or real(*a))
+    else:                              # record what the compiled forward pass hands the pairs' logits
+        kernels = compiled.regret_kernels()
+
+        def recorded(reward, successor, advantages, *rest):
+            kernels.advantages_and_logits(reward, successor, advantages, *rest)
+            seen.append(torch.from_numpy(advantages.copy()))
+
+        monkeypatch.setattr(compiled, "regret_kernels", lambda: types.SimpleNamespace(
+            sparse_pairs=kernels.sparse_pairs, regret_gradient=kernels.regret_gradient,
+            advantages_and_logits=recorded))
     learner = RegretRewardLearner(model, LearnerConfig("sgd", 0.0, 2, 0), task.mdp, task.horizon, warm_start=False)
+    learner._compiled = path == "compiled"
     loss = learner.update(first.__class__(first.states[None], first.actions[None]),
                           second.__class__(second.states[None], second.actions[None]), y[None])
     optimal = rlhf.optimal_advantages(task.mdp, model.reward(), task.horizon)            # [1, S, A]

@@ -1,0 +1,118 @@
+"""The regret learner's compiled step (rlhf.core._numba_regret): the torch recurrence's numbers in an
+order of its own, the same bits for every CPU target numba compiles for, and no FMA contraction."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+import torch
+
+import rlhf
+from rlhf.core import compiled
+from rlhf.learning.learner import LearnerConfig
+from rlhf.learning.regret import RegretRewardLearner
+
+
+def one_seed_pairs(task, n, length, seed):
+    keys = rlhf.Keys.from_seeds([seed])[0]
+    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * n, length, keys.fold(0)).split()
+    y = keys.fold(1).uniform(n)                                          # soft labels: no flat directions
+    batch = first.__class__
+    return batch(first.states[None], first.actions[None]), batch(second.states[None], second.actions[None]), y[None]
+
+
+def fitted(task, config, path, rounds, answered=None, members=0):
+    """θ after ``rounds`` updates of a learner on fresh pairs each round, the compiled or torch path."""
+    shape = [1, members] if members else [1]
+    model = task.new_reward_model(rlhf.Keys.from_seeds(list(range(3))).fold(7))
+    model.theta = torch.randn(*shape, model.theta.shape[-1], generator=torch.Generator().manual_seed(3))
+    learner = RegretRewardLearner(model, config, task.mdp, task.horizon, may_skip=answered is not None)
+    assert learner._compiled                               # the case under test runs compiled by default
+    learner._compiled = path == "compiled"
+    losses = []
+    for k in range(rounds):
+        first, second, y = one_seed_pairs(task, 40, 3, k)
+        weights = None
+        if members:
+            weights = torch.randint(0, 3, (1, members, 40), generator=torch.Generator().manual_seed(k))
+        losses.append(learner.update(first, second, y, answered=answered, weights=weights))
+    return model.theta.clone(), torch.stack([torch.as_tensor(x) for x in losses])
+
+
+@pytest.mark.parametrize("case", ["whole-round", "minibatches", "unanswered", "ensemble"])
+def test_the_compiled_step_follows_the_torch_recurrence(case):
+    task = rlhf.RandomGridWorld(3)
+    config = LearnerConfig("adam", 0.05, 5, 16 if case == "minibatches" else 0)
+    answered = None
+    if case == "unanswered":
+        answered = torch.arange(40).unsqueeze(0) % 3 != 0
+    members = 4 if case == "ensemble" else 0
+    theta, losses = fitted(task, config, "compiled", 3, answered, members)
+    reference, reference_losses = fitted(task, config, "torch", 3, answered, members)
+    start = fitted(task, LearnerConfig("adam", 0.0, 1, 0), "torch", 1, answered, members)[0]
+    assert not torch.equal(theta, start)                                 # it moved: the comparison can fail
+    torch.testing.assert_close(theta, reference, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(losses, reference_losses, rtol=1e-5, atol=1e-6)
+
+
+_SCRIPT = """
+import hashlib, json, torch
+import rlhf
+from rlhf.core import compiled
+from rlhf.learning.learner import LearnerConfig
+from rlhf.learning.regret import RegretRewardLearner
+torch.set_num_threads(1)
+task = rlhf.RandomGridWorld(2)
+model = task.new_reward_model(rlhf.Keys.from_seeds([0, 1, 2]))
+learner = RegretRewardLearner(model, LearnerConfig("adam", 0.05, 20, 0), task.mdp, task.horizon)
+assert learner._compiled
+for k in range(3):
+    keys = rlhf.Keys.from_seeds([10 * k, 10 * k + 1, 10 * k + 2])
+    first, second = rlhf.rollout(task.mdp, rlhf.uniform_policy(task.mdp), 2 * 50, 3, keys.fold(0)).split()
+    learner.update(first, second, keys.fold(1).uniform(50))
+kernels = compiled.regret_kernels()
+asm = "".join(a for f in (kernels.advantages_and_logits, kernels.regret_gradient) for a in f.inspect_asm().values())
+print(json.dumps({"theta": hashlib.sha256(model.theta.numpy().tobytes()).hexdigest(),
+                  "fma": "vfmadd" in asm or "vfnmadd" in asm or "vfmsub" in asm,
+                  "zmm": "zmm" in asm}))
+"""
+
+
+_HASWELL = ("+64bit,+avx,+avx2,+bmi,+bmi2,+cmov,+cx16,+f16c,+fma,+fxsr,+lzcnt,+mmx,+movbe,+popcnt,+sse,+sse2,"
+            "+sse3,+sse4.1,+sse4.2,+ssse3,+xsave")
+_TARGETS = {"haswell": _HASWELL + ",-avx512f",
+            "skylake-avx512": _HASWELL + ",+avx512f,+avx512bw,+avx512cd,+avx512dq,+avx512vl"}
+"""numba's target CPU and its features (numba takes the host's features unless told: the name alone
+changes nothing). Both have FMA, so a contraction would show."""
+
+
+def test_the_compiled_step_gives_the_same_bits_when_compiled_for_avx2_and_for_avx512(tmp_path):
+    """numba compiles for the host CPU; forced to Haswell's instruction set (AVX2) and to
+    Skylake-AVX512's, each in a fresh process with its own cache, the fitted rewards are
+    byte-identical, and neither build contracts a multiply and an add into an FMA."""
+    out = {}
+    for cpu, features in _TARGETS.items():
+        env = {**os.environ, "NUMBA_CPU_NAME": cpu, "NUMBA_CPU_FEATURES": features,
+               "NUMBA_CACHE_DIR": str(tmp_path / cpu)}
+        run = subprocess.run([sys.executable, "-c", _SCRIPT], env=env, capture_output=True, text=True, timeout=300)
+        assert run.returncode == 0, run.stderr[-2000:]
+        out[cpu] = json.loads(run.stdout.strip().splitlines()[-1])
+    assert out["haswell"]["theta"] == out["skylake-avx512"]["theta"]
+    assert not out["haswell"]["fma"] and not out["skylake-avx512"]["fma"]
+    assert not out["haswell"]["zmm"], out                 # the targets really differ: AVX2 has no zmm registers
+    assert out["skylake-avx512"]["zmm"], out
+
+
+def test_it_runs_compiled_only_where_its_order_is_defined():
+    config = LearnerConfig()
+    def learner(task, **kw):
+        return RegretRewardLearner(task.new_reward_model(rlhf.Keys.from_seeds([0])), config, task.mdp, task.horizon,
+                                   **kw)
+    assert learner(rlhf.RandomGridWorld(0))._compiled
+    assert learner(rlhf.preset_task("seed-gridworld"))._compiled
+    assert not learner(rlhf.RandomGridWorld(0), discount=0.9)._compiled
+    assert not learner(rlhf.RandomGridWorld(0), kappa=3.0)._compiled
+    assert not learner(rlhf.GridWorld(size=3, slip=0.1, horizon=6))._compiled
+    assert compiled.regret_kernels() is not None
