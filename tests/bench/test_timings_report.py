@@ -174,3 +174,19 @@ def test_the_benchmarks_record_the_machine_load(tmp_path):
     info = bench["extra_info"]
     assert info["threads"] == 1 and info["wall_s"] > 0 and info["cpu_s"] >= 0
     assert info["load_before"] >= 0 and info["load_after"] >= 0
+
+
+def test_the_regret_learner_s_cost_is_a_ratio_per_case_and_met_only_when_every_case_is_within_10x():
+    def rows(regret):
+        return pd.DataFrame([{"group": "learner_update", "task": task, "implementation": kind, "median_s": t}
+                             for task, (partial, slow) in regret.items()
+                             for kind, t in (("partial", partial), ("regret", slow))])
+    fast = rows({"seed-gridworld": (1e-3, 4e-3), "random-world-5": (3e-3, 6e-3)})
+    verdicts = report._regret_verdict(fast)
+    assert verdicts == {report.REGRET_TARGET: "**met**"}
+    text = "\n".join(report._regret_targets(fast, verdicts, lambda *a: ""))
+    assert "seed-gridworld 4.0×, random-world-5 2.0×" in text and "**met**" in text
+    slow = rows({"seed-gridworld": (1e-3, 35e-3), "random-world-5": (3e-3, 6e-3)})     # one case over 10×
+    assert report._regret_verdict(slow) == {report.REGRET_TARGET: "**missed**"}
+    other = pd.DataFrame([{"group": "seed_run", "task": "seed-gridworld", "implementation": "fast", "median_s": 0.2}])
+    assert report._regret_verdict(other) == {} and report._regret_targets(other, {}, None) == []
