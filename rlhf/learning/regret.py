@@ -33,21 +33,21 @@ partial learner.
 local minima and flat regions (every Q ties at a constant reward). Two warm starts handle it: the
 first update begins with the partial-return fit of its pairs (``epochs`` steps of the closed-form
 :class:`~rlhf.learning.learner.RewardLearner`, whose loss is convex; for deterministic transitions a
-segment's summed A* is its partial return plus a difference of optimal values, so that fit is close),
-then runs ``epochs`` regret steps; every later update continues from the previous one's parameters and
-Adam moments. A finite κ smooths the loss (every action gets gradient); κ → ∞ recovers the hard max
-(``0 ≤ V^κ − V^∞ ≤ H·log(A)/κ``), which is what the regret teacher scores with. Measured (with the torch steps) on Knox's
-random worlds 0–29 × 3 seeds, 3,000 uniform 3-step pairs, ``fit="all"``: with Boltzmann regret labels
-from the truth (the model well specified) 18/90 fits end above the true reward's loss on their pairs at
-50 epochs a round, 9/90 at 200 (the convex partial learner on partial labels: 3/90); with noiseless
-labels 33/90 and 21/90, as often as the partial learner's 24/90 and 20/90 (there the truth's margins
-are large and any fit's scale lags). Without the warm start the Boltzmann rate rose (10/30 against
-8/30 on worlds 0–9), and annealing κ from 0.3 or 3 to ∞ over the rounds did not lower it (12/30, 7/30),
-so the default is the hard max throughout (``tests/rlhf/test_regret_learner.py`` keeps a check).
-Every run now records it per seed (``loss_above_truth`` and ``loss_gap``, for this learner and the
-partial one: :func:`rlhf.training.phases.truth_loss_metrics`), and the report's preference-model
-section tabulates the share of well-specified fits that end above the truth's loss.
-"""
+segment's summed A* is its partial return plus a difference of optimal values, so that fit is
+close), then runs ``epochs`` regret steps; every later update continues from the previous one's
+parameters and Adam moments. A finite κ smooths the loss (every action gets gradient); κ → ∞
+recovers the hard max (``0 ≤ V^κ − V^∞ ≤ H·log(A)/κ``), which is what the regret teacher scores
+with. Measured (with the torch steps) on Knox's random worlds 0–29 × 3 seeds, 3,000 uniform 3-step
+pairs, ``fit="all"``: with Boltzmann regret labels from the truth (the model well specified) 18/90
+fits end above the true reward's loss on their pairs at 50 epochs a round, 9/90 at 200 (the convex
+partial learner on partial labels: 3/90); with noiseless labels 33/90 and 21/90, as often as the
+partial learner's 24/90 and 20/90 (there the truth's margins are large and any fit's scale lags).
+Without the warm start the Boltzmann rate rose (10/30 against 8/30 on worlds 0–9), and annealing κ
+from 0.3 or 3 to ∞ over the rounds did not lower it (12/30, 7/30), so the default is the hard max
+throughout (``tests/rlhf/test_regret_learner.py`` keeps a check). Every run now records it per seed
+(``loss_above_truth`` and ``loss_gap``, for this learner and the partial one:
+:func:`rlhf.training.phases.truth_loss_metrics`), and the report's preference-model section
+tabulates the share of well-specified fits that end above the truth's loss. """
 
 from __future__ import annotations
 
