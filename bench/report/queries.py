@@ -193,7 +193,11 @@ def section(inputs: ReportInputs) -> SectionOutput:
              f"setting's comparisons at {CONFIDENCE:.0%} together (Bonferroni over the rules compared with "
              f"{BASELINE}). Figures: *Query rules* in [Figures](#figures).", ""]
     if several:
-        lines += [f"Each setting is run with {len(fits)} fits ({', '.join(fits)}): *round* fits each round's new pairs "
+        per_fit = methods.assign(fit=_fit_column(methods)).drop_duplicates(_FAMILY)["fit"].astype(str).value_counts()
+        which = (f"Each setting is run with {len(fits)} fits ({', '.join(fits)})" if per_fit.nunique() == 1 else
+                 "The settings are run with " + " and ".join(f"fit {f} ({per_fit[f]} setting{'s' * (per_fit[f] > 1)})"
+                                                             for f in fits))
+        lines += [f"{which}: *round* fits each round's new pairs "
                   "only (the seeds' loop); *all* refits on every pair asked so far each round, as B-Pref (Lee et al., "
                   "2021) and imitation train on their buffer of every label. Each fit's settings are tables of their "
                   "own, and the findings are read per fit.", ""]

@@ -88,6 +88,19 @@ def test_with_two_fits_each_fit_has_its_own_tables_findings_and_figures_and_they
     assert "uniform 1 settings: ahead in 0, behind in 1, not distinguishable in 0 (mean difference -0.333)" in text
     assert sorted(p.name for p in out.files) == ["queries_gridworld_boltzmann1_slip0.png",
                                                  "queries_gridworld_boltzmann1_slip0_fitall.png"]
+    assert "Each setting is run with 2 fits (round, all)" in text
+
+
+def test_a_fit_run_in_fewer_settings_is_counted_and_compared_where_both_ran(tmp_path):
+    """The query sweep runs B-Pref's fit without slip only: the section says how many settings each fit
+    has, and compares the fits in the settings that have both."""
+    round_ = cells_frame({"uniform": [200] * 10, "entropy": [500] * 10, "disagreement": [200] * 10})
+    slipped = round_.assign(slip=0.1)
+    every = cells_frame({"uniform": [500] * 10, "entropy": [100] * 10, "disagreement": [100] * 10}, fit="all")
+    text = "\n".join(queries.section(report_inputs(pd.concat([round_, slipped, every], ignore_index=True),
+                                                   tmp_path)).lines)
+    assert "The settings are run with fit round (2 settings) and fit all (1 setting)" in text
+    assert "disagreement 1 settings: ahead in 1, behind in 0" in text        # slip 0 only: the one with both fits
 
 
 def test_with_one_fit_the_section_reads_as_before(tmp_path):
