@@ -194,9 +194,9 @@ def section(inputs: ReportInputs) -> SectionOutput:
              f"{BASELINE}). Figures: *Query rules* in [Figures](#figures).", ""]
     if several:
         per_fit = methods.assign(fit=_fit_column(methods)).drop_duplicates(_FAMILY)["fit"].astype(str).value_counts()
+        counted = [f"fit {f} ({per_fit[f]} setting{'s' if per_fit[f] > 1 else ''})" for f in fits]
         which = (f"Each setting is run with {len(fits)} fits ({', '.join(fits)})" if per_fit.nunique() == 1 else
-                 "The settings are run with " + " and ".join(f"fit {f} ({per_fit[f]} setting{'s' * (per_fit[f] > 1)})"
-                                                             for f in fits))
+                 "The settings are run with " + " and ".join(counted))
         lines += [f"{which}: *round* fits each round's new pairs "
                   "only (the seeds' loop); *all* refits on every pair asked so far each round, as B-Pref (Lee et al., "
                   "2021) and imitation train on their buffer of every label. Each fit's settings are tables of their "
