@@ -121,7 +121,7 @@ def test_every_target_is_marked_met_or_missed_from_the_numbers():
     text = markdown(raw)
     seed_run = frame[(frame.group == "seed_run") & (frame.implementation == "fast")]["speedup"].iloc[0]
     assert f"**{seed_run:.1f}×** faster" in text
-    assert f"target ≥ 20×: **{'met' if seed_run >= 20 else 'missed'}**" in text
+    assert f"target ≥ 30×: **{'met' if seed_run >= 30 else 'missed'}**" in text
     targets = text.split("## Targets")[1].split("## ")[0]
     bullets = [line for line in targets.splitlines() if line.startswith("- ")]
     assert bullets and all("**met**" in b or "**missed**" in b for b in bullets)
