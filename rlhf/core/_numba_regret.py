@@ -68,13 +68,17 @@ def advantages_and_logits(reward, successor, advantages, policies, index, count,
             for s in range(S):
                 m = q[0, s]
                 for a in range(1, A):
-                    if q[a, s] > m:
+                    if q[a, s] > m or q[a, s] != q[a, s]:     # as torch.amax: a NaN wins (a diverged fit shows)
                         m = q[a, s]
                 v_next[s] = m
                 ties = 0
                 for a in range(A):
                     if q[a, s] == m:
                         ties += 1
+                if ties == 0:                                  # m is NaN: torch's weights are 0/0
+                    for a in range(A):
+                        policies[i, b, a, s] = numpy.float32(numpy.nan)
+                    continue
                 share = numpy.float32(1.0) / numpy.float32(ties)
                 for a in range(A):
                     policies[i, b, a, s] = share if q[a, s] == m else numpy.float32(0.0)

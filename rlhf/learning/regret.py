@@ -110,6 +110,8 @@ class RegretRewardLearner(RewardLearner):
                  may_skip: bool = False, fit: str = "round") -> None:
         if not kappa > 0:
             raise ValueError(f"kappa must be > 0 (math.inf: the hard max), got {kappa!r}")
+        if horizon < 1:
+            raise ValueError(f"horizon must be >= 1, got {horizon}")
         super().__init__(model, config, may_skip=may_skip, fit=fit)
         self.mdp, self.horizon, self.discount, self.kappa = mdp, horizon, discount, kappa
         self.warm_start = warm_start

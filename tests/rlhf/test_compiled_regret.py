@@ -2,6 +2,7 @@
 order of its own, the same bits for every CPU target numba compiles for, and no FMA contraction."""
 
 import json
+import math
 import os
 import subprocess
 import sys
@@ -126,3 +127,79 @@ def test_it_runs_compiled_only_where_its_order_is_defined():
     assert not learner(rlhf.RandomGridWorld(0), kappa=3.0)._compiled
     assert not learner(rlhf.GridWorld(size=3, slip=0.1, horizon=6))._compiled
     assert compiled.regret_kernels() is not None
+
+
+def kernel_inputs(task, rewards, pairs=20, seed=0):
+    """The compiled kernels' arrays for rewards ``[R, 1 or A, S]`` and ``pairs`` random 3-step pairs a row."""
+    mdp = task.mdp
+    R, A, S = rewards.shape[0], mdp.num_actions, mdp.num_states
+    keys = rlhf.Keys.from_seeds(list(range(seed, seed + R)))
+    first, second = rlhf.rollout(mdp, rlhf.uniform_policy(mdp), 2 * pairs, 3, keys.fold(0)).split()
+    from rlhf.learning.regret import step_count_differences, step_indices
+    steps = step_indices(mdp)
+    counts = step_count_differences(steps(first), steps(second), A * S)            # [R, n, A·S]
+    index = torch.empty(R, pairs, 6, dtype=torch.int64)
+    count = torch.empty(R, pairs, 6)
+    compiled.regret_kernels().sparse_pairs(counts.contiguous().numpy(), index.numpy(), count.numpy())
+    return counts, index, count, mdp.next_states.reshape(-1).numpy()
+
+
+@pytest.mark.parametrize("state_reward", [True, False])
+@pytest.mark.parametrize("horizon", [1, 2, 7])
+def test_the_kernels_are_the_torch_recurrence_for_state_and_action_rewards_and_short_horizons(state_reward, horizon):
+    """Kernel by kernel against rlhf.core.advantages: A and the greedy policies bit for bit, the gradient
+    (with respect to every reward entry, summed over actions for a state reward) to float tolerance,
+    for three rows at once."""
+    from rlhf.core.advantages import advantage_vjp, soft_advantages
+
+    task = rlhf.RandomGridWorld(3)
+    A, S = task.mdp.num_actions, task.mdp.num_states
+    rewards = torch.randn(3, 1 if state_reward else A, S, generator=torch.Generator().manual_seed(horizon))
+    counts, index, count, successor = kernel_inputs(task, rewards)
+    kernels = compiled.regret_kernels()
+    advantages, policies = torch.empty(3, A, S), torch.empty(horizon, 3, A, S)
+    minus_z = torch.empty(3, counts.shape[1])
+    kernels.advantages_and_logits(rewards.numpy(), successor, advantages.numpy(), policies.numpy(), index.numpy(),
+                                  count.numpy(), minus_z.numpy())
+    expected, weights = soft_advantages(task.mdp, rewards, horizon, 1.0, math.inf)
+    assert torch.equal(advantages, expected) and torch.equal(policies, weights)
+    z = (counts.double() * expected.reshape(3, 1, A * S).double()).sum(-1)
+    torch.testing.assert_close(minus_z.double(), -z, rtol=1e-5, atol=1e-5)
+
+    y = torch.rand(3, counts.shape[1], generator=torch.Generator().manual_seed(1))
+    weight = torch.full_like(y, 1.0 / y.shape[1])
+    sigma = torch.sigmoid(-minus_z)
+    features = (torch.arange(A * S) % S) if state_reward else torch.arange(A * S)
+    grad = torch.empty(3, S if state_reward else A * S)
+    kernels.regret_gradient(sigma.numpy(), y.numpy(), weight.numpy(), index.numpy(), count.numpy(), policies.numpy(),
+                            successor, features.numpy(), grad.numpy())
+    cotangent = ((sigma - y) * weight).unsqueeze(-1).mul(counts).sum(1).view(3, A, S)
+    reference = advantage_vjp(task.mdp, weights, cotangent, 1.0)                          # [3, A, S]
+    reference = reference.sum(-2) if state_reward else reference.reshape(3, A * S)
+    torch.testing.assert_close(grad, reference, rtol=1e-4, atol=1e-6)
+
+
+def test_a_nan_reward_gives_nan_advantages_as_torch_does_and_leaves_the_other_rows_alone():
+    """A diverged fit must show (NaN, as torch.amax passes it on), not raise or vanish; rows stay apart."""
+    from rlhf.core.advantages import soft_advantages
+
+    task = rlhf.RandomGridWorld(3)
+    A, S = task.mdp.num_actions, task.mdp.num_states
+    rewards = torch.randn(2, A, S, generator=torch.Generator().manual_seed(0))
+    rewards[0, 0, 0] = rewards[0, 2, 5] = float("nan")                 # action 0 too: the max starts there
+    _, index, count, successor = kernel_inputs(task, rewards)
+    advantages, policies = torch.empty(2, A, S), torch.empty(task.horizon, 2, A, S)
+    minus_z = torch.empty(2, index.shape[1])
+    compiled.regret_kernels().advantages_and_logits(rewards.numpy(), successor, advantages.numpy(), policies.numpy(),
+                                                    index.numpy(), count.numpy(), minus_z.numpy())
+    expected, weights = soft_advantages(task.mdp, rewards, task.horizon, 1.0, math.inf)
+    assert bool(advantages[0].isnan().any()) and bool(policies[:, 0].isnan().any())
+    torch.testing.assert_close(advantages, expected, rtol=0, atol=0, equal_nan=True)
+    torch.testing.assert_close(policies, weights, rtol=0, atol=0, equal_nan=True)
+    assert not bool(advantages[1].isnan().any()) and not bool(minus_z[1].isnan().any())
+
+
+def test_a_horizon_below_1_is_refused():
+    task = rlhf.RandomGridWorld(0)
+    with pytest.raises(ValueError, match="horizon must be >= 1, got 0"):
+        RegretRewardLearner(task.new_reward_model(rlhf.Keys.from_seeds([0])), LearnerConfig(), task.mdp, 0)
