@@ -230,10 +230,8 @@ class RewardLearner:
                 rows = c / c.shape[1]
                 active = None
             else:
-                w = valid[:, lo:lo + size].float()
-                k = w.sum(-1, keepdim=True)
-                rows = c * (w / k.clamp(min=1)).unsqueeze(-1)
-                active = k > 0                                               # [B, 1]
+                share, active = batch_shares(valid[:, lo:lo + size].float())
+                rows = c * share.unsqueeze(-1)
             # −z = θ·(−Cᵀ) and ∇ = σ(z)·C/B − y·C/B: row vector times matrix (batched.vecmat);
             # −z saves the negation in σ(z) = 1 / (1 + exp(−z)), and y·C/B is fixed per batch.
             batches.append((c.transpose(1, 2).neg().contiguous(), rows.contiguous(),
@@ -421,6 +419,13 @@ def _adam_epochs(theta: torch.Tensor, grad: torch.Tensor, minus_c_t: list[torch.
                                beta1=beta1, beta2=beta2, weight_decay=0.0, eps=eps, maximize=False)
             step += 1
     return last_logits
+
+
+def batch_shares(w: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(share[R, b], active[R, 1])`` of a minibatch's pair weights ``w[R, b]``: each pair's share of its
+    row's loss (``w / Σw``; a row with no weight keeps zeros) and which rows have any weight (step)."""
+    total = w.sum(-1, keepdim=True)
+    return w / total.clamp(min=1), total > 0
 
 
 @functools.cache

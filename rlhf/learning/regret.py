@@ -62,7 +62,7 @@ from ..core import batched, compiled
 from ..core.advantages import advantage_vjp, soft_advantages
 from ..core.mdp import TabularMDP
 from ..core.rollout import Trajectories
-from .learner import LearnerConfig, RewardLearner
+from .learner import LearnerConfig, RewardLearner, batch_shares
 from .learner_models import Features, LearnerModel, register_learner_model
 from .rewards import LearnedReward, RewardModel
 
@@ -187,9 +187,8 @@ class RegretRewardLearner(RewardLearner):
             if w is None:
                 rows, active = c / c.shape[1], None
             else:
-                w_b = w[:, lo:lo + size]
-                k = w_b.sum(-1, keepdim=True)
-                rows, active = c * (w_b / k.clamp(min=1)).unsqueeze(-1), k > 0
+                share, active = batch_shares(w[:, lo:lo + size])
+                rows = c * share.unsqueeze(-1)
             # −z = A·(−Cᵀ), ∇_A = σ(z)·C/n − y·C/n (row vector times matrix, as the partial learner)
             batches.append((c.transpose(1, 2).neg().contiguous(), rows.contiguous(),
                             batched.vecmat(y_b, rows).neg_(), active))
@@ -230,22 +229,24 @@ class RegretRewardLearner(RewardLearner):
             if w is None:
                 weight, active = torch.full((R, hi - lo), 1.0 / (hi - lo)), None
             else:
-                k = w[:, lo:hi].sum(-1, keepdim=True)
-                weight, active = (w[:, lo:hi] / k.clamp(min=1)).contiguous(), k > 0
+                share, active = batch_shares(w[:, lo:hi])
+                weight = share.contiguous()
             minus_z, sigma = torch.empty(R, hi - lo), torch.empty(R, hi - lo)
             batches.append((index[:, lo:hi].numpy(), count[:, lo:hi].numpy(), y[:, lo:hi].contiguous().numpy(),
-                            weight.numpy(), active, minus_z, sigma))
+                            weight.numpy(), active, minus_z, sigma, minus_z.numpy(), sigma.numpy()))
         step = self._step_all(w is not None, self.config.epochs * len(batches))
+        # numpy views of the buffers the kernels write, made once (the step loop is dispatch-bound)
         grad = self._grad[:, :self._theta.shape[-1]].numpy()
+        advantages_out, policies_out = advantages.numpy(), policies.numpy()
         last_logits = []
         for epoch in range(self.config.epochs):
-            for index_b, count_b, y_b, weight_b, active, minus_z, sigma in batches:
-                kernels.advantages_and_logits(self._reward().numpy(), successor, advantages.numpy(),
-                                              policies.numpy(), index_b, count_b, minus_z.numpy())
+            for index_b, count_b, y_b, weight_b, active, minus_z, sigma, minus_z_out, sigma_out in batches:
+                kernels.advantages_and_logits(self._reward().numpy(), successor, advantages_out, policies_out,
+                                              index_b, count_b, minus_z_out)
                 if epoch == self.config.epochs - 1:
                     last_logits.append(minus_z.neg())
                 torch.exp(minus_z, out=sigma).add_(1.0).reciprocal_()         # σ(z) = 1 / (1 + exp(−z))
-                kernels.regret_gradient(sigma.numpy(), y_b, weight_b, index_b, count_b, policies.numpy(), successor,
+                kernels.regret_gradient(sigma_out, y_b, weight_b, index_b, count_b, policies_out, successor,
                                         features, grad)
                 step(active)
         return _weighted_loss(torch.cat(last_logits, dim=1), y, w)
