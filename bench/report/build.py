@@ -15,12 +15,15 @@ report writes only into a directory it owns (:mod:`bench.outputs`).
 
 from __future__ import annotations
 
+import multiprocessing
 import shlex
+from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
 import pandas as pd
+import torch
 
-from .. import outputs
+from .. import outputs, provenance
 from ..sweep.config import SHOWN_COLUMNS, group_columns, grouping_columns
 from . import (
     alignment,
@@ -56,8 +59,9 @@ SECTIONS: tuple[Section, ...] = (
 """The report's sections, in the order of the front page."""
 
 
-def write_report(runs: list[Path], to: Path, command: str = "") -> list[Path]:
-    """Write the report for ``runs`` into ``to``; returns the files written."""
+def write_report(runs: list[Path], to: Path, command: str = "", workers: int | None = None) -> list[Path]:
+    """Write the report for ``runs`` into ``to``; returns the files written. ``workers``: processes the
+    sections run in (:func:`run_sections`; None: one per usable core)."""
     loaded = [load_store(path) for path in runs]
     same_provenance(loaded)
     tables = []                  # each run's (alignment cells, over-optimisation cells, the others)
@@ -73,10 +77,51 @@ def write_report(runs: list[Path], to: Path, command: str = "") -> list[Path]:
     timings = "timings.md" in outputs.owned(to)
     with outputs.publishing(to, "report") as stage:
         inputs = report_inputs(cells, stage, loaded, aligned, paths, ranked)
-        done = [section(inputs) for section in SECTIONS]
+        done = run_sections(SECTIONS, inputs, workers)
         page = _front_page(inputs, done, timings, command)
         names = [p.name for out in done for p in out.files] + [page.name]
     return [to / name for name in names]
+
+
+HEAVY_FIRST = (queries.section, overoptimisation.section, alignment.section, convergence.section)
+"""Sections that take most of a report's time (seconds each: their figures), started first so that
+the last one to finish is a short one."""
+
+_forked: tuple[tuple[Section, ...], ReportInputs] | None = None
+"""What forked workers run: set in the parent just before the pool forks (the inputs are inherited,
+not pickled)."""
+
+
+def run_sections(sections: tuple[Section, ...], inputs: ReportInputs,
+                 workers: int | None = None) -> list[SectionOutput]:
+    """Every section's output, in the order of ``sections``. Sections are independent (each writes
+    its own files into ``inputs.stage``), so on several cores they run in forked worker processes,
+    the heavy ones first; what each writes does not depend on where it ran (each worker runs torch on
+    one thread, and ``tests/bench/test_report_parallel.py`` compares the files with a serial run)."""
+    global _forked
+    workers = min(provenance.usable_cores(), len(sections)) if workers is None else workers
+    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+        return [section(inputs) for section in sections]
+    order = sorted(range(len(sections)), key=lambda i: HEAVY_FIRST.index(sections[i]) if sections[i] in HEAVY_FIRST
+                   else len(HEAVY_FIRST) + i)
+    _forked = (sections, inputs)
+    try:
+        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
+                                 initializer=_one_thread) as pool:
+            futures = {i: pool.submit(_run_forked, i) for i in order}
+            return [futures[i].result() for i in range(len(sections))]
+    finally:
+        _forked = None
+
+
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def _run_forked(index: int) -> SectionOutput:
+    assert _forked is not None, "run_sections sets the sections before it forks"
+    sections, inputs = _forked
+    return sections[index](inputs)
 
 
 def _pooled(frames: list[pd.DataFrame]) -> pd.DataFrame:

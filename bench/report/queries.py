@@ -167,7 +167,7 @@ def section(inputs: ReportInputs) -> SectionOutput:
     methods = method_rows(inputs.summary)
     if methods.empty:
         return SectionOutput()
-    cells, target, to = inputs.cells, inputs.target, inputs.stage
+    cells, target, to = _with_fit(inputs.cells), inputs.target, inputs.stage
     fits = _fits(methods)
     several = len(fits) > 1
     shown_figures: list[Figure] = []
@@ -275,11 +275,15 @@ def _setting_key(row: pd.Series) -> tuple:
     return tuple(str(row[c]) for c in _FAMILY if c != "fit")
 
 
+def _with_fit(cells: pd.DataFrame) -> pd.DataFrame:
+    """``cells`` with each one's fit (:func:`_fit_column`): what :func:`_family_cells` selects from."""
+    return cells.assign(fit=_fit_column(cells))
+
+
 def _family_cells(cells: pd.DataFrame, family: pd.DataFrame) -> pd.DataFrame:
+    """The cells (:func:`_with_fit`, made once a section) of a family's configurations."""
     keys = [*_FAMILY, "query", "budget"]
-    if "fit" not in cells:
-        cells = cells.assign(fit=SEEDS_FIT)
-    return cells.assign(fit=_fit_column(cells)).merge(family[keys], on=keys)
+    return cells.merge(family[keys], on=keys)
 
 
 def _caption(rows: pd.DataFrame, panels: list[tuple[str, str]]) -> str:

@@ -74,6 +74,20 @@ def test_seed_figures_come_from_the_seed_configurations_in_the_run(tmp_path):
         assert matplotlib.image.imread(to / f"{name}.png").shape[0] > 100, name
 
 
+def test_sections_in_forked_workers_write_what_one_process_writes(tmp_path, tiny_config):
+    # the seed figures replay their cells with torch inside a forked worker
+    seeds, runs = tmp_path / "seeds.toml", [tmp_path / "tiny", tmp_path / "seeds"]
+    seeds.write_text(SEEDS_CONFIG)
+    for cfg, run in zip((tiny_config, seeds), runs, strict=True):
+        run_cli("run", "--config", str(cfg), "--out", str(run), "--no-progress", check=True)
+    serial = build.write_report(runs, tmp_path / "serial", workers=1)
+    parallel = build.write_report(runs, tmp_path / "parallel", workers=2)
+    assert [p.name for p in parallel] == [p.name for p in serial]
+    assert {f"{name}.png" for name in SEED_FIGURES} | {"convergence.csv", "README.md"} <= {p.name for p in serial}
+    for one, other in zip(serial, parallel, strict=True):
+        assert one.read_bytes() == other.read_bytes(), one.name
+
+
 def test_two_runs_differing_only_in_lr_are_two_rows_with_an_lr_column(tmp_path, tiny_config):
     other = tmp_path / "lr.toml"
     other.write_text(tiny_config.read_text().replace("[strings.train]", "[strings.train]\nlr = 0.05"))
@@ -140,7 +154,7 @@ def test_a_new_section_is_one_function_and_one_entry_in_the_list(tmp_path, tiny_
         return SectionOutput(lines=["## Cells per task", "", f"{len(inputs.cells)} cells.", ""], files=[path])
 
     monkeypatch.setattr(build, "SECTIONS", (*build.SECTIONS, cells_per_task))
-    written = build.write_report([run], to)
+    written = build.write_report([run], to, workers=1)        # in this process: ``seen`` is its list
     assert to / "cells_per_task.csv" in written and (to / "cells_per_task.csv").is_file()
     page = (to / "README.md").read_text()
     assert page.index("## What converges") < page.index("## Cells per task") < page.index("## Figures")
