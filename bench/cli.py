@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import shlex
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 from .errors import BenchError
@@ -206,20 +207,12 @@ def _label(args) -> int:
         session = Session(spec, args.out)
     except ValueError as exc:
         raise BenchError(str(exc)) from None
-    try:
-        if args.fit:
-            try:
-                lines = session.fit_lines()      # one row per preference model, or per models that coincide
-            except ValueError as exc:
-                raise BenchError(f"{args.out}: {exc}") from None
-            print("\n".join(lines))
-            return 0
+
+    def label() -> str:
         from .labelling.app import LabelApp
         LabelApp(session, train_every=args.train).run()
-        print(f"{session.answered}/{len(session.pairs)} pairs answered; labels in {args.out}")
-        return 0
-    finally:
-        session.close()
+        return f"{session.answered}/{len(session.pairs)} pairs answered; labels in {args.out}"
+    return _fit_or_label(session, args, label)
 
 
 def _label_rankings(args) -> int:
@@ -238,6 +231,17 @@ def _label_rankings(args) -> int:
         session = RankingSession(spec, args.out)
     except ValueError as exc:
         raise BenchError(str(exc)) from None
+
+    def rank() -> str:
+        from .labelling.rank_app import RankApp
+        RankApp(session, train_every=args.train).run()
+        return f"{session.answered}/{len(session.queries)} queries ranked; labels in {args.out}"
+    return _fit_or_label(session, args, rank)
+
+
+def _fit_or_label(session, args, label: Callable[[], str]) -> int:
+    """``label --fit``: print the store's fit (one row per preference model, or per models that coincide);
+    else run the labelling program (``label()``, which says what was labelled). Closes the session."""
     try:
         if args.fit:
             try:
@@ -245,10 +249,8 @@ def _label_rankings(args) -> int:
             except ValueError as exc:
                 raise BenchError(f"{args.out}: {exc}") from None
             print("\n".join(lines))
-            return 0
-        from .labelling.rank_app import RankApp
-        RankApp(session, train_every=args.train).run()
-        print(f"{session.answered}/{len(session.queries)} queries ranked; labels in {args.out}")
+        else:
+            print(label())
         return 0
     finally:
         session.close()

@@ -26,36 +26,37 @@ against each other. Compiled on first use and cached beside this file (``cache=T
 from __future__ import annotations
 
 import functools
+import importlib
+import sys
 from typing import Any
 
 import torch
 
 
 @functools.cache
-def kernels() -> Any:
-    """The compiled kernels (:mod:`rlhf.core._numba_kernels`), or None where numba cannot be imported."""
+def _module(name: str) -> Any:
+    """The compiled module ``rlhf.core.<name>``, or None where numba cannot be imported."""
     try:
-        from . import _numba_kernels
+        return importlib.import_module(f"{__package__}.{name}")
     except ImportError:           # pragma: no cover - numba is a dependency; kept for odd platforms
         return None
-    return _numba_kernels
 
 
-@functools.cache
+def kernels() -> Any:
+    """The compiled kernels (:mod:`rlhf.core._numba_kernels`), or None where numba cannot be imported."""
+    return _module("_numba_kernels")
+
+
 def regret_kernels() -> Any:
     """The regret learner's step (:mod:`rlhf.core._numba_regret`: float, in a fixed order), or None
     where numba cannot be imported."""
-    try:
-        from . import _numba_regret
-    except ImportError:           # pragma: no cover - numba is a dependency; kept for odd platforms
-        return None
-    return _numba_regret
+    return _module("_numba_regret")
 
 
 def loaded() -> bool:
     """Whether the kernels are loaded already (by a rollout): calls too small to repay numba's start-up
     (about 0.8 s a process) use them only then, so ``import rlhf`` does not import numba."""
-    return kernels.cache_info().currsize > 0 and kernels() is not None
+    return f"{__package__}._numba_kernels" in sys.modules and kernels() is not None
 
 
 def available(*tensors: torch.Tensor) -> bool:
