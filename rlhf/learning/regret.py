@@ -19,8 +19,9 @@ maxima are unique). No autograd: the same deterministic operations for one seed 
 Where every action has one sure successor, without action noise, at κ = ∞ and γ = 1 (Knox's
 random worlds, the deterministic gridworlds) a step is two compiled calls instead
 (:mod:`rlhf.core._numba_regret`: the same recurrence summed in an order of its own, the same bits
-on every CPU) around torch's sigmoid and optimiser step: 3–4× the partial learner's round on the
-seed gridworld instead of 30–50× (``bench/hotpaths/test_learner_models.py``).
+on every CPU) around torch's sigmoid and optimiser step: about 4× the partial learner's round on the
+seed gridworld (3.7–4.4× in the quiet timings runs) instead of 30–50×, 1.2–2.1× on random worlds
+(``bench/hotpaths/test_learner_models.py``; ``reports/timings.md`` has the latest figures).
 
 The reward is the task's reward model (the gridworld's ``log_softmax(θ)`` over states, a string's
 or tabular task's ``[S, A]`` table), as Knox et al. fit the same reward class under both preference
