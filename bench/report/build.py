@@ -17,7 +17,7 @@ from __future__ import annotations
 
 import multiprocessing
 import shlex
-from concurrent.futures import ProcessPoolExecutor
+import signal
 from pathlib import Path
 
 import pandas as pd
@@ -97,7 +97,7 @@ def run_sections(sections: tuple[Section, ...], inputs: ReportInputs,
     """Every section's output, in the order of ``sections``. Sections are independent (each writes
     its own files into ``inputs.stage``), so on several cores they run in forked worker processes,
     the heavy ones first; what each writes does not depend on where it ran (each worker runs torch on
-    one thread, and ``tests/bench/test_report_parallel.py`` compares the files with a serial run)."""
+    one thread, and ``tests/bench/test_report.py`` compares the files with a serial run)."""
     global _forked
     workers = min(provenance.usable_cores(), len(sections)) if workers is None else workers
     if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
@@ -106,15 +106,18 @@ def run_sections(sections: tuple[Section, ...], inputs: ReportInputs,
                    else len(HEAVY_FIRST) + i)
     _forked = (sections, inputs)
     try:
-        with ProcessPoolExecutor(max_workers=workers, mp_context=multiprocessing.get_context("fork"),
-                                 initializer=_one_thread) as pool:
-            futures = {i: pool.submit(_run_forked, i) for i in order}
-            return [futures[i].result() for i in range(len(sections))]
+        # on leaving the block (done, a failed section, Ctrl-C) the workers are terminated: they only wrote
+        # into the stage, which the caller discards unless every section succeeded
+        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_setup) as pool:
+            pending = {i: pool.apply_async(_run_forked, (i,)) for i in order}
+            return [pending[i].get() for i in range(len(sections))]
     finally:
         _forked = None
 
 
-def _one_thread() -> None:
+def _worker_setup() -> None:
+    """A worker ignores Ctrl-C (the parent stops it) and runs torch on one thread (two workers share the cores)."""
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     torch.set_num_threads(1)
 
 

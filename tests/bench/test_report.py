@@ -4,8 +4,10 @@ import sqlite3
 
 import matplotlib.image
 import pandas as pd
+import pytest
 from helpers import run_cli
 
+from bench.errors import BenchError
 from bench.outputs import MANIFEST
 from bench.report import build
 from bench.report.section import ReportInputs, SectionOutput
@@ -86,6 +88,20 @@ def test_sections_in_forked_workers_write_what_one_process_writes(tmp_path, tiny
     assert {f"{name}.png" for name in SEED_FIGURES} | {"convergence.csv", "README.md"} <= {p.name for p in serial}
     for one, other in zip(serial, parallel, strict=True):
         assert one.read_bytes() == other.read_bytes(), one.name
+
+
+def test_a_section_failing_in_a_worker_fails_the_report_and_writes_nothing(tmp_path, tiny_config, monkeypatch):
+    run, to = tmp_path / "run", tmp_path / "rep"
+    run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+
+    def broken(inputs: ReportInputs) -> SectionOutput:
+        (inputs.stage / "half.csv").write_text("a\n")
+        raise BenchError("broken section")
+
+    monkeypatch.setattr(build, "SECTIONS", (broken, *build.SECTIONS))
+    with pytest.raises(BenchError, match="broken section"):
+        build.write_report([run], to, workers=2)
+    assert not to.exists()
 
 
 def test_two_runs_differing_only_in_lr_are_two_rows_with_an_lr_column(tmp_path, tiny_config):
