@@ -38,6 +38,8 @@ def _parser(labelled: tuple[str, ...]) -> argparse.ArgumentParser:
                      help="run directory (repeat to merge runs, e.g. default and teachers)")
     rep.add_argument("--to", type=Path, required=True,
                      help="output directory: new, empty, or one rlhf-bench wrote (it has a manifest.json)")
+    rep.add_argument("--workers", type=int, default=None,
+                     help="processes the report's sections run in (default: the cores; the same files either way)")
 
     chk = sub.add_parser("check", help="compare a run with a committed baseline (exit 1 on regression)")
     chk.add_argument("--run", required=True, type=Path)
@@ -125,10 +127,10 @@ def _import_run_modules(run_dir: Path) -> None:
 
 
 def _dispatch(args) -> int:
+    if getattr(args, "workers", None) is not None and args.workers < 1:
+        raise BenchError(f"--workers must be >= 1, got {args.workers}")
     if args.command == "run":
         from .sweep import config, engine
-        if args.workers is not None and args.workers < 1:
-            raise BenchError(f"--workers must be >= 1, got {args.workers}")
         cfg = config.load(args.config)          # validated before anything is written
         if args.executor == "dask":
             from .sweep.dask_executor import check_scheduler, require_dask
@@ -146,7 +148,7 @@ def _dispatch(args) -> int:
             _import_run_modules(run)
     if args.command == "report":
         from .report.build import write_report
-        for path in write_report(args.run, args.to, command=args.command_line):
+        for path in write_report(args.run, args.to, command=args.command_line, workers=args.workers):
             print(path)
         return 0
     if args.command == "check":

@@ -27,6 +27,14 @@ def test_missing_config_and_missing_run(tmp_path):
     assert result.returncode == 2 and "results.sqlite" in result.stderr and "Traceback" not in result.stderr
 
 
+@pytest.mark.parametrize("command", ["run", "report"])
+def test_workers_below_one_is_one_line(tmp_path, tiny_config, command):
+    place = ["--config", str(tiny_config), "--out"] if command == "run" else ["--run", str(tmp_path / "r"), "--to"]
+    result = run_cli(command, *place, str(tmp_path / "o"), "--workers", "0")
+    assert result.returncode == 2 and result.stderr.strip() == "error: --workers must be >= 1, got 0"
+    assert not (tmp_path / "o").exists()
+
+
 def test_out_path_that_is_a_file(tmp_path, tiny_config):
     blocker = tmp_path / "taken"
     blocker.write_text("not a directory")
