@@ -22,6 +22,7 @@ from pathlib import Path
 
 import pandas as pd
 import torch
+from tqdm import tqdm
 
 from .. import outputs, provenance
 from ..sweep.config import SHOWN_COLUMNS, group_columns, grouping_columns
@@ -100,19 +101,25 @@ def run_sections(sections: tuple[Section, ...], inputs: ReportInputs,
     one thread, and ``tests/bench/test_report.py`` compares the files with a serial run)."""
     global _forked
     workers = min(provenance.usable_cores(), len(sections)) if workers is None else workers
-    if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-        return [section(inputs) for section in sections]
-    order = sorted(range(len(sections)), key=lambda i: HEAVY_FIRST.index(sections[i]) if sections[i] in HEAVY_FIRST
-                   else len(HEAVY_FIRST) + i)
-    _forked = (sections, inputs)
-    try:
-        # on leaving the block (done, a failed section, Ctrl-C) the workers are terminated: they only wrote
-        # into the stage, which the caller discards unless every section succeeded
-        with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_setup) as pool:
-            pending = {i: pool.apply_async(_run_forked, (i,)) for i in order}
-            return [pending[i].get() for i in range(len(sections))]
-    finally:
-        _forked = None
+    # a bar on a terminal only (disable=None): logs and captured output stay one line per message
+    with tqdm(total=len(sections), desc="report", unit="section", disable=None, leave=False) as bar:
+        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
+            done = []
+            for section in sections:
+                done.append(section(inputs))
+                bar.update()
+            return done
+        order = sorted(range(len(sections)), key=lambda i: HEAVY_FIRST.index(sections[i])
+                       if sections[i] in HEAVY_FIRST else len(HEAVY_FIRST) + i)
+        _forked = (sections, inputs)
+        try:
+            # on leaving the block (done, a failed section, Ctrl-C) the workers are terminated: they only
+            # wrote into the stage, which the caller discards unless every section succeeded
+            with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_setup) as pool:
+                pending = {i: pool.apply_async(_run_forked, (i,), callback=lambda _: bar.update()) for i in order}
+                return [pending[i].get() for i in range(len(sections))]
+        finally:
+            _forked = None
 
 
 def _worker_setup() -> None:
