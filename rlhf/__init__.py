@@ -5,6 +5,16 @@ soft value iteration planner, simulated teachers, Bradley–Terry reward
 learning, and :func:`train` to tie them together.
 """
 
+import os as _os
+
+# MKL (torch's BLAS on x86-64) outside its conditional-numerical-reproducibility mode picks code paths
+# by the operands' memory alignment, so a seed's products depended on where its rows sat in a batch:
+# train(seed=1) and train_batch([0, 1, 2])[1] differed in the 7th digit (AMD EPYC, MKL_CBWR unset).
+# "AUTO,STRICT" keeps MKL's fastest branch and makes its results independent of alignment (one seed
+# was as fast: measured). MKL reads it at its first call: set here unless the caller chose a mode
+# (``import bench`` pins "AVX2,STRICT", the same on every CPU). tests/rlhf/test_batch_invariance.py.
+_os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
+
 from .core.keys import Keys
 from .core.mdp import TabularMDP
 from .core.planning import (

@@ -1,7 +1,12 @@
 """A seed's result does not depend on which other seeds share its batch (#12)."""
 
+import os
+import subprocess
+import sys
+
 import pytest
 import torch
+from helpers import ROOT
 
 import rlhf
 from rlhf.core import batched
@@ -81,6 +86,24 @@ def test_the_seed_presets_are_batch_invariant():
     strings = rlhf.preset_task("seed-strings")
     batch = rlhf.train_batch(strings, range(8))
     assert_same_run(rlhf.train(strings, seed=6), batch[6])
+
+
+# Seed parity as a user checks it: a fresh process that imports rlhf alone (no pinned kernels: torch's and
+# MKL's own, with the MKL mode rlhf sets), the whole seed-gridworld run.
+_LIBRARY_ALONE = """
+import os, rlhf
+task = rlhf.preset_task("seed-gridworld")
+alone, inside = rlhf.train(task, seed=1), rlhf.train_batch(task, [0, 1, 2])[1]
+same = repr(alone.history) == repr(inside.history) and repr(alone.metrics) == repr(inside.metrics)
+print(os.environ.get("MKL_CBWR"), same)
+"""
+
+
+def test_a_seed_alone_equals_it_in_a_batch_in_a_process_that_only_imports_rlhf():
+    env = {k: v for k, v in os.environ.items() if k not in ("MKL_CBWR", "ATEN_CPU_CAPABILITY")}
+    out = subprocess.run([sys.executable, "-c", _LIBRARY_ALONE], env=env, capture_output=True, text=True,
+                         check=True, cwd=ROOT)
+    assert out.stdout.split() == ["AUTO,STRICT", "True"], out.stderr
 
 
 @pytest.mark.parametrize("shape", [(25,), (9,), (100, 25), (3, 37)])
