@@ -7,12 +7,14 @@ learning, and :func:`train` to tie them together.
 
 import os as _os
 
-# MKL (torch's BLAS on x86-64) outside its conditional-numerical-reproducibility mode picks code paths
-# by the operands' memory alignment, so a seed's products depended on where its rows sat in a batch:
-# train(seed=1) and train_batch([0, 1, 2])[1] differed in the 7th digit (AMD EPYC, MKL_CBWR unset).
-# "AUTO,STRICT" keeps MKL's fastest branch and makes its results independent of alignment (one seed
-# was as fast: measured). MKL reads it at its first call: set here unless the caller chose a mode
-# (``import bench`` pins "AVX2,STRICT", the same on every CPU). tests/rlhf/test_batch_invariance.py.
+# MKL (torch's BLAS on x86-64) outside its conditional-numerical-reproducibility (CNR) mode picks code
+# paths by the operands' memory alignment, so a seed's products depended on where its rows sat in a batch:
+# train(seed=1) and train_batch([0, 1, 2])[1] differed in the 7th digit (AMD EPYC, MKL_CBWR unset). Any
+# MKL_CBWR mode switches CNR on (measured: AUTO alone gave the batch's bits); "AUTO,STRICT" keeps MKL's
+# fastest branch (STRICT: alignment independence where a branch offers it), and one seed was as fast.
+# MKL reads the mode at its first call, so it holds only if nothing called MKL before ``import rlhf``;
+# set unless the caller chose a mode (``import bench`` pins "AVX2,STRICT", the same on every CPU).
+# tests/rlhf/test_batch_invariance.py.
 _os.environ.setdefault("MKL_CBWR", "AUTO,STRICT")
 
 from .core.keys import Keys

@@ -15,16 +15,12 @@ report writes only into a directory it owns (:mod:`bench.outputs`).
 
 from __future__ import annotations
 
-import multiprocessing
 import shlex
-import signal
 from pathlib import Path
 
 import pandas as pd
-import torch
-from tqdm import tqdm
 
-from .. import outputs, provenance
+from .. import outputs
 from ..sweep.config import SHOWN_COLUMNS, group_columns, grouping_columns
 from . import (
     alignment,
@@ -38,6 +34,7 @@ from . import (
     rankings,
     teachers,
 )
+from .parallel import run_sections
 from .runs import Run, load_run, load_store, same_provenance
 from .section import ReportInputs, Section, SectionOutput
 from .stats import summarize, varying_fields
@@ -62,7 +59,7 @@ SECTIONS: tuple[Section, ...] = (
 
 def write_report(runs: list[Path], to: Path, command: str = "", workers: int | None = None) -> list[Path]:
     """Write the report for ``runs`` into ``to``; returns the files written. ``workers``: processes the
-    sections run in (:func:`run_sections`; None: one per usable core)."""
+    sections run in (:func:`~bench.report.parallel.run_sections`; None: one per usable core)."""
     loaded = [load_store(path) for path in runs]
     same_provenance(loaded)
     tables = []                  # each run's (alignment cells, over-optimisation cells, the others)
@@ -78,7 +75,7 @@ def write_report(runs: list[Path], to: Path, command: str = "", workers: int | N
     timings = "timings.md" in outputs.owned(to)
     with outputs.publishing(to, "report") as stage:
         inputs = report_inputs(cells, stage, loaded, aligned, paths, ranked)
-        done = run_sections(SECTIONS, inputs, workers)
+        done = run_sections(SECTIONS, inputs, workers, first=HEAVY_FIRST)
         page = _front_page(inputs, done, timings, command)
         names = [p.name for out in done for p in out.files] + [page.name]
     return [to / name for name in names]
@@ -86,52 +83,7 @@ def write_report(runs: list[Path], to: Path, command: str = "", workers: int | N
 
 HEAVY_FIRST = (queries.section, overoptimisation.section, alignment.section, convergence.section)
 """Sections that take most of a report's time (seconds each: their figures), started first so that
-the last one to finish is a short one."""
-
-_forked: tuple[tuple[Section, ...], ReportInputs] | None = None
-"""What forked workers run: set in the parent just before the pool forks (the inputs are inherited,
-not pickled)."""
-
-
-def run_sections(sections: tuple[Section, ...], inputs: ReportInputs,
-                 workers: int | None = None) -> list[SectionOutput]:
-    """Every section's output, in the order of ``sections``. Sections are independent (each writes
-    its own files into ``inputs.stage``), so on several cores they run in forked worker processes,
-    the heavy ones first; what each writes does not depend on where it ran (each worker runs torch on
-    one thread, and ``tests/bench/test_report.py`` compares the files with a serial run)."""
-    global _forked
-    workers = min(provenance.usable_cores(), len(sections)) if workers is None else workers
-    # a bar on a terminal only (disable=None): logs and captured output stay one line per message
-    with tqdm(total=len(sections), desc="report", unit="section", disable=None, leave=False) as bar:
-        if workers <= 1 or "fork" not in multiprocessing.get_all_start_methods():
-            done = []
-            for section in sections:
-                done.append(section(inputs))
-                bar.update()
-            return done
-        order = sorted(range(len(sections)), key=lambda i: HEAVY_FIRST.index(sections[i])
-                       if sections[i] in HEAVY_FIRST else len(HEAVY_FIRST) + i)
-        _forked = (sections, inputs)
-        try:
-            # on leaving the block (done, a failed section, Ctrl-C) the workers are terminated: they only
-            # wrote into the stage, which the caller discards unless every section succeeded
-            with multiprocessing.get_context("fork").Pool(workers, initializer=_worker_setup) as pool:
-                pending = {i: pool.apply_async(_run_forked, (i,), callback=lambda _: bar.update()) for i in order}
-                return [pending[i].get() for i in range(len(sections))]
-        finally:
-            _forked = None
-
-
-def _worker_setup() -> None:
-    """A worker ignores Ctrl-C (the parent stops it) and runs torch on one thread (two workers share the cores)."""
-    signal.signal(signal.SIGINT, signal.SIG_IGN)
-    torch.set_num_threads(1)
-
-
-def _run_forked(index: int) -> SectionOutput:
-    assert _forked is not None, "run_sections sets the sections before it forks"
-    sections, inputs = _forked
-    return sections[index](inputs)
+the last one to finish is a short one (:func:`bench.report.parallel.run_sections`)."""
 
 
 def _pooled(frames: list[pd.DataFrame]) -> pd.DataFrame:

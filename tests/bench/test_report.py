@@ -1,6 +1,9 @@
 import dataclasses
 import json
+import multiprocessing
+import os
 import sqlite3
+import tempfile
 
 import matplotlib.image
 import pandas as pd
@@ -76,18 +79,38 @@ def test_seed_figures_come_from_the_seed_configurations_in_the_run(tmp_path):
         assert matplotlib.image.imread(to / f"{name}.png").shape[0] > 100, name
 
 
-def test_sections_in_forked_workers_write_what_one_process_writes(tmp_path, tiny_config):
+def test_sections_in_forked_workers_write_what_one_process_writes(tmp_path, tiny_config, monkeypatch):
     # the seed figures replay their cells with torch inside a forked worker
     seeds, runs = tmp_path / "seeds.toml", [tmp_path / "tiny", tmp_path / "seeds"]
     seeds.write_text(SEEDS_CONFIG)
     for cfg, run in zip((tiny_config, seeds), runs, strict=True):
         run_cli("run", "--config", str(cfg), "--out", str(run), "--no-progress", check=True)
+    report_process = os.getpid()
+
+    def where(inputs: ReportInputs) -> SectionOutput:
+        path = inputs.stage / "where.txt"
+        path.write_text("report process" if os.getpid() == report_process else "worker")
+        return SectionOutput(files=[path])
+
+    monkeypatch.setattr(build, "SECTIONS", (*build.SECTIONS, where))
     serial = build.write_report(runs, tmp_path / "serial", workers=1)
     parallel = build.write_report(runs, tmp_path / "parallel", workers=2)
+    assert (tmp_path / "serial" / "where.txt").read_text() == "report process"
+    assert (tmp_path / "parallel" / "where.txt").read_text() == "worker"
     assert [p.name for p in parallel] == [p.name for p in serial]
     assert {f"{name}.png" for name in SEED_FIGURES} | {"convergence.csv", "README.md"} <= {p.name for p in serial}
     for one, other in zip(serial, parallel, strict=True):
-        assert one.read_bytes() == other.read_bytes(), one.name
+        assert one.name == "where.txt" or one.read_bytes() == other.read_bytes(), one.name
+
+
+def _fails_cleanly(run, to, tmp_path, monkeypatch, section, message) -> None:
+    """The report with ``section`` first fails with ``message``, leaves no worker and no stage, writes nothing."""
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp_path / "temp"))        # where the report stages its files
+    (tmp_path / "temp").mkdir()
+    monkeypatch.setattr(build, "SECTIONS", (section, *build.SECTIONS))
+    with pytest.raises(BenchError, match=message):
+        build.write_report([run], to, workers=2)
+    assert not to.exists() and not list((tmp_path / "temp").iterdir()) and not multiprocessing.active_children()
 
 
 def test_a_section_failing_in_a_worker_fails_the_report_and_writes_nothing(tmp_path, tiny_config, monkeypatch):
@@ -98,10 +121,20 @@ def test_a_section_failing_in_a_worker_fails_the_report_and_writes_nothing(tmp_p
         (inputs.stage / "half.csv").write_text("a\n")
         raise BenchError("broken section")
 
-    monkeypatch.setattr(build, "SECTIONS", (broken, *build.SECTIONS))
-    with pytest.raises(BenchError, match="broken section"):
-        build.write_report([run], to, workers=2)
-    assert not to.exists()
+    _fails_cleanly(run, to, tmp_path, monkeypatch, broken, "broken section")
+
+
+def test_a_worker_that_dies_fails_the_report_in_one_line_not_a_hang(tmp_path, tiny_config, monkeypatch):
+    run, to = tmp_path / "run", tmp_path / "rep"
+    run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+    report_process = os.getpid()
+
+    def killed(inputs: ReportInputs) -> SectionOutput:
+        if os.getpid() != report_process:
+            os._exit(9)                      # as the OOM killer would end it
+        return SectionOutput()
+
+    _fails_cleanly(run, to, tmp_path, monkeypatch, killed, "a report worker died")
 
 
 def test_two_runs_differing_only_in_lr_are_two_rows_with_an_lr_column(tmp_path, tiny_config):
