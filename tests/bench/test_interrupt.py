@@ -138,3 +138,50 @@ def test_ctrl_c_ends_a_sweep_at_once_and_resumes(tmp_path, executor):
     _interrupt(["run", "--config", str(cfg), "--out", str(out), "--executor", executor, *workers, "--no-progress"],
                markers, started=2 if executor == "dask" else 1, stored_at_least=2)
     _resume(cfg, out, _stored(out / "results.sqlite"))
+
+
+REPORT_WRAPPER = """
+import pathlib, sys, time
+from bench.report import build
+from bench.report.section import SectionOutput
+def slow(inputs):             # a section that takes a minute, and says when it has started
+    pathlib.Path(sys.argv[1], str(time.monotonic())).touch()
+    time.sleep(60)
+    return SectionOutput()
+build.SECTIONS = (slow, *build.SECTIONS)
+from bench.cli import main
+sys.exit(main(sys.argv[2:]))
+"""
+
+
+def test_ctrl_c_ends_a_report_at_once_with_nothing_written_and_no_worker_left(tmp_path, tiny_config):
+    """A report whose sections run in two forked workers, one of them a minute long: a Ctrl-C to the
+    process group (as a terminal sends it) ends it within seconds, one line, exit 130, no output, no stage."""
+    run, to, markers, temp = tmp_path / "run", tmp_path / "rep", tmp_path / "markers", tmp_path / "temp"
+    run_cli("run", "--config", str(tiny_config), "--out", str(run), "--no-progress", check=True)
+    markers.mkdir()
+    temp.mkdir()
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join([str(ROOT), str(ROOT / "tests" / "_support")]), TMPDIR=str(temp))
+    proc = subprocess.Popen([sys.executable, "-c", REPORT_WRAPPER, str(markers), "report", "--run", str(run), "--to",
+                             str(to), "--workers", "2"], cwd=ROOT, env=env, stdout=subprocess.DEVNULL,
+                            stderr=subprocess.PIPE, text=True, start_new_session=True, preexec_fn=default_sigint)
+    try:
+        deadline = time.monotonic() + 60
+        while not list(markers.iterdir()) and time.monotonic() < deadline and proc.poll() is None:
+            time.sleep(0.05)
+        assert proc.poll() is None and list(markers.iterdir()), "the slow section never started"
+        os.killpg(proc.pid, signal.SIGINT)
+        try:
+            _, stderr = proc.communicate(timeout=DEADLINE_S)
+        except subprocess.TimeoutExpired:
+            pytest.fail(f"the report did not end within {DEADLINE_S} s of SIGINT")
+        assert proc.returncode == 130 and stderr.strip() == "interrupted", stderr
+        assert not to.exists() and not list(temp.iterdir())
+        time.sleep(0.5)
+        group = subprocess.run(["ps", "-o", "pid=,stat=,args=", "-g", str(proc.pid)], capture_output=True, text=True)
+        left = [line for line in group.stdout.splitlines() if line.split()[1][0] != "Z"]    # zombies: reaped by init
+        assert not left, f"processes of the report still running: {left}"
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+        proc.communicate()
